@@ -1,0 +1,153 @@
+"""ClipPPO: PPO with the clipped surrogate objective (Schulman et al. 2017, arXiv 1707.06347, section 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import FloatSchedule
+
+from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.losses import clip_fraction, surrogate_loss
+from sb3_ppo_variants.common.validation import check_schedule
+
+class ClipPPO(PolicyGradientAlgorithm):
+    """Proximal Policy Optimization with the clipped surrogate objective.
+
+    Paper: https://arxiv.org/abs/1707.06347 (eq. 7 and 9). The loss of a minibatch is
+    ``-L^CLIP + c1 * L^VF - c2 * H``, with ``L^CLIP = E[min(r A, clip(r, 1 - eps, 1 + eps) A)]``.
+    ``clip_range=None`` gives the unclipped surrogate ``L^CPI = E[r A]`` (the paper's "no clipping or
+    penalty" baseline). With the same arguments and seed, ClipPPO computes what SB3's ``PPO`` computes;
+    its parameters and defaults are SB3 ``PPO``'s.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+        (i.e. rollout buffer size is n_steps * n_envs where n_envs is number of environment copies running in parallel)
+    :param batch_size: Minibatch size, <= n_steps * n_envs (``None``: the whole rollout)
+    :param n_epochs: Number of epoch when optimizing the surrogate loss
+    :param gamma: Discount factor, in [0, 1]
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
+    :param clip_range: Clipping parameter epsilon > 0, it can be a function of the current progress
+        remaining (from 1 to 0) or a ``"lin_<float>"`` string. ``None`` disables clipping (L^CPI).
+    :param clip_range_vf: Clipping parameter for the value function,
+        it can be a function of the current progress remaining (from 1 to 0).
+        This is a parameter specific to the OpenAI implementation. If None is passed (default),
+        no clipping will be done on the value function.
+        IMPORTANT: this clipping depends on the reward scaling.
+    :param normalize_advantage: Whether to normalize or not the advantage
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param vf_coef: Value function coefficient for the loss calculation
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+        instead of action noise exploration (default: False)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+        Default: -1 (only sample at the beginning of the rollout)
+    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: Limit the KL divergence between updates (SB3's early stop at 1.5 * target_kl),
+        because the clipping is not enough to prevent large update
+        see issue #213 (cf https://github.com/hill-a/stable-baselines/issues/213)
+        By default, there is no limit on the kl div.
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int | None = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule | None = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=type(self).__name__)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.clip_range = clip_range
+        self._current_clip_range: float | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if self.clip_range is not None:
+            self.clip_range = FloatSchedule(self.clip_range)
+
+    def _on_update_start(self) -> None:
+        self._current_clip_range = None if self.clip_range is None else self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        if self._current_clip_range is not None:
+            self.logger.record("train/clip_range", self._current_clip_range)
+
+    def _policy_loss(
+        self,
+        batch: Any,
+        distribution: Distribution,
+        log_prob: th.Tensor,
+        ratio: th.Tensor,
+        advantages: th.Tensor,
+    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        clip_range = self._current_clip_range
+        loss = surrogate_loss(ratio, advantages, clip_range)
+        if clip_range is None:
+            return loss, {}
+        return loss, {"clip_fraction": clip_fraction(ratio, clip_range)}

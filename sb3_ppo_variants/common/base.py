@@ -1,0 +1,466 @@
+"""The shared on-policy machinery: one rollout loop and one training loop for all our algorithms.
+
+:class:`PolicyGradientAlgorithm` subclasses SB3's :class:`~stable_baselines3.common.on_policy_algorithm.OnPolicyAlgorithm`
+and owns everything the variants share: minibatch epochs over SB3's rollout buffer, advantage
+normalisation, the value loss (optionally clipped around the old value), the entropy bonus, gradient
+clipping, SB3's ``target_kl`` early stop, the learning-rate and other schedules, and the logging.
+
+An algorithm plugs in through a few hooks, so a fix to the loop lands once for all three:
+
+- :meth:`~PolicyGradientAlgorithm._policy_loss` (required): the policy-loss term of one minibatch;
+- :meth:`~PolicyGradientAlgorithm._on_update_start` / :meth:`~PolicyGradientAlgorithm._on_update_end`: before
+  and after all epochs on one batch (schedules, KLPenaltyPPO's beta adaptation);
+- :attr:`~PolicyGradientAlgorithm.uses_critic`: whether a value function is trained and used at all
+  (REINFORCE without baseline: no);
+- :meth:`~PolicyGradientAlgorithm._rollout_extras`: extra per-step fields for the rollout buffer;
+- :meth:`~PolicyGradientAlgorithm._bootstrap_truncations`: what to do with time-limit truncations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+from torch.nn import functional as F
+
+from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
+
+SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
+
+SUPPORTED_ACTION_SPACES: tuple[type[spaces.Space], ...] = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
+def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
+    """Action distribution and (optionally) value of ``obs``, in one pass through the networks.
+
+    The same computation as SB3's ``ActorCriticPolicy.forward``/``evaluate_actions``, but returning the
+    distribution object (KLPenaltyPPO needs it) and skipping the critic when it is not used.
+    """
+    if not with_values:
+        return policy.get_distribution(obs), None
+    features = policy.extract_features(obs)
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:
+        pi_features, vf_features = features
+        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+    return policy._get_action_dist_from_latent(latent_pi), policy.value_net(latent_vf)
+
+
+class PolicyGradientAlgorithm(OnPolicyAlgorithm):
+    """Base class of ClipPPO, KLPenaltyPPO and REINFORCE: SB3's on-policy algorithm with one shared ``train()``.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy or an ``ActorCriticPolicy`` subclass)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+        (i.e. the rollout buffer holds ``n_steps * n_envs`` samples)
+    :param batch_size: Minibatch size; ``None`` uses the whole rollout as one batch
+    :param n_epochs: Number of passes over the rollout per update
+    :param gamma: Discount factor, in [0, 1]
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
+    :param clip_range_vf: Clipping parameter for the value function, it can be a function of the current progress
+        remaining (from 1 to 0). ``None`` (default) means no clipping of the value function.
+        This clips around the old value, so it depends on the reward scaling.
+    :param normalize_advantage: Whether to normalize the advantage per minibatch
+    :param ent_coef: Entropy coefficient c2 of the loss, >= 0
+    :param vf_coef: Value function coefficient c1 of the loss, >= 0
+    :param max_grad_norm: The maximum value for the gradient clipping, > 0
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise exploration
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: only at the start of a rollout)
+    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: Limit the KL divergence between updates: SB3's early stop of the epochs of an update once the
+        approximate KL of a minibatch exceeds ``1.5 * target_kl``. ``None`` (default) disables it.
+    :param stats_window_size: Window size for the rollout logging, the number of episodes to average
+    :param tensorboard_log: The log location for tensorboard (if None, no logging)
+    :param policy_kwargs: Additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param supported_action_spaces: The action spaces this algorithm accepts
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": ActorCriticPolicy,
+        "CnnPolicy": ActorCriticCnnPolicy,
+        "MultiInputPolicy": MultiInputActorCriticPolicy,
+    }
+    policy: ActorCriticPolicy
+    rollout_buffer: RolloutBuffer
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule,
+        n_steps: int,
+        batch_size: int | None,
+        n_epochs: int,
+        gamma: float,
+        gae_lambda: float,
+        clip_range_vf: float | Schedule | None,
+        normalize_advantage: bool,
+        ent_coef: float,
+        vf_coef: float,
+        max_grad_norm: float,
+        use_sde: bool,
+        sde_sample_freq: int,
+        rollout_buffer_class: type[RolloutBuffer] | None,
+        rollout_buffer_kwargs: dict[str, Any] | None,
+        target_kl: float | None,
+        stats_window_size: int,
+        tensorboard_log: str | None,
+        policy_kwargs: dict[str, Any] | None,
+        verbose: int,
+        seed: int | None,
+        device: th.device | str,
+        supported_action_spaces: tuple[type[spaces.Space], ...] = SUPPORTED_ACTION_SPACES,
+        _init_setup_model: bool = True,
+    ):
+        owner = type(self).__name__
+        # Checks that need no environment come first, so that bad input fails before an env is built.
+        learning_rate = check_schedule("learning_rate", learning_rate, owner=owner)  # type: ignore[assignment]
+        n_steps = check_int("n_steps", n_steps, minimum=1, owner=owner)
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size, minimum=1, owner=owner)
+        n_epochs = check_int("n_epochs", n_epochs, minimum=1, owner=owner)
+        gamma = check_float("gamma", gamma, low=0.0, high=1.0, owner=owner)
+        gae_lambda = check_float("gae_lambda", gae_lambda, low=0.0, high=1.0, owner=owner)
+        clip_range_vf = check_schedule("clip_range_vf", clip_range_vf, allow_none=True, owner=owner)
+        ent_coef = check_float("ent_coef", ent_coef, low=0.0, owner=owner)
+        vf_coef = check_float("vf_coef", vf_coef, low=0.0, owner=owner)
+        max_grad_norm = check_float("max_grad_norm", max_grad_norm, low=0.0, low_open=True, owner=owner)
+        sde_sample_freq = check_int("sde_sample_freq", sde_sample_freq, minimum=-1, owner=owner)
+        if target_kl is not None:
+            target_kl = check_float("target_kl", target_kl, low=0.0, low_open=True, owner=owner)
+        stats_window_size = check_int("stats_window_size", stats_window_size, minimum=1, owner=owner)
+        if not isinstance(normalize_advantage, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `normalize_advantage` must be a bool, got {normalize_advantage!r}")
+        if isinstance(policy, type) and not issubclass(policy, ActorCriticPolicy):
+            raise TypeError(f"{owner}: `policy` must be an ActorCriticPolicy subclass or one of {sorted(self.policy_aliases)}")
+        if isinstance(policy, str) and policy not in self.policy_aliases:
+            raise ValueError(f"{owner}: `policy` must be one of {sorted(self.policy_aliases)} or a class, got {policy!r}")
+
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            # checked below with a ValueError that names the parameter, rather than SB3's assert
+            supported_action_spaces=None,
+        )
+        if self.env is not None:
+            if not isinstance(self.action_space, supported_action_spaces):
+                names = ", ".join(space.__name__ for space in supported_action_spaces)
+                raise ValueError(f"{owner}: the action space of `env` must be one of {names}; got {self.action_space}")
+            buffer_size = self.env.num_envs * n_steps
+            if batch_size is not None and batch_size > buffer_size:
+                raise ValueError(
+                    f"{owner}: `batch_size` must be <= n_steps * n_envs = {n_steps} * {self.env.num_envs} = {buffer_size}; "
+                    f"got {batch_size}"
+                )
+            if normalize_advantage and min(batch_size or buffer_size, buffer_size) < 2:
+                raise ValueError(
+                    f"{owner}: with `normalize_advantage=True` the minibatch needs >= 2 samples "
+                    f"(`batch_size` >= 2 and n_steps * n_envs >= 2)"
+                )
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.clip_range_vf = clip_range_vf
+        self.normalize_advantage = bool(normalize_advantage)
+        self.target_kl = target_kl
+
+    # ------------------------------------------------------------------ set-up
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if self.clip_range_vf is not None:
+            self.clip_range_vf = FloatSchedule(self.clip_range_vf)
+
+    @property
+    def uses_critic(self) -> bool:
+        """Whether the value function is trained (value loss) and used (GAE, bootstrapping). Default: yes."""
+        return True
+
+    # ------------------------------------------------------------------ hooks
+
+    def _on_update_start(self) -> None:
+        """Called once at the start of :meth:`train`, before any epoch: evaluate schedules here."""
+
+    def _policy_loss(
+        self,
+        batch: Any,
+        distribution: Distribution,
+        log_prob: th.Tensor,
+        ratio: th.Tensor,
+        advantages: th.Tensor,
+    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        """The policy-loss term of one minibatch (to be minimised).
+
+        :param batch: the minibatch from the rollout buffer (``old_log_prob``, ``advantages``, ... and extra fields)
+        :param distribution: the current policy's action distribution on ``batch.observations``
+        :param log_prob: log pi_theta(a_t|s_t) of the stored actions
+        :param ratio: r_t(theta) = pi_theta(a_t|s_t) / pi_old(a_t|s_t)
+        :param advantages: the advantages, normalised when ``normalize_advantage``
+        :return: the scalar loss and extra statistics (0-dim tensors, detached) to average and log as ``train/<key>``
+        """
+        raise NotImplementedError
+
+    def _on_update_end(self) -> None:
+        """Called once after all epochs of :meth:`train` (KLPenaltyPPO adapts beta here)."""
+
+    def _rollout_extras(self, distribution: Distribution) -> dict[str, Any]:
+        """Extra keyword arguments for ``rollout_buffer.add`` computed from the rollout step's distribution."""
+        return {}
+
+    def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment)."""
+        for idx, done in enumerate(dones):
+            if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
+                terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                with th.no_grad():
+                    terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+                rewards[idx] += self.gamma * terminal_value
+
+    # ------------------------------------------------------------------ rollouts
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """Collect ``n_rollout_steps`` steps per env with the current policy into ``rollout_buffer``.
+
+        The same steps, random draws and callback calls as SB3's ``OnPolicyAlgorithm.collect_rollouts``, plus the
+        hooks :meth:`_rollout_extras` and :meth:`_bootstrap_truncations`, and no critic pass when
+        :attr:`uses_critic` is False.
+
+        :return: True if ``n_rollout_steps`` were collected, False if a callback stopped training.
+        """
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        uses_critic = self.uses_critic
+        n_steps = 0
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+        callback.on_rollout_start()
+
+        while n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+
+            with th.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                distribution, values = policy_outputs(self.policy, obs_tensor, with_values=uses_critic)
+                actions_tensor = distribution.get_actions()
+                log_probs = distribution.log_prob(actions_tensor)
+                extras = self._rollout_extras(distribution)
+            if values is None:
+                values = th.zeros((env.num_envs, 1), device=self.device)
+            actions = actions_tensor.reshape((-1, *self.action_space.shape)).cpu().numpy()  # type: ignore[misc]
+
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                if self.policy.squash_output:
+                    clipped_actions = self.policy.unscale_action(clipped_actions)
+                else:
+                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+
+            self._bootstrap_truncations(rewards, dones, infos)
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                values,
+                log_probs,
+                **extras,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+
+        with th.no_grad():
+            if uses_critic:
+                values = self.policy.predict_values(obs_as_tensor(new_obs, self.device))  # type: ignore[arg-type]
+            else:
+                values = th.zeros((env.num_envs, 1), device=self.device)
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    # ------------------------------------------------------------------ training
+
+    def train(self) -> None:
+        """One policy update on the collected rollout: ``n_epochs`` passes of minibatch gradient steps."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        progress = self._current_progress_remaining
+        clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
+        self._on_update_start()
+        uses_critic = self.uses_critic
+        discrete = isinstance(self.action_space, spaces.Discrete)
+
+        # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
+        stats: dict[str, list[th.Tensor]] = defaultdict(list)
+        approx_kl_divs: list[th.Tensor] = []
+        loss: th.Tensor | None = None
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            for batch in self.rollout_buffer.get(self.batch_size):
+                actions = batch.actions.long().flatten() if discrete else batch.actions
+                distribution, values = policy_outputs(self.policy, batch.observations, with_values=uses_critic)
+                log_prob = distribution.log_prob(actions)
+                entropy = distribution.entropy()
+
+                advantages = batch.advantages
+                # normalising a single sample would divide by a zero std (SB3 issue #325)
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                log_ratio = log_prob - batch.old_log_prob
+                ratio = th.exp(log_ratio)
+                policy_loss, extra_stats = self._policy_loss(batch, distribution, log_prob, ratio, advantages)
+
+                # entropy bonus; where the distribution has no analytical entropy, -log_prob estimates it
+                entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+                loss = policy_loss + self.ent_coef * entropy_loss
+                if uses_critic:
+                    assert values is not None
+                    values = values.flatten()
+                    if clip_range_vf is None:
+                        values_pred = values
+                    else:
+                        values_pred = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
+                    # value loss to the TD(lambda) return (or the reward-to-go for REINFORCE's baseline)
+                    value_loss = F.mse_loss(batch.returns, values_pred)
+                    loss = loss + self.vf_coef * value_loss
+                    stats["value_loss"].append(value_loss.detach())
+
+                stats["policy_gradient_loss"].append(policy_loss.detach())
+                stats["entropy_loss"].append(entropy_loss.detach())
+                for key, value in extra_stats.items():
+                    stats[key].append(value)
+
+                # approximate KL[old, new] with the low-variance estimator (J. Schulman's blog, SB3 issue #417)
+                with th.no_grad():
+                    approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio)
+                approx_kl_divs.append(approx_kl_div)
+                if self.target_kl is not None and approx_kl_div.item() > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div.item():.2f}")
+                    break
+
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+
+            self._n_updates += 1
+            if not continue_training:
+                break
+
+        self._on_update_end()
+
+        for key, values_list in stats.items():
+            if values_list:
+                self.logger.record(f"train/{key}", th.stack(values_list).float().mean().item())
+        if approx_kl_divs:
+            self.logger.record("train/approx_kl", th.stack(approx_kl_divs).mean().item())
+        if loss is not None:
+            self.logger.record("train/loss", loss.item())
+        if uses_critic:
+            self.logger.record(
+                "train/explained_variance",
+                explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()),
+            )
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    # ------------------------------------------------------------------ learn
+
+    def learn(
+        self: SelfPolicyGradientAlgorithm,
+        total_timesteps: int | float,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfPolicyGradientAlgorithm:
+        """Train for ``total_timesteps`` environment steps (an int, or a float such as ``1e6``).
+
+        :param total_timesteps: The total number of samples (env steps) to train on, > 0
+        :param callback: callback(s) called at every step with state of the algorithm
+        :param log_interval: The number of rollouts before logging, >= 1
+        :param tb_log_name: the name of the run for TensorBoard logging (default: the class name)
+        :param reset_num_timesteps: whether or not to reset the current timestep number (used in logging)
+        :param progress_bar: Display a progress bar using tqdm and rich
+        :return: the trained model
+        """
+        owner = type(self).__name__
+        total = check_float("total_timesteps", total_timesteps, low=0.0, low_open=True, owner=owner)
+        if not math.isclose(total, round(total)):
+            raise ValueError(f"{owner}: `total_timesteps` must be a whole number of steps, got {total_timesteps!r}")
+        log_interval = check_int("log_interval", log_interval, minimum=1, owner=owner)
+        return super().learn(
+            total_timesteps=int(round(total)),
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name or owner,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

@@ -1,0 +1,130 @@
+"""Argument checks shared by the algorithms.
+
+Every check raises at construction time, with a message that names the parameter and says what is
+allowed, so that a bad value fails in the first second and not as a NaN hours later.
+``TypeError`` is raised for a value of the wrong kind, ``ValueError`` for a value out of range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from stable_baselines3.common.utils import LinearSchedule
+
+_LINEAR_PREFIX = "lin_"
+
+
+def _is_real(value: Any) -> bool:
+    """True for int/float (and numpy scalars), False for bool, which Python counts as an int."""
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (str, bytes))
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, owner: str = "") -> int:
+    """Check that ``value`` is an integer, at least ``minimum`` when given."""
+    prefix = f"{owner}: " if owner else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        # numpy integers are fine, floats with an integral value are not silently truncated
+        if not (hasattr(value, "__index__") and not isinstance(value, bool)):
+            raise TypeError(f"{prefix}`{name}` must be an int, got {value!r} of type {type(value).__name__}")
+        value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{prefix}`{name}` must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    owner: str = "",
+) -> float:
+    """Check that ``value`` is a finite real number inside the given interval."""
+    prefix = f"{owner}: " if owner else ""
+    if not _is_real(value):
+        raise TypeError(f"{prefix}`{name}` must be a float, got {value!r} of type {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{prefix}`{name}` must be a finite float, got {result}")
+    if low is not None and (result < low or (low_open and result == low)):
+        raise ValueError(f"{prefix}`{name}` must be {'>' if low_open else '>='} {low}{_upper(high, high_open)}, got {result}")
+    if high is not None and (result > high or (high_open and result == high)):
+        raise ValueError(f"{prefix}`{name}` must be {'<' if high_open else '<='} {high}{_lower(low, low_open)}, got {result}")
+    return result
+
+
+def _upper(high: float | None, high_open: bool) -> str:
+    return "" if high is None else f" and {'<' if high_open else '<='} {high}"
+
+
+def _lower(low: float | None, low_open: bool) -> str:
+    return "" if low is None else f" and {'>' if low_open else '>='} {low}"
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str], *, owner: str = "") -> str:
+    """Check that ``value`` is one of the allowed strings."""
+    prefix = f"{owner}: " if owner else ""
+    allowed = tuple(choices)
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{prefix}`{name}` must be one of {', '.join(repr(c) for c in allowed)}; got {value!r}")
+    return value
+
+
+def check_schedule(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = True,
+    allow_none: bool = False,
+    owner: str = "",
+) -> float | Callable[[float], float] | None:
+    """Check a hyperparameter that may be a constant or a schedule.
+
+    Allowed: a finite float (strictly positive when ``positive``), a callable mapping the progress
+    remaining (from 1 at the start of training to 0 at the end) to a float, or a string
+    ``"lin_<start>"`` (rl_zoo3's notation, decaying linearly from ``start`` to 0), which is turned
+    into a :class:`~stable_baselines3.common.utils.LinearSchedule`. The zoo parses ``lin_`` only for
+    ``learning_rate``, ``clip_range`` and ``clip_range_vf``; accepting it here makes it work for our
+    own schedule parameters too (such as the KL target).
+
+    A callable is evaluated at progress 1 and 0 so that a schedule that leaves the allowed range
+    fails now rather than mid-training.
+    """
+    prefix = f"{owner}: " if owner else ""
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{prefix}`{name}` must be a float or a schedule (a callable of the progress remaining), got None")
+    if isinstance(value, str):
+        if not value.startswith(_LINEAR_PREFIX):
+            raise TypeError(
+                f"{prefix}`{name}` must be a float, a callable schedule or a 'lin_<float>' string, got {value!r}"
+            )
+        start = check_float(name, value[len(_LINEAR_PREFIX) :], low=0.0, low_open=positive, owner=owner)
+        return LinearSchedule(start, 0.0, 1.0)
+    if _is_real(value):
+        return check_float(name, value, low=0.0, low_open=positive, owner=owner)
+    if callable(value):
+        for progress in (1.0, 0.0):
+            try:
+                out = value(progress)
+            except Exception as exc:  # a schedule that cannot be evaluated is a configuration error
+                raise TypeError(f"{prefix}`{name}` schedule raised {exc!r} when called with progress {progress}") from exc
+            # the end value of a decaying schedule may be 0 (e.g. lin_ schedules), only the start must be > 0
+            check_float(f"{name}({progress})", out, low=0.0, low_open=positive and progress == 1.0, owner=owner)
+        return value
+    allowed = "a float, a callable schedule (progress remaining -> float) or a 'lin_<float>' string"
+    if allow_none:
+        allowed += " or None"
+    raise TypeError(f"{prefix}`{name}` must be {allowed}, got {value!r} of type {type(value).__name__}")
