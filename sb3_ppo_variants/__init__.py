@@ -1,7 +1,17 @@
-"""sb3-ppo-variants: the PPO paper's policy-gradient objectives as Stable-Baselines3 algorithms."""
+"""sb3-ppo-variants: the PPO paper's policy-gradient objectives as Stable-Baselines3 algorithms.
+
+- :class:`ClipPPO`: the clipped surrogate (``clip_range=None``: the unclipped surrogate)
+- :class:`KLPenaltyPPO`: the adaptive (or fixed) KL penalty
+- :class:`REINFORCE`: normalised reward-to-go policy gradient, optional learned baseline
+"""
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
+from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
+from sb3_ppo_variants.reinforce import REINFORCE
 
 __version__ = "0.1.0"
 
-__all__ = ["ClipPPO", "__version__"]
+#: the algorithms by the short names used for rl_zoo3
+ALGOS = {"clip_ppo": ClipPPO, "kl_ppo": KLPenaltyPPO, "reinforce": REINFORCE}
+
+__all__ = ["ALGOS", "REINFORCE", "ClipPPO", "KLPenaltyPPO", "__version__"]

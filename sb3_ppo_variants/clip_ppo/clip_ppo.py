@@ -15,6 +15,7 @@ from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.losses import clip_fraction, surrogate_loss
 from sb3_ppo_variants.common.validation import check_schedule
 
+
 class ClipPPO(PolicyGradientAlgorithm):
     """Proximal Policy Optimization with the clipped surrogate objective.
 

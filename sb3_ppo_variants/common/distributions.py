@@ -19,8 +19,10 @@ low variance, never negative).
 
 from __future__ import annotations
 
+import numpy as np
 import torch as th
 import torch.nn.functional as F
+from gymnasium import spaces
 from stable_baselines3.common.distributions import (
     BernoulliDistribution,
     CategoricalDistribution,
@@ -45,17 +47,17 @@ def has_closed_form_kl(distribution: Distribution) -> bool:
     return isinstance(distribution, CLOSED_FORM_DISTRIBUTIONS)
 
 
-def dist_params_dim(distribution: Distribution, action_dim: int) -> int:
-    """Number of floats per sample that :func:`dist_params` returns for this distribution type."""
-    if isinstance(distribution, CategoricalDistribution):
-        return int(distribution.action_dim)
-    if isinstance(distribution, MultiCategoricalDistribution):
-        return int(sum(distribution.action_dims))
-    if isinstance(distribution, BernoulliDistribution):
-        return int(distribution.action_dims)
-    if isinstance(distribution, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
-        return 2 * action_dim
-    raise TypeError(f"No closed-form KL for the action distribution {type(distribution).__name__}")
+def dist_params_dim(action_space: spaces.Space) -> int:
+    """Number of floats per sample that :func:`dist_params` returns for SB3's distribution of this action space."""
+    if isinstance(action_space, spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return int(np.sum(action_space.nvec))
+    if isinstance(action_space, spaces.MultiBinary):
+        return int(np.prod(action_space.shape))
+    if isinstance(action_space, spaces.Box):
+        return 2 * int(np.prod(action_space.shape))
+    raise TypeError(f"No closed-form KL for the action space {action_space}")
 
 
 def dist_params(distribution: Distribution) -> th.Tensor:

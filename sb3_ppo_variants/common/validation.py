@@ -108,9 +108,7 @@ def check_schedule(
         raise TypeError(f"{prefix}`{name}` must be a float or a schedule (a callable of the progress remaining), got None")
     if isinstance(value, str):
         if not value.startswith(_LINEAR_PREFIX):
-            raise TypeError(
-                f"{prefix}`{name}` must be a float, a callable schedule or a 'lin_<float>' string, got {value!r}"
-            )
+            raise TypeError(f"{prefix}`{name}` must be a float, a callable schedule or a 'lin_<float>' string, got {value!r}")
         start = check_float(name, value[len(_LINEAR_PREFIX) :], low=0.0, low_open=positive, owner=owner)
         return LinearSchedule(start, 0.0, 1.0)
     if _is_real(value):

@@ -1,0 +1,300 @@
+"""KLPenaltyPPO: PPO with the adaptive (or fixed) KL penalty (Schulman et al. 2017, arXiv 1707.06347, section 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import FloatSchedule
+
+from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
+from sb3_ppo_variants.common.distributions import (
+    closed_form_kl,
+    dist_params,
+    dist_params_dim,
+    has_closed_form_kl,
+    sample_kl_k1,
+    sample_kl_k3,
+)
+from sb3_ppo_variants.common.losses import clip_fraction, kl_penalty_loss
+from sb3_ppo_variants.common.validation import check_choice, check_float, check_schedule
+
+#: ``kl_estimator`` values: the closed form, the low-variance sample estimate (r-1) - log r, the plain -log r.
+KL_ESTIMATORS = ("closed_form", "sample_low_var", "sample_log_ratio")
+
+
+def adapt_beta(
+    beta: float,
+    kl: float,
+    kl_target: float,
+    tolerance: float = 1.5,
+    factor: float = 2.0,
+    beta_min: float = 0.0,
+    beta_max: float = float("inf"),
+) -> float:
+    """The paper's rule for the next beta, from the KL ``d`` measured after an update (section 4).
+
+    - ``d < kl_target / tolerance``: ``beta / factor``
+    - ``d > kl_target * tolerance``: ``beta * factor``
+    - otherwise ``beta`` unchanged;
+
+    the result is clipped to ``[beta_min, beta_max]``. A non-finite ``d`` (a diverged update) doubles beta,
+    the safe direction, instead of propagating NaN.
+    """
+    if not np.isfinite(kl) or kl > kl_target * tolerance:
+        beta = beta * factor
+    elif kl < kl_target / tolerance:
+        beta = beta / factor
+    return float(min(max(beta, beta_min), beta_max))
+
+
+class KLPenaltyPPO(PolicyGradientAlgorithm):
+    """PPO with a KL penalty, adaptive (the paper's section 4) or fixed.
+
+    Paper: https://arxiv.org/abs/1707.06347. The policy term of the loss is
+    ``-E[r_t A_t - beta * KL[pi_old(.|s_t), pi_theta(.|s_t)]]`` plus the value and entropy terms of ClipPPO.
+    After each policy update (all epochs on one batch) the mean KL ``d`` over the whole batch is measured
+    with the updated policy, and beta for the *next* update is set by :func:`adapt_beta`:
+    halved if ``d < kl_target / beta_tolerance``, doubled if ``d > kl_target * beta_tolerance``.
+    beta is training state: it is logged (``train/beta``) and saved with the model, so ``load()`` then
+    ``learn()`` continues from the adapted value.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+    :param batch_size: Minibatch size, <= n_steps * n_envs (``None``: the whole rollout)
+    :param n_epochs: Number of epochs when optimizing the penalised surrogate
+    :param gamma: Discount factor, in [0, 1]
+    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
+    :param beta: Initial penalty coefficient beta >= 0 (paper: 1; it found the result insensitive to it)
+    :param kl_target: The KL target d_targ > 0 of the adaptive rule (paper: 0.01; also 0.003 and 0.03). It can be a
+        function of the current progress remaining (from 1 to 0) or a ``"lin_<float>"`` string.
+    :param adaptive_beta: Whether beta adapts after each update (True, default) or stays fixed
+        (the paper's fixed-beta rows, beta in {0.3, 1, 3, 10})
+    :param beta_tolerance: The band of the rule, > 1 (paper: 1.5)
+    :param beta_factor: The multiplier of the rule, > 1 (paper: 2)
+    :param beta_min: Lower bound on beta, >= 0, so that it never decays to 0 (default 1e-6)
+    :param beta_max: Upper bound on beta, > beta_min, so that it never overflows (default 1e6)
+    :param kl_estimator: How KL[pi_old, pi_theta] is computed, in the loss and for ``d``: ``"closed_form"``
+        (default; exact, from the old distribution's parameters kept in the rollout buffer),
+        ``"sample_low_var"`` ((r - 1) - log r at the stored actions) or ``"sample_log_ratio"`` (-log r)
+    :param clip_range: Optional clipping epsilon > 0 of the surrogate, combining clipping and the penalty (as RLlib
+        does); a float, schedule or ``"lin_<float>"`` string. ``None`` (default): the paper's unclipped surrogate.
+    :param clip_range_vf: Clipping parameter for the value function (see ClipPPO); ``None``: no clipping
+    :param normalize_advantage: Whether to normalize or not the advantage
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param vf_coef: Value function coefficient for the loss calculation
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
+    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, a buffer that keeps the old distribution's
+        parameters is selected when ``kl_estimator="closed_form"`` (it must then accept ``dist_params_dim``)
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: SB3's early stop of an update's epochs at an approximate KL above ``1.5 * target_kl``;
+        distinct from ``kl_target`` (the penalty's target). ``None`` (default): no early stop.
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int | None = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        beta: float = 1.0,
+        kl_target: float | Schedule = 0.01,
+        adaptive_beta: bool = True,
+        beta_tolerance: float = 1.5,
+        beta_factor: float = 2.0,
+        beta_min: float = 1e-6,
+        beta_max: float = 1e6,
+        kl_estimator: str = "closed_form",
+        clip_range: float | Schedule | None = None,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        owner = type(self).__name__
+        beta_min = check_float("beta_min", beta_min, low=0.0, owner=owner)
+        beta_max = check_float("beta_max", beta_max, low=0.0, low_open=True, owner=owner)
+        if beta_min >= beta_max:
+            raise ValueError(
+                f"{owner}: the beta bounds are inverted: `beta_min` ({beta_min}) must be < `beta_max` ({beta_max})"
+            )
+        beta = check_float("beta", beta, low=beta_min, high=beta_max, owner=owner)
+        kl_target = check_schedule("kl_target", kl_target, owner=owner)  # type: ignore[assignment]
+        beta_tolerance = check_float("beta_tolerance", beta_tolerance, low=1.0, low_open=True, owner=owner)
+        beta_factor = check_float("beta_factor", beta_factor, low=1.0, low_open=True, owner=owner)
+        kl_estimator = check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS, owner=owner)
+        clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=owner)
+        if not isinstance(adaptive_beta, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `adaptive_beta` must be a bool, got {adaptive_beta!r}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        # Training state lives here, not in _setup_model(): load() restores __dict__ and then calls
+        # _setup_model(), so anything reset there would silently lose the adapted beta.
+        self.beta = beta
+        self.initial_beta = beta
+        self.kl_target = kl_target
+        self.adaptive_beta = bool(adaptive_beta)
+        self.beta_tolerance = beta_tolerance
+        self.beta_factor = beta_factor
+        self.beta_min = beta_min
+        self.beta_max = beta_max
+        self.kl_estimator = kl_estimator
+        self.clip_range = clip_range
+        self._update_beta: float = beta
+        self._update_kl_target: float = float("nan")
+        self._current_clip_range: float | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        closed_form = self.kl_estimator == "closed_form"
+        if closed_form:
+            if self.rollout_buffer_class is None:
+                dict_obs = isinstance(self.observation_space, spaces.Dict)
+                self.rollout_buffer_class = DictDistParamsRolloutBuffer if dict_obs else DistParamsRolloutBuffer
+            self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "dist_params_dim": dist_params_dim(self.action_space)}
+        super()._setup_model()
+        self.kl_target = FloatSchedule(self.kl_target)
+        if self.clip_range is not None:
+            self.clip_range = FloatSchedule(self.clip_range)
+        if closed_form and not has_closed_form_kl(self.policy.action_dist):
+            raise ValueError(
+                f"{type(self).__name__}: `kl_estimator='closed_form'` has no closed form for the action distribution "
+                f"{type(self.policy.action_dist).__name__}; use one of 'sample_low_var', 'sample_log_ratio'"
+            )
+
+    # ------------------------------------------------------------------ hooks of the shared loop
+
+    def _rollout_extras(self, distribution: Distribution) -> dict[str, Any]:
+        if self.kl_estimator == "closed_form":
+            return {"dist_params": dist_params(distribution)}
+        return {}
+
+    def _kl(self, batch: Any, distribution: Distribution, log_prob: th.Tensor) -> th.Tensor:
+        """Per-sample KL[pi_old(.|s), pi_theta(.|s)] with the configured estimator."""
+        if self.kl_estimator == "closed_form":
+            return closed_form_kl(batch.old_dist_params, distribution)
+        log_ratio = log_prob - batch.old_log_prob
+        if self.kl_estimator == "sample_low_var":
+            return sample_kl_k3(log_ratio)
+        return sample_kl_k1(log_ratio)
+
+    def _on_update_start(self) -> None:
+        progress = self._current_progress_remaining
+        self._update_beta = self.beta
+        self._update_kl_target = self.kl_target(progress)  # type: ignore[operator]
+        self._current_clip_range = None if self.clip_range is None else self.clip_range(progress)  # type: ignore[operator]
+        if self._current_clip_range is not None:
+            self.logger.record("train/clip_range", self._current_clip_range)
+
+    def _policy_loss(
+        self,
+        batch: Any,
+        distribution: Distribution,
+        log_prob: th.Tensor,
+        ratio: th.Tensor,
+        advantages: th.Tensor,
+    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        kl = self._kl(batch, distribution, log_prob)
+        loss = kl_penalty_loss(ratio, advantages, kl, self._update_beta, self._current_clip_range)
+        extra = {"kl_penalty": (self._update_beta * kl.mean()).detach()}
+        if self._current_clip_range is not None:
+            extra["clip_fraction"] = clip_fraction(ratio, self._current_clip_range)
+        return loss, extra
+
+    def measure_kl(self) -> float:
+        """Mean KL[pi_old, pi_theta] over the whole rollout buffer, with the current policy (no gradient).
+
+        ``pi_old`` is the policy that collected the rollout; call after :meth:`train`'s epochs.
+        """
+        buffer = self.rollout_buffer
+        n_samples = buffer.buffer_size * buffer.n_envs
+        chunk = max(self.batch_size or n_samples, 4096)
+        discrete = isinstance(self.action_space, spaces.Discrete)
+        total = 0.0
+        assert buffer.generator_ready, "measure_kl() reads the rollout buffer after train() has flattened it"
+        with th.no_grad():
+            for batch in _in_order(buffer, chunk):
+                actions = batch.actions.long().flatten() if discrete else batch.actions
+                distribution = self.policy.get_distribution(batch.observations)
+                log_prob = distribution.log_prob(actions)
+                total += float(self._kl(batch, distribution, log_prob).sum())
+        return total / n_samples
+
+    def _on_update_end(self) -> None:
+        kl = self.measure_kl()
+        beta_used = self._update_beta
+        if self.adaptive_beta:
+            self.beta = adapt_beta(
+                beta_used, kl, self._update_kl_target, self.beta_tolerance, self.beta_factor, self.beta_min, self.beta_max
+            )
+        self.logger.record("train/beta", beta_used)
+        self.logger.record("train/kl", kl)
+        self.logger.record("train/kl_target", self._update_kl_target)
+
+
+def _in_order(buffer: RolloutBuffer, chunk: int) -> Any:
+    """The buffer's (already flattened) samples in storage order, ``chunk`` at a time."""
+    n_samples = buffer.buffer_size * buffer.n_envs
+    for start in range(0, n_samples, chunk):
+        yield buffer._get_samples(np.arange(start, min(start + chunk, n_samples)))

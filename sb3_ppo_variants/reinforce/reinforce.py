@@ -1,0 +1,179 @@
+"""REINFORCE with the normalised discounted reward-to-go (Williams 1992), inside SB3's rollouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+
+from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
+from sb3_ppo_variants.common.losses import reinforce_loss
+from sb3_ppo_variants.common.validation import check_choice
+
+
+class REINFORCE(PolicyGradientAlgorithm):
+    """REINFORCE: the policy gradient ``E[sum_t grad log pi(a_t|s_t) * G_t]`` with the reward-to-go ``G_t``.
+
+    ``G_t = sum_{t' >= t} gamma^(t'-t) r_t'`` inside the episode: rewards before ``t`` are left out (they do
+    not depend on ``a_t``; leaving them out keeps the estimate unbiased and lowers its variance). The weights
+    are normalised, ``(G - mean) / std``, over the batch (default), per time step across the parallel envs,
+    or not at all; where the std is 0 the weights are 0. By default one gradient step per rollout.
+
+    With ``use_baseline=True`` a learned state value ``V(s)`` is trained on ``G_t`` (value loss ``vf_coef``) and the
+    weights are ``G_t - V(s_t)`` before normalisation. Without it, no critic is trained or used anywhere: the
+    value head gets no gradient and never enters the loss, returns or rollouts.
+
+    Episode ends:
+
+    - termination ends the reward-to-go;
+    - time-limit truncation: with a baseline, ``gamma * V(terminal obs)`` is added to the last reward (SB3's
+      treatment of time limits as non-terminal). Without one, the reward-to-go stops at the truncation: for
+      the time-limited task the environment defines, that is the exact return, so the estimate is unbiased for
+      it, and no value from an untrained critic is ever added;
+    - the end of a rollout cuts episodes that go on: with a baseline they are bootstrapped with ``V(s_T)``.
+      Without one, their reward-to-go is unknown, and those steps are left out of the loss and of the
+      normalisation statistics (``train/valid_fraction`` logs the share kept). Their episode goes on in the next
+      rollout, where the rest of it is used once it ends. Choose ``n_steps`` long enough to hold whole
+      episodes (for example ``n_steps`` >= 2 x the typical episode length).
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update
+    :param batch_size: Minibatch size; ``None`` (default) uses the whole rollout for one gradient step
+    :param n_epochs: Passes over the rollout per update, default 1 (on-policy). More than 1 reuses the batch
+        without importance weights, which is no longer plain REINFORCE.
+    :param gamma: Discount factor, in [0, 1]
+    :param normalize: How the weights are normalised: ``"batch"`` (default), ``"timestep"`` (per step across the
+        parallel envs, the course's original form; needs >= 2 envs) or ``"none"``
+    :param use_baseline: Whether to learn a state-value baseline (and bootstrap cut episodes with it)
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param vf_coef: Value function coefficient (only with ``use_baseline``)
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
+    :param rollout_buffer_class: Rollout buffer class (default: :class:`~sb3_ppo_variants.common.buffers.RewardToGoRolloutBuffer`
+        or its Dict variant); it must accept ``normalize`` and ``bootstrap``
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: SB3's early stop of the epochs at an approximate KL above ``1.5 * target_kl`` (``None``: off)
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        n_steps: int = 1024,
+        batch_size: int | None = None,
+        n_epochs: int = 1,
+        gamma: float = 0.99,
+        normalize: str = "batch",
+        use_baseline: bool = False,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        owner = type(self).__name__
+        normalize = check_choice("normalize", normalize, NORMALIZATION_MODES, owner=owner)
+        if not isinstance(use_baseline, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `use_baseline` must be a bool, got {use_baseline!r}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=1.0,
+            clip_range_vf=None,
+            normalize_advantage=False,  # the buffer normalises the reward-to-go (see `normalize`)
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        if normalize == "timestep" and self.env is not None and self.env.num_envs < 2:
+            raise ValueError(
+                f"{owner}: `normalize='timestep'` normalises across the parallel envs at each step and needs >= 2 envs; "
+                f"the env has {self.env.num_envs}. Use normalize='batch' or a VecEnv with more envs."
+            )
+        self.normalize = normalize
+        self.use_baseline = bool(use_baseline)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        if self.rollout_buffer_class is None:
+            dict_obs = isinstance(self.observation_space, spaces.Dict)
+            self.rollout_buffer_class = DictRewardToGoRolloutBuffer if dict_obs else RewardToGoRolloutBuffer
+        self.rollout_buffer_kwargs = {
+            **self.rollout_buffer_kwargs,
+            "normalize": self.normalize,
+            "bootstrap": self.use_baseline,
+        }
+        super()._setup_model()
+
+    @property
+    def uses_critic(self) -> bool:
+        """The critic exists in the policy but is trained and used only with ``use_baseline``."""
+        return self.use_baseline
+
+    def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        # Without a baseline there is no trained critic: the reward-to-go simply stops at the truncation.
+        if self.use_baseline:
+            super()._bootstrap_truncations(rewards, dones, infos)
+
+    def _on_update_start(self) -> None:
+        buffer = self.rollout_buffer
+        self.logger.record("train/return_mean", getattr(buffer, "return_mean", float("nan")))
+        self.logger.record("train/return_std", getattr(buffer, "return_std", float("nan")))
+        self.logger.record("train/valid_fraction", getattr(buffer, "valid_fraction", 1.0))
+
+    def _policy_loss(
+        self,
+        batch: Any,
+        distribution: Distribution,
+        log_prob: th.Tensor,
+        ratio: th.Tensor,
+        advantages: th.Tensor,
+    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        loss = reinforce_loss(log_prob, advantages)
+        return loss, {"policy_loss": loss.detach()}
