@@ -109,7 +109,11 @@ def check_schedule(
     if isinstance(value, str):
         if not value.startswith(_LINEAR_PREFIX):
             raise TypeError(f"{prefix}`{name}` must be a float, a callable schedule or a 'lin_<float>' string, got {value!r}")
-        start = check_float(name, value[len(_LINEAR_PREFIX) :], low=0.0, low_open=positive, owner=owner)
+        try:
+            start = float(value[len(_LINEAR_PREFIX) :])
+        except ValueError:
+            raise TypeError(f"{prefix}`{name}` must be a 'lin_<float>' string such as 'lin_0.001', got {value!r}") from None
+        start = check_float(name, start, low=0.0, low_open=positive, owner=owner)
         return LinearSchedule(start, 0.0, 1.0)
     if _is_real(value):
         return check_float(name, value, low=0.0, low_open=positive, owner=owner)
@@ -120,7 +124,12 @@ def check_schedule(
             except Exception as exc:  # a schedule that cannot be evaluated is a configuration error
                 raise TypeError(f"{prefix}`{name}` schedule raised {exc!r} when called with progress {progress}") from exc
             # the end value of a decaying schedule may be 0 (e.g. lin_ schedules), only the start must be > 0
-            check_float(f"{name}({progress})", out, low=0.0, low_open=positive and progress == 1.0, owner=owner)
+            strict = positive and progress == 1.0
+            if not _is_real(out) or not math.isfinite(float(out)) or float(out) < 0 or (strict and float(out) == 0):
+                raise ValueError(
+                    f"{prefix}`{name}` schedule must return a finite float {'> 0' if strict else '>= 0'} "
+                    f"at progress {progress}, got {out!r}"
+                )
         return value
     allowed = "a float, a callable schedule (progress remaining -> float) or a 'lin_<float>' string"
     if allow_none:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,7 @@ class REINFORCE(PolicyGradientAlgorithm):
             )
         self.normalize = normalize
         self.use_baseline = bool(use_baseline)
+        self._warned_no_episode = False
         if _init_setup_model:
             self._setup_model()
 
@@ -163,9 +165,18 @@ class REINFORCE(PolicyGradientAlgorithm):
 
     def _on_update_start(self) -> None:
         buffer = self.rollout_buffer
+        valid_fraction = getattr(buffer, "valid_fraction", 1.0)
         self.logger.record("train/return_mean", getattr(buffer, "return_mean", float("nan")))
         self.logger.record("train/return_std", getattr(buffer, "return_std", float("nan")))
-        self.logger.record("train/valid_fraction", getattr(buffer, "valid_fraction", 1.0))
+        self.logger.record("train/valid_fraction", valid_fraction)
+        if valid_fraction == 0.0 and not self._warned_no_episode:
+            warnings.warn(
+                f"REINFORCE: no episode ended within a rollout of n_steps={self.n_steps}, so this update has no sample "
+                "(without a baseline, steps whose episode is still running are left out). "
+                "Increase n_steps beyond the episode length or use use_baseline=True.",
+                stacklevel=2,
+            )
+            self._warned_no_episode = True
 
     def _policy_loss(
         self,

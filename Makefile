@@ -1,0 +1,46 @@
+# Every target installs what it needs into .venv from this repo's own files (pyproject.toml).
+# torch is pinned to the tested CPU build; an unpinned torch would pull several GB of CUDA packages.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow lint format type commit-checks benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# the main job: train ClipPPO on CartPole-v1 (embedded preset) and print its evaluation return
+demo: $(STAMP)
+	$(PY) -m sb3_ppo_variants
+
+# the default test run (learning runs are marked slow and left out)
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -v
+
+lint: $(STAMP)
+	$(PY) -m ruff check sb3_ppo_variants tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format sb3_ppo_variants tests benchmarks
+	$(PY) -m ruff check --fix sb3_ppo_variants tests benchmarks
+
+type: $(STAMP)
+	$(PY) -m mypy sb3_ppo_variants
+
+commit-checks: format type lint
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,174 @@
+"""Bad input fails at construction with a TypeError/ValueError naming the parameter and what is allowed."""
+
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+
+ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+
+# (parameter, bad value, exception, words the message must contain)
+SHARED_CASES = [
+    ("learning_rate", 0.0, ValueError, "> 0"),
+    ("learning_rate", -1e-3, ValueError, "> 0"),
+    ("learning_rate", "fast", TypeError, "callable"),
+    ("learning_rate", [1e-3], TypeError, "callable"),
+    ("learning_rate", float("nan"), ValueError, "finite"),
+    ("learning_rate", lambda p: -p, ValueError, "learning_rate"),
+    ("n_steps", 0, ValueError, ">= 1"),
+    ("n_steps", 2.5, TypeError, "int"),
+    ("batch_size", 10_000, ValueError, "n_steps * n_envs"),
+    ("batch_size", 0, ValueError, ">= 1"),
+    ("n_epochs", 0, ValueError, ">= 1"),
+    ("n_epochs", "10", TypeError, "int"),
+    ("gamma", 1.5, ValueError, "<= 1.0"),
+    ("gamma", -0.1, ValueError, ">= 0.0"),
+    ("ent_coef", -0.01, ValueError, ">= 0.0"),
+    ("vf_coef", "half", TypeError, "float"),
+    ("max_grad_norm", 0.0, ValueError, "> 0.0"),
+    ("target_kl", 0.0, ValueError, "> 0.0"),
+    ("sde_sample_freq", -2, ValueError, ">= -1"),
+    ("stats_window_size", 0, ValueError, ">= 1"),
+]
+
+PER_CLASS_CASES = {
+    ClipPPO: [
+        ("clip_range", 0.0, ValueError, "> 0"),
+        ("clip_range", -0.2, ValueError, "> 0"),
+        ("clip_range", "0.2", TypeError, "lin_"),
+        ("clip_range", {"eps": 0.2}, TypeError, "callable"),
+        ("clip_range_vf", 0.0, ValueError, "> 0"),
+        ("gae_lambda", 1.01, ValueError, "<= 1.0"),
+        ("batch_size", 1, ValueError, "batch_size"),  # advantage normalisation needs >= 2 samples
+    ],
+    KLPenaltyPPO: [
+        ("kl_target", 0.0, ValueError, "> 0"),
+        ("kl_target", -0.01, ValueError, "> 0"),
+        ("kl_target", "lin_x", TypeError, "lin_"),
+        ("beta", -1.0, ValueError, ">= 1e-06"),
+        ("beta_tolerance", 1.0, ValueError, "> 1.0"),
+        ("beta_tolerance", 0.5, ValueError, "> 1.0"),
+        ("beta_factor", 1.0, ValueError, "> 1.0"),
+        ("beta_min", -1.0, ValueError, ">= 0.0"),
+        ("kl_estimator", "exact", ValueError, "'closed_form', 'sample_low_var', 'sample_log_ratio'"),
+        ("adaptive_beta", "yes", TypeError, "bool"),
+        ("clip_range", 0.0, ValueError, "> 0"),
+    ],
+    REINFORCE: [
+        ("normalize", "episode", ValueError, "'batch', 'timestep', 'none'"),
+        ("normalize", None, ValueError, "'batch', 'timestep', 'none'"),
+        ("use_baseline", "no", TypeError, "bool"),
+    ],
+}
+
+CASES = [(cls, *case) for cls in ALL for case in SHARED_CASES + PER_CLASS_CASES[cls]]
+
+
+@pytest.mark.parametrize(("cls", "name", "value", "error", "words"), CASES, ids=lambda v: getattr(v, "__name__", repr(v))[:20])
+def test_bad_constructor_argument(cls, name, value, error, words):
+    with pytest.raises(error) as info:
+        cls("MlpPolicy", "CartPole-v1", **{"n_steps": 64, name: value})
+    message = str(info.value)
+    assert f"`{name}`" in message, message
+    assert words in message, message
+    assert cls.__name__ in message, message
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_inverted_beta_bounds_and_batch_larger_than_rollout(cls):
+    if cls is KLPenaltyPPO:
+        with pytest.raises(ValueError, match=re.escape("`beta_min` (1.0) must be < `beta_max` (0.5)")):
+            cls("MlpPolicy", "CartPole-v1", beta_min=1.0, beta_max=0.5)
+    env = make_vec_env("CartPole-v1", n_envs=2)
+    with pytest.raises(ValueError, match=re.escape("n_steps * n_envs = 16 * 2 = 32")):
+        cls("MlpPolicy", env, n_steps=16, batch_size=33)
+    cls("MlpPolicy", env, n_steps=16, batch_size=32)  # the limit itself is fine
+
+
+class _TupleActionEnv(gym.Env):
+    observation_space = spaces.Box(-1, 1, (2,))
+    action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))
+
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 0.0, True, False, {}
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_unsupported_action_space(cls):
+    with pytest.raises(ValueError, match="action space of `env` must be one of Box, Discrete, MultiDiscrete, MultiBinary"):
+        cls("MlpPolicy", _TupleActionEnv())
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_unknown_policy(cls):
+    with pytest.raises(ValueError, match="`policy` must be one of"):
+        cls("LstmPolicy", "CartPole-v1")
+    with pytest.raises(TypeError, match="`policy` must be an ActorCriticPolicy"):
+        cls(dict, "CartPole-v1")
+
+
+def test_timestep_normalisation_needs_two_envs():
+    with pytest.raises(ValueError, match=r"`normalize='timestep'`.*needs >= 2 envs; the env has 1"):
+        REINFORCE("MlpPolicy", "CartPole-v1", normalize="timestep")
+    REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), normalize="timestep")
+
+
+def test_closed_form_kl_needs_a_known_distribution():
+    """A policy whose action distribution has no closed form here is refused at construction."""
+    from stable_baselines3.common.distributions import Distribution
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    class _OpaqueDistribution(Distribution):  # a user-defined distribution we know nothing about
+        def proba_distribution_net(self, *args, **kwargs):
+            raise NotImplementedError
+
+        def proba_distribution(self, *args, **kwargs):
+            raise NotImplementedError
+
+        def log_prob(self, x):
+            raise NotImplementedError
+
+        def entropy(self):
+            return None
+
+        def sample(self):
+            raise NotImplementedError
+
+        def mode(self):
+            raise NotImplementedError
+
+        def actions_from_params(self, *args, **kwargs):
+            raise NotImplementedError
+
+        def log_prob_from_params(self, *args, **kwargs):
+            raise NotImplementedError
+
+    class _OpaquePolicy(ActorCriticPolicy):
+        def _build(self, lr_schedule):
+            super()._build(lr_schedule)
+            self.action_dist = _OpaqueDistribution()
+
+    with pytest.raises(ValueError, match="`kl_estimator='closed_form'` has no closed form for the action distribution"):
+        KLPenaltyPPO(_OpaquePolicy, "CartPole-v1")
+    KLPenaltyPPO(_OpaquePolicy, "CartPole-v1", kl_estimator="sample_low_var")  # the sample estimates still work
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-5, ValueError), (1.5, ValueError), ("1e5", TypeError)])
+def test_bad_learn_budget(cls, value, error):
+    model = cls("MlpPolicy", "CartPole-v1", n_steps=64)
+    with pytest.raises(error, match="`total_timesteps`"):
+        model.learn(value)
+
+
+def test_float_budget_works():
+    model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1).learn(1.28e2)
+    assert model.num_timesteps == 128
