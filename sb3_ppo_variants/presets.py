@@ -54,17 +54,35 @@ class Preset:
 
 _ZOO_PPO = "rl_zoo3 2.9.2 hyperparams/ppo.yml (tuned PPO)"
 
-_CARTPOLE_PPO = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001")
-_PENDULUM_PPO = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3, use_sde=True, sde_sample_freq=4)
+_CARTPOLE_PPO = dict(
+    n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001"
+)
+_PENDULUM_PPO = dict(
+    n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3, use_sde=True, sde_sample_freq=4
+)
 
 PRESETS: dict[tuple[str, str], Preset] = {
-    ("clip_ppo", "CartPole-v1"): Preset("clip_ppo", "CartPole-v1", 8, 100_000, {**_CARTPOLE_PPO, "clip_range": "lin_0.2"}, source=_ZOO_PPO),
-    ("clip_ppo", "Pendulum-v1"): Preset("clip_ppo", "Pendulum-v1", 4, 100_000, {**_PENDULUM_PPO, "clip_range": 0.2}, source=_ZOO_PPO),
+    ("clip_ppo", "CartPole-v1"): Preset(
+        "clip_ppo", "CartPole-v1", 8, 100_000, {**_CARTPOLE_PPO, "clip_range": "lin_0.2"}, source=_ZOO_PPO
+    ),
+    ("clip_ppo", "Pendulum-v1"): Preset(
+        "clip_ppo", "Pendulum-v1", 4, 100_000, {**_PENDULUM_PPO, "clip_range": 0.2}, source=_ZOO_PPO
+    ),
     ("kl_ppo", "CartPole-v1"): Preset(
-        "kl_ppo", "CartPole-v1", 8, 100_000, {**_CARTPOLE_PPO, "beta": 1.0, "kl_target": 0.01}, source=_ZOO_PPO + ", KL penalty"
+        "kl_ppo",
+        "CartPole-v1",
+        8,
+        100_000,
+        {**_CARTPOLE_PPO, "beta": 1.0, "kl_target": 0.01},
+        source=_ZOO_PPO + ", KL penalty",
     ),
     ("kl_ppo", "Pendulum-v1"): Preset(
-        "kl_ppo", "Pendulum-v1", 4, 100_000, {**_PENDULUM_PPO, "beta": 1.0, "kl_target": 0.01}, source=_ZOO_PPO + ", KL penalty"
+        "kl_ppo",
+        "Pendulum-v1",
+        4,
+        100_000,
+        {**_PENDULUM_PPO, "beta": 1.0, "kl_target": 0.01},
+        source=_ZOO_PPO + ", KL penalty",
     ),
     ("reinforce", "CartPole-v1"): Preset(
         "reinforce", "CartPole-v1", 8, 300_000, dict(n_steps=1024, learning_rate="lin_0.01", gamma=0.99), source="ours"

@@ -54,7 +54,9 @@ def _gaussian(seed, n=3):
 def _gsde(seed, n=3, latent=6):
     d = StateDependentNoiseDistribution(n)
     g = _gen(seed)
-    d.proba_distribution(th.randn(BATCH, n, generator=g), 0.3 * th.randn(latent, n, generator=g), th.randn(BATCH, latent, generator=g))
+    d.proba_distribution(
+        th.randn(BATCH, n, generator=g), 0.3 * th.randn(latent, n, generator=g), th.randn(BATCH, latent, generator=g)
+    )
     return d
 
 

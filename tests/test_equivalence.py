@@ -21,7 +21,13 @@ CASES = {
     ),
     "schedules": (
         "CartPole-v1",
-        dict(n_steps=N_STEPS, batch_size=32, n_epochs=3, learning_rate=LinearSchedule(1e-3, 0.0, 1.0), clip_range=LinearSchedule(0.3, 0.0, 1.0)),
+        dict(
+            n_steps=N_STEPS,
+            batch_size=32,
+            n_epochs=3,
+            learning_rate=LinearSchedule(1e-3, 0.0, 1.0),
+            clip_range=LinearSchedule(0.3, 0.0, 1.0),
+        ),
     ),
 }
 

@@ -55,7 +55,9 @@ def _csv_rows(folder):
 
 def test_real_run_follows_the_rule(tmp_path):
     """CartPole-v1, 20 updates: every consecutive (train/beta, train/kl) pair follows the rule."""
-    model = KLPenaltyPPO("MlpPolicy", "CartPole-v1", n_steps=128, batch_size=64, n_epochs=4, learning_rate=3e-3, seed=0, device="cpu")
+    model = KLPenaltyPPO(
+        "MlpPolicy", "CartPole-v1", n_steps=128, batch_size=64, n_epochs=4, learning_rate=3e-3, seed=0, device="cpu"
+    )
     model.set_logger(configure(str(tmp_path), ["csv"]))
     # SB3 dumps an update's logs at the start of the next iteration: 21 rollouts log 20 updates
     model.learn(21 * 128)
@@ -73,7 +75,9 @@ def test_real_run_follows_the_rule(tmp_path):
 
 
 def test_fixed_beta_does_not_adapt(tmp_path):
-    model = KLPenaltyPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, beta=3.0, adaptive_beta=False, seed=0)
+    model = KLPenaltyPPO(
+        "MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, beta=3.0, adaptive_beta=False, seed=0
+    )
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(5 * 64)
     assert model.beta == 3.0
@@ -102,7 +106,15 @@ def test_measured_kl_is_the_batch_mean_of_the_closed_form():
 
 def _trained(seed=0, **kwargs):
     return KLPenaltyPPO(
-        "MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=4, learning_rate=3e-3, seed=seed, device="cpu", **kwargs
+        "MlpPolicy",
+        "CartPole-v1",
+        n_steps=64,
+        batch_size=32,
+        n_epochs=4,
+        learning_rate=3e-3,
+        seed=seed,
+        device="cpu",
+        **kwargs,
     ).learn(6 * 64)
 
 

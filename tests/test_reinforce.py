@@ -22,7 +22,14 @@ VALUES = np.array([[0.5, 0.1], [0.2, 0.3], [0.4, 0.6], [0.7, 0.8]])
 
 def _filled_buffer(normalize_mode="batch", bootstrap=False, rewards=REWARDS):
     buffer = RewardToGoRolloutBuffer(
-        4, spaces.Box(-1, 1, (1,)), spaces.Discrete(2), device="cpu", gamma=GAMMA, n_envs=2, normalize=normalize_mode, bootstrap=bootstrap
+        4,
+        spaces.Box(-1, 1, (1,)),
+        spaces.Discrete(2),
+        device="cpu",
+        gamma=GAMMA,
+        n_envs=2,
+        normalize=normalize_mode,
+        bootstrap=bootstrap,
     )
     for t in range(4):
         buffer.add(

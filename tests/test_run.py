@@ -64,7 +64,11 @@ def test_multi_input_policy(cls):
 @pytest.mark.parametrize("cls", ALL)
 def test_cnn_policy(cls):
     env = make_vec_env(lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True), n_envs=2)
-    model = cls("CnnPolicy", env, **{**KWARGS[cls], "seed": 0, "device": "cpu", "policy_kwargs": dict(features_extractor_kwargs=dict(features_dim=16))})
+    model = cls(
+        "CnnPolicy",
+        env,
+        **{**KWARGS[cls], "seed": 0, "device": "cpu", "policy_kwargs": dict(features_extractor_kwargs=dict(features_dim=16))},
+    )
     model.learn(64)
 
 
@@ -108,7 +112,9 @@ def test_vecnormalize_and_subproc(cls, tmp_path):
     try:
         model = _model(cls, env).learn(128)
         env.save(str(tmp_path / "stats.pkl"))
-        eval_env = VecNormalize.load(str(tmp_path / "stats.pkl"), DummyVecEnv([lambda: __import__("gymnasium").make("Pendulum-v1")]))
+        eval_env = VecNormalize.load(
+            str(tmp_path / "stats.pkl"), DummyVecEnv([lambda: __import__("gymnasium").make("Pendulum-v1")])
+        )
         eval_env.training, eval_env.norm_reward = False, False
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=1)
         assert np.isfinite(mean)
@@ -129,7 +135,14 @@ def test_shared_logging_keys(cls):
     # episodes of 10 steps end inside every rollout (REINFORCE without baseline needs whole episodes)
     model = _model(cls, make_vec_env(lambda: IdentityEnvBox(-1, 1, ep_length=10), n_envs=2)).learn(3 * 64)
     logged = model.logger.name_to_value
-    for key in ("train/policy_gradient_loss", "train/entropy_loss", "train/approx_kl", "train/loss", "train/n_updates", "train/std"):
+    for key in (
+        "train/policy_gradient_loss",
+        "train/entropy_loss",
+        "train/approx_kl",
+        "train/loss",
+        "train/n_updates",
+        "train/std",
+    ):
         assert key in logged, key
 
 

@@ -18,8 +18,16 @@ An algorithm plugs in through a few hooks, so a fix to the loop lands once for a
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import math
+import os
+import pathlib
+import warnings
+import zipfile
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -45,6 +53,22 @@ SUPPORTED_ACTION_SPACES: tuple[type[spaces.Space], ...] = (
     spaces.MultiDiscrete,
     spaces.MultiBinary,
 )
+
+
+@contextlib.contextmanager
+def no_distribution_validation() -> Iterator[None]:
+    """Skip torch's argument validation of distributions inside our own computations, and restore the user's setting.
+
+    Validation re-checks every logits/scale tensor each time a distribution is built (a noticeable share of a small
+    MLP's step); our explicit checks cover what it would catch: non-finite environment output in every rollout step
+    and non-finite losses or parameters after every update. Callbacks and user code run outside this scope.
+    """
+    previous = th.distributions.Distribution._validate_args
+    th.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        th.distributions.Distribution.set_default_validate_args(previous)
 
 
 def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
@@ -200,6 +224,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                     f"{owner}: with `normalize_advantage=True` the minibatch needs >= 2 samples "
                     f"(`batch_size` >= 2 and n_steps * n_envs >= 2)"
                 )
+        #: saved with the model, so that load() can refuse a file of another algorithm
+        self._algorithm_name = type(self).__name__
         self.batch_size = batch_size
         self.n_epochs = n_epochs
         self.clip_range_vf = clip_range_vf
@@ -288,7 +314,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
 
-            with th.no_grad():
+            with th.no_grad(), no_distribution_validation():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 distribution, values = policy_outputs(self.policy, obs_tensor, with_values=uses_critic)
                 actions_tensor = distribution.get_actions()
@@ -306,6 +332,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
+            _check_finite(new_obs, rewards, self.num_timesteps)
             self.num_timesteps += env.num_envs
 
             callback.update_locals(locals())
@@ -346,6 +373,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
     def train(self) -> None:
         """One policy update on the collected rollout: ``n_epochs`` passes of minibatch gradient steps."""
+        with no_distribution_validation():
+            self._train()
+
+    def _train(self) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         progress = self._current_progress_remaining
@@ -415,6 +446,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if not continue_training:
                 break
 
+        self._check_update_finite(stats)
         self._on_update_end()
 
         for key, values_list in stats.items():
@@ -434,6 +466,48 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def _check_update_finite(self, stats: dict[str, list[th.Tensor]]) -> None:
+        """Stop with a clear message when an update produced a non-finite loss or parameter (one sync per update)."""
+        losses = [t for key in ("policy_gradient_loss", "value_loss", "entropy_loss") for t in stats.get(key, [])]
+        finite = th.stack([th.isfinite(t) for t in losses]).all() if losses else th.tensor(True)
+        params_finite = th.stack([th.isfinite(p).all() for p in self.policy.parameters()]).all()
+        if not bool(finite & params_finite):
+            raise FloatingPointError(
+                f"{type(self).__name__}: training diverged at update {self._n_updates} (timestep {self.num_timesteps}): "
+                f"{'a loss' if not bool(finite) else 'a network parameter'} is NaN or inf. Lower `learning_rate` or "
+                "`max_grad_norm`, or scale the rewards/observations (e.g. VecNormalize)."
+            )
+
+    # ------------------------------------------------------------------ save / load
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfPolicyGradientAlgorithm],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfPolicyGradientAlgorithm:
+        """Load a model saved with :meth:`save` (see SB3's ``BaseAlgorithm.load`` for the parameters).
+
+        Before unpickling anything, the file is checked: it must be a complete zip archive holding a saved SB3 model,
+        and a model saved by another of our algorithms is refused (SB3 would silently load it into this class).
+        Loading runs pickled code, as in SB3: only load files from a trusted source.
+        """
+        _check_model_file(cls.__name__, path)
+        return super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ learn
 
@@ -469,3 +543,47 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _check_finite(observations: Any, rewards: np.ndarray, timestep: int) -> None:
+    """Refuse NaN/inf rewards or (floating-point) observations coming from the environment.
+
+    This is the check of SB3's ``VecCheckNan`` wrapper, built in: a non-finite value would otherwise flow into the
+    returns and the losses and turn the network into NaN later, far from its cause.
+    """
+    if not np.isfinite(rewards).all():
+        raise ValueError(f"The environment returned a non-finite reward at timestep {timestep}: {rewards}")
+    arrays = observations.values() if isinstance(observations, dict) else (observations,)
+    for array in arrays:
+        if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"The environment returned a non-finite observation at timestep {timestep}")
+
+
+def _check_model_file(class_name: str, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+    """Clear errors for a path that is not a complete saved model, or holds another algorithm's model."""
+    if not isinstance(path, (str, pathlib.Path)):
+        return  # a file object: SB3 reads it as it is
+    path = str(path)
+    if not os.path.exists(path) and os.path.exists(path + ".zip"):
+        path += ".zip"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No model file at {path!r}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "data" not in names or "policy.pth" not in names:
+                raise ValueError(
+                    f"{path!r} is not a complete saved model: the 'data' or 'policy.pth' entry is missing (truncated file, or not a model)"
+                )
+            if archive.testzip() is not None:
+                raise ValueError(f"{path!r} is corrupted (CRC check failed)")
+            data = json.loads(archive.read("data"))
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path!r} is not a saved model: not a zip archive, or a truncated one ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path!r} is not a saved model: its 'data' entry is not valid JSON ({exc})") from None
+    saved = data.get("_algorithm_name")
+    if saved is None:
+        warnings.warn(f"{path!r} was not saved by sb3-ppo-variants; loading it into {class_name} as SB3 would", stacklevel=3)
+    elif saved != class_name:
+        raise ValueError(f"{path!r} holds a {saved} model, not a {class_name} one: load it with {saved}.load()")

@@ -1,0 +1,170 @@
+"""Nothing is lost, bad files and bad environments fail clearly, extreme settings train or stop with a message."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import configure
+
+from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+
+ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+KWARGS = {
+    ClipPPO: dict(n_steps=64, batch_size=32, n_epochs=3),
+    KLPenaltyPPO: dict(n_steps=64, batch_size=32, n_epochs=3, kl_target=0.001),
+    REINFORCE: dict(n_steps=64, learning_rate="lin_0.01"),
+}
+
+
+def _model(cls, env="CartPole-v1", **extra):
+    return cls("MlpPolicy", env, **{**KWARGS[cls], "seed": 0, "device": "cpu", **extra})
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_loaded_model_makes_exactly_the_same_update(cls, tmp_path):
+    """Original and loaded model, fed the same rollout batch, end with identical parameters and state."""
+    import copy
+
+    model = _model(cls).learn(3 * 64)
+    model.save(tmp_path / "model")
+    loaded = cls.load(tmp_path / "model", env=model.get_env(), device="cpu")
+    assert loaded._current_progress_remaining == model._current_progress_remaining
+    model.set_logger(configure(None, [""]))
+    loaded.set_logger(configure(None, [""]))
+    # one new rollout with the original model, given to both
+    model._last_obs = model.get_env().reset()
+    callback = model._init_callback(None)
+    model.collect_rollouts(model.get_env(), callback, model.rollout_buffer, model.n_steps)
+    loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
+    for m in (model, loaded):
+        np.random.seed(7)
+        m.train()
+    for (name, pa), pb in zip(model.policy.named_parameters(), loaded.policy.parameters(), strict=True):
+        assert th.equal(pa, pb), name
+    for attribute in ("_n_updates", "beta"):
+        assert getattr(model, attribute, None) == getattr(loaded, attribute, None), attribute
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_bad_model_files(cls, tmp_path):
+    not_a_model = tmp_path / "junk.zip"
+    not_a_model.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a saved model: not a zip archive"):
+        cls.load(not_a_model)
+    _model(cls).save(tmp_path / "good")
+    data = (tmp_path / "good.zip").read_bytes()
+    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        cls.load(tmp_path / "truncated.zip")
+    with pytest.raises(FileNotFoundError, match="No model file"):
+        cls.load(tmp_path / "missing.zip")
+
+
+def test_model_of_another_class_is_refused(tmp_path):
+    _model(KLPenaltyPPO).save(tmp_path / "kl")
+    with pytest.raises(ValueError, match=r"holds a KLPenaltyPPO model, not a ClipPPO one: load it with KLPenaltyPPO.load\(\)"):
+        ClipPPO.load(tmp_path / "kl")
+    assert type(KLPenaltyPPO.load(tmp_path / "kl")) is KLPenaltyPPO
+
+
+def test_sb3_ppo_file_loads_into_clip_ppo_with_a_warning(tmp_path):
+    PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32).save(tmp_path / "sb3")
+    with pytest.warns(UserWarning, match="not saved by sb3-ppo-variants"):
+        model = ClipPPO.load(tmp_path / "sb3")
+    assert type(model) is ClipPPO
+
+
+class _BadEnv(gym.Env):
+    """Returns a NaN reward or observation after a few steps."""
+
+    observation_space = spaces.Box(-10, 10, (2,))
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, bad="reward"):
+        self.bad, self.t = bad, 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.zeros(2, dtype=np.float32)
+        reward = 1.0
+        if self.t == 5:
+            if self.bad == "reward":
+                reward = float("inf")
+            else:
+                obs[0] = np.nan
+        return obs, reward, self.t >= 20, False, {}
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("bad", ["reward", "observation"])
+def test_non_finite_env_output_is_caught(cls, bad):
+    model = _model(cls, _BadEnv(bad))
+    with pytest.raises(ValueError, match=f"non-finite {bad} at timestep 4"):
+        model.learn(128)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_huge_rewards_train_without_nan(cls):
+    class _HugeReward(gym.Wrapper):
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            return obs, reward * 1e6, terminated, truncated, info
+
+    model = _model(cls, _HugeReward(gym.make("CartPole-v1"))).learn(4 * 64)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+def test_tiny_kl_target_keeps_beta_finite_and_bounded():
+    model = _model(KLPenaltyPPO, kl_target=1e-12, learning_rate=1e-2, beta_max=1e3).learn(30 * 64)
+    assert model.beta == 1e3  # doubled at every update up to the bound, never inf
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_absurd_learning_rate_trains_or_stops_with_a_message(cls):
+    model = _model(cls, learning_rate=1e6, max_grad_norm=1e10)
+    try:
+        model.learn(10 * 64)
+    except FloatingPointError as exc:
+        assert "training diverged" in str(exc) and "learning_rate" in str(exc)
+    else:
+        assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+class _NaNLossPPO(ClipPPO):
+    """A ClipPPO whose policy loss turns NaN: stands in for a diverging run."""
+
+    def _policy_loss(self, *args, **kwargs):
+        loss, extra = super()._policy_loss(*args, **kwargs)
+        return loss * float("nan"), extra
+
+
+def test_divergence_message_names_the_update():
+    model = _NaNLossPPO("MlpPolicy", "CartPole-v1", **KWARGS[ClipPPO], seed=0)
+    with pytest.raises(FloatingPointError, match=r"training diverged at update 3 \(timestep 64\): a loss is NaN or inf"):
+        model.learn(2 * 64)
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("user_setting", [True, False])
+def test_global_distribution_validation_is_left_as_the_user_set_it(cls, user_setting):
+    previous = th.distributions.Distribution._validate_args
+    th.distributions.Distribution.set_default_validate_args(user_setting)
+    seen_in_callback = []
+
+    def callback(locals_, globals_):
+        seen_in_callback.append(th.distributions.Distribution._validate_args)
+        return True
+
+    try:
+        _model(cls).learn(2 * 64, callback=callback)
+        assert th.distributions.Distribution._validate_args is user_setting
+        assert set(seen_in_callback) == {user_setting}  # user code inside learn() sees the user's setting too
+    finally:
+        th.distributions.Distribution.set_default_validate_args(previous)
