@@ -60,8 +60,8 @@ PER_CLASS_CASES = {
         ("clip_range", 0.0, ValueError, "> 0"),
     ],
     REINFORCE: [
-        ("normalize", "episode", ValueError, "'batch', 'timestep', 'none'"),
-        ("normalize", None, ValueError, "'batch', 'timestep', 'none'"),
+        ("normalize_returns", "episode", ValueError, "'batch', 'timestep', 'none'"),
+        ("normalize_returns", None, ValueError, "'batch', 'timestep', 'none'"),
         ("use_baseline", "no", TypeError, "bool"),
     ],
 }
@@ -116,9 +116,9 @@ def test_unknown_policy(cls):
 
 
 def test_timestep_normalisation_needs_two_envs():
-    with pytest.raises(ValueError, match=r"`normalize='timestep'`.*needs >= 2 envs; the env has 1"):
-        REINFORCE("MlpPolicy", "CartPole-v1", normalize="timestep")
-    REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), normalize="timestep")
+    with pytest.raises(ValueError, match=r"`normalize_returns=.timestep.`.*needs >= 2 envs; the env has 1"):
+        REINFORCE("MlpPolicy", "CartPole-v1", normalize_returns="timestep")
+    REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2), normalize_returns="timestep")
 
 
 def test_closed_form_kl_needs_a_known_distribution():

@@ -68,7 +68,7 @@ def test_real_run_follows_the_rule(tmp_path):
     assert betas[0] == 1.0
     for k in range(19):
         assert betas[k + 1] == pytest.approx(adapt_beta(betas[k], kls[k], TARGET)), k
-    assert model.beta == pytest.approx(adapt_beta(betas[-1], kls[-1], TARGET))
+    assert model.current_beta == pytest.approx(adapt_beta(betas[-1], kls[-1], TARGET))
     # the run exercised the rule: beta moved
     assert len(set(betas)) > 1
     assert all(float(r["train/kl_target"]) == TARGET for r in rows)
@@ -80,7 +80,7 @@ def test_fixed_beta_does_not_adapt(tmp_path):
     )
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(5 * 64)
-    assert model.beta == 3.0
+    assert model.current_beta == 3.0
     assert {float(r["train/beta"]) for r in _csv_rows(tmp_path)} == {3.0}
 
 
@@ -120,11 +120,11 @@ def _trained(seed=0, **kwargs):
 
 def test_save_load_keeps_beta_and_continues_from_it(tmp_path):
     model = _trained(kl_target=0.001)  # a tiny target pushes beta up
-    saved_beta = model.beta
+    saved_beta = model.current_beta
     assert saved_beta != 1.0
     model.save(tmp_path / "model")
     loaded = KLPenaltyPPO.load(tmp_path / "model", env=model.get_env(), device="cpu")
-    assert loaded.beta == saved_beta
+    assert loaded.current_beta == saved_beta
     loaded.set_logger(configure(str(tmp_path / "log"), ["csv"]))
     loaded.learn(2 * 64, reset_num_timesteps=False)  # the first update's logs are dumped with the 2nd rollout
     first = _csv_rows(tmp_path / "log")[0]
@@ -145,7 +145,7 @@ def test_loaded_model_makes_the_same_update(tmp_path):
         m.train()
     for pa, pb in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
         assert th.equal(pa, pb)
-    assert model.beta == loaded.beta
+    assert model.current_beta == loaded.current_beta
     assert model._n_updates == loaded._n_updates
 
 
@@ -172,3 +172,13 @@ def _copy_buffer(buffer):
     import copy
 
     return copy.deepcopy(buffer)
+
+
+def test_load_with_config_beta_keeps_the_adapted_beta(tmp_path):
+    """rl_zoo3's `-i` passes its config (beta: 1.0) to load(): the adapted beta must survive it."""
+    model = _trained(kl_target=0.001)
+    adapted = model.current_beta
+    assert adapted != 1.0
+    model.save(tmp_path / "model")
+    loaded = KLPenaltyPPO.load(tmp_path / "model", env=model.get_env(), beta=1.0, kl_target=0.001)
+    assert loaded.current_beta == adapted

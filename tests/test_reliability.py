@@ -43,7 +43,7 @@ def test_loaded_model_makes_exactly_the_same_update(cls, tmp_path):
         m.train()
     for (name, pa), pb in zip(model.policy.named_parameters(), loaded.policy.parameters(), strict=True):
         assert th.equal(pa, pb), name
-    for attribute in ("_n_updates", "beta"):
+    for attribute in ("_n_updates", "current_beta"):
         assert getattr(model, attribute, None) == getattr(loaded, attribute, None), attribute
 
 
@@ -122,7 +122,7 @@ def test_huge_rewards_train_without_nan(cls):
 
 def test_tiny_kl_target_keeps_beta_finite_and_bounded():
     model = _model(KLPenaltyPPO, kl_target=1e-12, learning_rate=1e-2, beta_max=1e3).learn(30 * 64)
-    assert model.beta == 1e3  # doubled at every update up to the bound, never inf
+    assert model.current_beta == 1e3  # doubled at every update up to the bound, never inf
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
-from stable_baselines3.common.type_aliases import TensorDict
+from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, RolloutBufferSamples, TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ppo_variants.common.validation import check_choice, check_int
@@ -49,9 +49,94 @@ class DictDistParamsRolloutBufferSamples(NamedTuple):
     old_dist_params: th.Tensor
 
 
+class _TensorSamplingMixin:
+    """Minibatches indexed in torch from tensors built once per rollout, instead of numpy per minibatch.
+
+    SB3's ``_get_samples`` indexes every numpy field and copies it into a new tensor for each minibatch (two copies
+    per field). Here each flattened field becomes one tensor when the first minibatch is drawn (on the CPU it shares
+    the numpy memory), and a minibatch is a torch gather. The values are the same; ``reset()`` drops the tensors.
+    Subclasses name extra per-sample fields in ``_extra_fields`` and the samples type in ``_samples_class``.
+    """
+
+    _extra_fields: tuple[str, ...] = ()
+    _samples_class: type = RolloutBufferSamples
+    _tensors: dict[str, Any] | None = None
+    device: th.device
+    observations: Any
+
+    def _drop_tensors(self) -> None:
+        self._tensors = None
+
+    def _build_tensors(self) -> dict[str, Any]:
+        def as_tensor(array: np.ndarray, flat: bool = False) -> th.Tensor:
+            tensor = th.as_tensor(array, device=self.device)
+            return tensor.reshape(-1) if flat else tensor
+
+        tensors: dict[str, Any] = {
+            "observations": (
+                {key: as_tensor(obs) for key, obs in self.observations.items()}
+                if isinstance(self.observations, dict)
+                else as_tensor(self.observations)
+            ),
+            # actions are stored with the action space's dtype (int8 for MultiBinary); SB3 samples them as float32
+            "actions": as_tensor(self.__dict__["actions"].astype(np.float32, copy=False)),
+        }
+        for name in ("values", "log_probs", "advantages", "returns"):
+            tensors[name] = as_tensor(self.__dict__[name], flat=True)
+        for name in self._extra_fields:
+            tensors[name] = as_tensor(self.__dict__[name])
+        return tensors
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
+        if env is not None:  # normalising with a VecNormalize happens in numpy: SB3's path
+            samples = super()._get_samples(batch_inds, env)  # type: ignore[misc]
+            extras = [self.to_torch(self.__dict__[name][batch_inds]) for name in self._extra_fields]  # type: ignore[attr-defined]
+            return self._samples_class(*samples, *extras)
+        if self._tensors is None:
+            self._tensors = self._build_tensors()
+        tensors = self._tensors
+        index = th.as_tensor(batch_inds, device=self.device)
+        observations = tensors["observations"]
+        if isinstance(observations, dict):
+            observations = {key: obs[index] for key, obs in observations.items()}
+        else:
+            observations = observations[index]
+        return self._samples_class(
+            observations,
+            tensors["actions"][index],
+            tensors["values"][index],
+            tensors["log_probs"][index],
+            tensors["advantages"][index],
+            tensors["returns"][index],
+            *(tensors[name][index] for name in self._extra_fields),
+        )
+
+
+class TensorRolloutBuffer(_TensorSamplingMixin, RolloutBuffer):
+    """SB3's :class:`~stable_baselines3.common.buffers.RolloutBuffer`, sampling minibatches in torch (same values).
+
+    The default buffer of our algorithms for non-Dict observations; parameters are those of SB3's ``RolloutBuffer``.
+    """
+
+    def reset(self) -> None:
+        self._drop_tensors()
+        super().reset()
+
+
+class DictTensorRolloutBuffer(_TensorSamplingMixin, DictRolloutBuffer):
+    """SB3's :class:`~stable_baselines3.common.buffers.DictRolloutBuffer`, sampling minibatches in torch."""
+
+    _samples_class = DictRolloutBufferSamples
+
+    def reset(self) -> None:
+        self._drop_tensors()
+        super().reset()
+
+
 class _DistParamsMixin:
     """Stores ``dist_params`` (float32, ``dist_params_dim`` per sample) beside the usual fields."""
 
+    _extra_fields = ("dist_params",)
     dist_params_dim: int
     dist_params: np.ndarray
     buffer_size: int
@@ -59,22 +144,34 @@ class _DistParamsMixin:
     pos: int
     generator_ready: bool
 
-    def _reset_dist_params(self) -> None:
-        self.dist_params = np.zeros((self.buffer_size, self.n_envs, self.dist_params_dim), dtype=np.float32)
+    def _init_dist_params(self, dist_params_dim: int) -> None:
+        self.dist_params_dim = check_int("dist_params_dim", dist_params_dim, minimum=1)
 
-    def _add_dist_params(self, dist_params: th.Tensor | None) -> None:
+    def reset(self) -> None:
+        self.dist_params = np.zeros((self.buffer_size, self.n_envs, self.dist_params_dim), dtype=np.float32)
+        super().reset()  # type: ignore[misc]
+
+    def add(self, *args: Any, dist_params: th.Tensor | None = None, **kwargs: Any) -> None:
         if dist_params is None:
             raise ValueError("This rollout buffer stores the old action distribution: pass `dist_params` to add()")
-        # called before the parent's add() advances self.pos
+        # before the parent's add() advances self.pos
         self.dist_params[self.pos] = dist_params.reshape(self.n_envs, self.dist_params_dim).cpu().numpy()
+        super().add(*args, **kwargs)  # type: ignore[misc]
+
+    def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:
+        if not self.generator_ready:
+            self.dist_params = self.swap_and_flatten(self.dist_params)  # type: ignore[attr-defined]
+        yield from super().get(batch_size)  # type: ignore[misc]
 
 
-class DistParamsRolloutBuffer(_DistParamsMixin, RolloutBuffer):
-    """:class:`~stable_baselines3.common.buffers.RolloutBuffer` that also keeps the old distribution's parameters.
+class DistParamsRolloutBuffer(_DistParamsMixin, TensorRolloutBuffer):
+    """Rollout buffer that also keeps the parameters of the action distribution that produced each sample.
 
     :param dist_params_dim: floats per sample (see :func:`~sb3_ppo_variants.common.distributions.dist_params_dim`)
     Other parameters are those of SB3's ``RolloutBuffer``.
     """
+
+    _samples_class = DistParamsRolloutBufferSamples
 
     def __init__(
         self,
@@ -87,29 +184,14 @@ class DistParamsRolloutBuffer(_DistParamsMixin, RolloutBuffer):
         n_envs: int = 1,
         dist_params_dim: int = 1,
     ):
-        self.dist_params_dim = check_int("dist_params_dim", dist_params_dim, minimum=1)
+        self._init_dist_params(dist_params_dim)
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
 
-    def reset(self) -> None:
-        self._reset_dist_params()
-        super().reset()
 
-    def add(self, *args: Any, dist_params: th.Tensor | None = None, **kwargs: Any) -> None:  # type: ignore[override]
-        self._add_dist_params(dist_params)
-        super().add(*args, **kwargs)
-
-    def get(self, batch_size: int | None = None) -> Generator[DistParamsRolloutBufferSamples, None, None]:  # type: ignore[override]
-        if not self.generator_ready:
-            self.dist_params = self.swap_and_flatten(self.dist_params)
-        yield from super().get(batch_size)  # type: ignore[misc]
-
-    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> DistParamsRolloutBufferSamples:  # type: ignore[override]
-        samples = super()._get_samples(batch_inds, env)
-        return DistParamsRolloutBufferSamples(*samples, old_dist_params=self.to_torch(self.dist_params[batch_inds]))
-
-
-class DictDistParamsRolloutBuffer(_DistParamsMixin, DictRolloutBuffer):
+class DictDistParamsRolloutBuffer(_DistParamsMixin, DictTensorRolloutBuffer):
     """:class:`DistParamsRolloutBuffer` for Dict observation spaces."""
+
+    _samples_class = DictDistParamsRolloutBufferSamples
 
     def __init__(
         self,
@@ -122,25 +204,8 @@ class DictDistParamsRolloutBuffer(_DistParamsMixin, DictRolloutBuffer):
         n_envs: int = 1,
         dist_params_dim: int = 1,
     ):
-        self.dist_params_dim = check_int("dist_params_dim", dist_params_dim, minimum=1)
+        self._init_dist_params(dist_params_dim)
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-
-    def reset(self) -> None:
-        self._reset_dist_params()
-        super().reset()
-
-    def add(self, *args: Any, dist_params: th.Tensor | None = None, **kwargs: Any) -> None:  # type: ignore[override]
-        self._add_dist_params(dist_params)
-        super().add(*args, **kwargs)
-
-    def get(self, batch_size: int | None = None) -> Generator[DictDistParamsRolloutBufferSamples, None, None]:  # type: ignore[override]
-        if not self.generator_ready:
-            self.dist_params = self.swap_and_flatten(self.dist_params)
-        yield from super().get(batch_size)  # type: ignore[misc]
-
-    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> DictDistParamsRolloutBufferSamples:  # type: ignore[override]
-        samples = super()._get_samples(batch_inds, env)
-        return DictDistParamsRolloutBufferSamples(*samples, old_dist_params=self.to_torch(self.dist_params[batch_inds]))
 
 
 def normalize(values: np.ndarray, valid: np.ndarray, mode: str) -> np.ndarray:
@@ -251,7 +316,7 @@ class _RewardToGoMixin:
         return indices[np.random.permutation(len(indices))]
 
 
-class RewardToGoRolloutBuffer(_RewardToGoMixin, RolloutBuffer):
+class RewardToGoRolloutBuffer(_RewardToGoMixin, TensorRolloutBuffer):
     """Rollout buffer for REINFORCE: normalised discounted reward-to-go instead of GAE.
 
     Episode ends: a termination or a time-limit truncation ends the reward-to-go (with a baseline the
@@ -294,7 +359,7 @@ class RewardToGoRolloutBuffer(_RewardToGoMixin, RolloutBuffer):
         yield from _minibatches(self, self._valid_indices(), batch_size)
 
 
-class DictRewardToGoRolloutBuffer(_RewardToGoMixin, DictRolloutBuffer):
+class DictRewardToGoRolloutBuffer(_RewardToGoMixin, DictTensorRolloutBuffer):
     """:class:`RewardToGoRolloutBuffer` for Dict observation spaces."""
 
     def __init__(

@@ -63,8 +63,9 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     After each policy update (all epochs on one batch) the mean KL ``d`` over the whole batch is measured
     with the updated policy, and beta for the *next* update is set by :func:`adapt_beta`:
     halved if ``d < kl_target / beta_tolerance``, doubled if ``d > kl_target * beta_tolerance``.
-    beta is training state: it is logged (``train/beta``) and saved with the model, so ``load()`` then
-    ``learn()`` continues from the adapted value.
+    The adapted beta, :attr:`current_beta`, is training state: it is logged (``train/beta``) and saved with the
+    model, so ``load()`` then ``learn()`` continues from it (``beta`` stays the initial value, so a ``beta=...``
+    passed to ``load()``, as rl_zoo3 does with its config when continuing a run, does not reset it).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -190,8 +191,10 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         )
         # Training state lives here, not in _setup_model(): load() restores __dict__ and then calls
         # _setup_model(), so anything reset there would silently lose the adapted beta.
+        #: the initial beta (a hyperparameter; rl_zoo3 passes config keys to load(), which may set it again)
         self.beta = beta
-        self.initial_beta = beta
+        #: the adapted beta used by the next update: training state, saved and restored
+        self.current_beta = beta
         self.kl_target = kl_target
         self.adaptive_beta = bool(adaptive_beta)
         self.beta_tolerance = beta_tolerance
@@ -241,7 +244,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
 
     def _on_update_start(self) -> None:
         progress = self._current_progress_remaining
-        self._update_beta = self.beta
+        self._update_beta = self.current_beta
         self._update_kl_target = self.kl_target(progress)  # type: ignore[operator]
         self._current_clip_range = None if self.clip_range is None else self.clip_range(progress)  # type: ignore[operator]
         if self._current_clip_range is not None:
@@ -285,7 +288,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         kl = self.measure_kl()
         beta_used = self._update_beta
         if self.adaptive_beta:
-            self.beta = adapt_beta(
+            self.current_beta = adapt_beta(
                 beta_used, kl, self._update_kl_target, self.beta_tolerance, self.beta_factor, self.beta_min, self.beta_max
             )
         self.logger.record("train/beta", beta_used)

@@ -52,7 +52,7 @@ class REINFORCE(PolicyGradientAlgorithm):
     :param n_epochs: Passes over the rollout per update, default 1 (on-policy). More than 1 reuses the batch
         without importance weights, which is no longer plain REINFORCE.
     :param gamma: Discount factor, in [0, 1]
-    :param normalize: How the weights are normalised: ``"batch"`` (default), ``"timestep"`` (per step across the
+    :param normalize_returns: How the weights are normalised: ``"batch"`` (default), ``"timestep"`` (per step across the
         parallel envs, the course's original form; needs >= 2 envs) or ``"none"``
     :param use_baseline: Whether to learn a state-value baseline (and bootstrap cut episodes with it)
     :param ent_coef: Entropy coefficient for the loss calculation
@@ -82,7 +82,7 @@ class REINFORCE(PolicyGradientAlgorithm):
         batch_size: int | None = None,
         n_epochs: int = 1,
         gamma: float = 0.99,
-        normalize: str = "batch",
+        normalize_returns: str = "batch",
         use_baseline: bool = False,
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
@@ -101,7 +101,7 @@ class REINFORCE(PolicyGradientAlgorithm):
         _init_setup_model: bool = True,
     ):
         owner = type(self).__name__
-        normalize = check_choice("normalize", normalize, NORMALIZATION_MODES, owner=owner)
+        normalize_returns = check_choice("normalize_returns", normalize_returns, NORMALIZATION_MODES, owner=owner)
         if not isinstance(use_baseline, (bool, np.bool_)):
             raise TypeError(f"{owner}: `use_baseline` must be a bool, got {use_baseline!r}")
         super().__init__(
@@ -114,7 +114,7 @@ class REINFORCE(PolicyGradientAlgorithm):
             gamma=gamma,
             gae_lambda=1.0,
             clip_range_vf=None,
-            normalize_advantage=False,  # the buffer normalises the reward-to-go (see `normalize`)
+            normalize_advantage=False,  # the buffer normalises the reward-to-go (see `normalize_returns`)
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,
@@ -131,12 +131,12 @@ class REINFORCE(PolicyGradientAlgorithm):
             device=device,
             _init_setup_model=False,
         )
-        if normalize == "timestep" and self.env is not None and self.env.num_envs < 2:
+        if normalize_returns == "timestep" and self.env is not None and self.env.num_envs < 2:
             raise ValueError(
-                f"{owner}: `normalize='timestep'` normalises across the parallel envs at each step and needs >= 2 envs; "
-                f"the env has {self.env.num_envs}. Use normalize='batch' or a VecEnv with more envs."
+                f"{owner}: `normalize_returns='timestep'` normalises across the parallel envs at each step and needs >= 2 envs; "
+                f"the env has {self.env.num_envs}. Use normalize_returns='batch' or a VecEnv with more envs."
             )
-        self.normalize = normalize
+        self.normalize_returns = normalize_returns
         self.use_baseline = bool(use_baseline)
         self._warned_no_episode = False
         if _init_setup_model:
@@ -148,7 +148,7 @@ class REINFORCE(PolicyGradientAlgorithm):
             self.rollout_buffer_class = DictRewardToGoRolloutBuffer if dict_obs else RewardToGoRolloutBuffer
         self.rollout_buffer_kwargs = {
             **self.rollout_buffer_kwargs,
-            "normalize": self.normalize,
+            "normalize": self.normalize_returns,
             "bootstrap": self.use_baseline,
         }
         super()._setup_model()

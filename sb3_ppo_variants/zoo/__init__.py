@@ -1,0 +1,37 @@
+"""rl_zoo3 integration: registration, Optuna samplers and converters, the ``sb3-ppo-variants-zoo`` command.
+
+- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo`` and ``reinforce`` known to rl_zoo3 (algorithms, samplers,
+  converters); :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``, ``python -m sb3_ppo_variants.zoo``) calls it
+  and then runs rl_zoo3's own train/enjoy/... code.
+- :mod:`sb3_ppo_variants.zoo.samplers` holds the samplers and converters; they need Optuna only, not rl_zoo3.
+- :func:`zoo_config` locates the hyperparameter files shipped with the package (``zoo_configs/<algo>.yml``).
+
+Importing this package does not import rl_zoo3; :func:`register_zoo` does.
+"""
+
+from sb3_ppo_variants.zoo.registration import register_zoo, zoo_config
+from sb3_ppo_variants.zoo.samplers import (
+    CONVERTERS,
+    SAMPLERS,
+    convert_clip_ppo_params,
+    convert_kl_ppo_params,
+    convert_reinforce_params,
+    rollout_search_space,
+    sample_clip_ppo_params,
+    sample_kl_ppo_params,
+    sample_reinforce_params,
+)
+
+__all__ = [
+    "CONVERTERS",
+    "SAMPLERS",
+    "convert_clip_ppo_params",
+    "convert_kl_ppo_params",
+    "convert_reinforce_params",
+    "register_zoo",
+    "rollout_search_space",
+    "sample_clip_ppo_params",
+    "sample_kl_ppo_params",
+    "sample_reinforce_params",
+    "zoo_config",
+]

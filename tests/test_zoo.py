@@ -1,0 +1,455 @@
+"""rl_zoo3 integration: registration, YAML configs, Optuna samplers/converters, and the ``sb3-ppo-variants-zoo`` CLI.
+
+The fast tests check the configs key by key against the constructors and against rl_zoo3's own files, build
+every entry through rl_zoo3's ExperimentManager, and exercise the samplers with ``FixedTrial`` and real trials.
+The slow tests run rl_zoo3's train / enjoy / optimize / --trial-id end to end through our CLI, in a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+import os
+import subprocess
+import sys
+import warnings
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FixedTrial, TrialState
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
+
+from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES
+from sb3_ppo_variants.zoo import CONVERTERS, SAMPLERS, register_zoo, rollout_search_space, zoo_config
+from sb3_ppo_variants.zoo.cli import main, peek_train_args, with_default_config
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRED_ENVS = (
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "Pendulum-v1",
+    "LunarLander-v3",
+    "LunarLanderContinuous-v3",
+    "BipedalWalker-v3",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+)
+#: Keys rl_zoo3 2.9.2 removes from an entry before it calls the constructor (ExperimentManager._preprocess_hyperparams).
+ZOO_KEYS = frozenset(
+    {
+        "n_envs",
+        "n_timesteps",
+        "normalize",
+        "env_wrapper",
+        "vec_env_wrapper",
+        "frame_stack",
+        "callback",
+        "monitor_kwargs",
+        "env_kwargs",
+    }
+)
+#: Constructor arguments rl_zoo3 passes itself (a config that sets them would pass them twice).
+ZOO_PASSES = frozenset({"self", "env", "tensorboard_log", "seed", "verbose", "device", "_init_setup_model"})
+#: Keys whose ``lin_<x>`` strings rl_zoo3 turns into schedules, and those our constructors convert themselves.
+LIN_KEYS = frozenset({"learning_rate", "clip_range", "clip_range_vf", "kl_target"})
+#: Entries that cannot be built here (Atari needs ale-py).
+NOT_BUILT = frozenset({"atari"})
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    with open(path) as file:
+        return yaml.safe_load(file)
+
+
+CONFIGS = {algo: _load_yaml(REPO / "zoo_configs" / f"{algo}.yml") for algo in ALGOS}
+ENTRIES = [(algo, env_id) for algo, config in CONFIGS.items() for env_id in config]
+
+
+def _zoo_yaml(name: str) -> dict[str, Any]:
+    import rl_zoo3
+
+    return _load_yaml(Path(rl_zoo3.__file__).parent / "hyperparams" / f"{name}.yml")
+
+
+def _zoo_id(env_id: str) -> str:
+    """rl_zoo3's files have the MuJoCo tasks at -v4; ours at -v5."""
+    return env_id.replace("-v5", "-v4")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> None:
+    register_zoo()
+
+
+# ---------------------------------------------------------------------------------------------------- registration
+
+
+def test_register_zoo_is_idempotent() -> None:
+    import rl_zoo3
+    import rl_zoo3.enjoy
+    import rl_zoo3.exp_manager
+    import rl_zoo3.train
+    from rl_zoo3 import hyperparams_opt, utils
+
+    register_zoo()
+    sizes = (len(utils.ALGOS), len(hyperparams_opt.HYPERPARAMS_SAMPLER), len(hyperparams_opt.HYPERPARAMS_CONVERTER))
+    register_zoo()
+    assert sizes == (len(utils.ALGOS), len(hyperparams_opt.HYPERPARAMS_SAMPLER), len(hyperparams_opt.HYPERPARAMS_CONVERTER))
+    for name, algo_class in ALGOS.items():
+        assert utils.ALGOS[name] is algo_class
+        assert hyperparams_opt.HYPERPARAMS_SAMPLER[name] is SAMPLERS[name]
+        assert hyperparams_opt.HYPERPARAMS_CONVERTER[name] is CONVERTERS[name]
+    # every module that imported ALGOS by name sees the same dict
+    for module in (rl_zoo3, rl_zoo3.train, rl_zoo3.enjoy, rl_zoo3.exp_manager):
+        assert module.ALGOS is utils.ALGOS
+    assert rl_zoo3.exp_manager.HYPERPARAMS_SAMPLER is hyperparams_opt.HYPERPARAMS_SAMPLER
+    assert utils.ALGOS["ppo"].__name__ == "PPO"  # rl_zoo3's own entries are untouched
+
+
+def test_register_zoo_refuses_to_replace_another_algorithm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rl_zoo3 import utils
+    from stable_baselines3 import PPO
+
+    monkeypatch.setitem(utils.ALGOS, "kl_ppo", PPO)
+    with pytest.raises(RuntimeError, match="ALGOS already maps 'kl_ppo' to stable_baselines3"):
+        register_zoo()
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.parametrize("command", ["train", "enjoy"])
+def test_cli_registers_before_rl_zoo3_parses(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"sb3-ppo-variants-zoo {command}" in out
+    for name in ALGOS:
+        assert name in out  # in rl_zoo3's --algo choices
+
+
+def test_cli_usage_and_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "record_video" in capsys.readouterr().out
+    for argv in ([], ["tran"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert "unknown command 'tran'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--env", "CartPole-v1"], ("ppo", False)),
+        (["--algo", "kl_ppo"], ("kl_ppo", False)),
+        (["--algo=reinforce", "-n", "100", "-params", "n_envs:1"], ("reinforce", False)),
+        (["--al", "clip_ppo", "--seed", "-1"], ("clip_ppo", False)),
+        (["--algo", "kl_ppo", "-conf", "my.yml"], ("kl_ppo", True)),
+        (["--conf-file=my.yml", "--algo", "kl_ppo"], ("kl_ppo", True)),
+        (["--conf", "my.yml", "--algo", "kl_ppo"], ("kl_ppo", True)),
+        (["--algo"], (None, False)),
+    ],
+)
+def test_peek_train_args(args: list[str], expected: tuple[str | None, bool]) -> None:
+    assert peek_train_args(args) == expected
+
+
+def test_train_defaults_to_the_shipped_config() -> None:
+    with ExitStack() as stack:
+        args = with_default_config(["--algo", "kl_ppo", "--env", "CartPole-v1"], stack)
+        assert args[:1] == ["--conf-file"] and args[2:] == ["--algo", "kl_ppo", "--env", "CartPole-v1"]
+        assert Path(args[1]).name == "kl_ppo.yml" and Path(args[1]).is_file()
+        for unchanged in (["--algo", "kl_ppo", "-conf", "mine.yml"], ["--algo", "ppo"], ["--env", "CartPole-v1"]):
+            assert with_default_config(unchanged, stack) == unchanged
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_shipped_config_is_the_repository_file(algo: str) -> None:
+    assert zoo_config(algo).read_text() == (REPO / "zoo_configs" / f"{algo}.yml").read_text()
+
+
+def test_zoo_config_unknown_algo() -> None:
+    with pytest.raises(ValueError, match="ships one for clip_ppo, kl_ppo, reinforce"):
+        zoo_config("ppo")
+
+
+# ---------------------------------------------------------------------------------------------------- YAML configs
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_config_has_required_entries(algo: str) -> None:
+    assert set(REQUIRED_ENVS) | {"default", "atari"} <= set(CONFIGS[algo])
+
+
+@pytest.mark.parametrize(("algo", "env_id"), ENTRIES)
+def test_config_keys_are_accepted(algo: str, env_id: str) -> None:
+    entry = CONFIGS[algo][env_id]
+    constructor_args = set(inspect.signature(ALGOS[algo]).parameters) - ZOO_PASSES
+    unknown = set(entry) - constructor_args - ZOO_KEYS
+    assert not unknown, f"{algo}/{env_id}: keys neither {ALGOS[algo].__name__} nor rl_zoo3 takes: {sorted(unknown)}"
+    assert {"n_timesteps", "policy"} <= set(entry)
+    for key, value in entry.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            assert key in LIN_KEYS, f"{algo}/{env_id}: rl_zoo3 does not parse `lin_` for {key}"
+    if "normalize" in entry:
+        # rl_zoo3's VecNormalize switch (a bool, a dict, or a string it evaluates), never REINFORCE's modes
+        value = entry["normalize"]
+        assert isinstance(value, (bool, dict)) or isinstance(eval(value), dict), value
+        assert value not in NORMALIZATION_MODES
+    if "policy_kwargs" in entry:
+        policy_kwargs = eval(entry["policy_kwargs"], {"nn": nn})
+        assert isinstance(policy_kwargs, dict)
+        assert set(policy_kwargs) <= set(inspect.signature(ActorCriticPolicy.__init__).parameters)
+
+
+def test_clip_ppo_config_is_rl_zoo3_ppo_yml() -> None:
+    ppo = _zoo_yaml("ppo")
+    for env_id, entry in CONFIGS["clip_ppo"].items():
+        assert entry == ppo[_zoo_id(env_id)], env_id
+
+
+def test_kl_ppo_config_is_ppo_with_the_kl_penalty() -> None:
+    for env_id, entry in CONFIGS["kl_ppo"].items():
+        base = {key: value for key, value in CONFIGS["clip_ppo"][env_id].items() if key != "clip_range"}
+        assert entry == {**base, "kl_target": 0.01, "beta": 1.0}, env_id
+
+
+def test_reinforce_config_follows_a2c_yml() -> None:
+    a2c = _zoo_yaml("a2c")
+    for env_id, entry in CONFIGS["reinforce"].items():
+        if env_id in {"default", "atari"}:
+            continue
+        reference = a2c[_zoo_id(env_id)]
+        assert entry.get("n_envs", 1) == reference.get("n_envs", 1), env_id
+        assert bool(entry.get("normalize", False)) == bool(reference.get("normalize", False)), env_id
+        assert entry.get("policy_kwargs") == reference.get("policy_kwargs"), env_id
+
+
+def _experiment_manager(algo: str, env_id: str, log_folder: Path) -> Any:
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    return ExperimentManager(
+        argparse.Namespace(),
+        algo,
+        env_id,
+        str(log_folder),
+        eval_freq=-1,
+        config=str(REPO / "zoo_configs" / f"{algo}.yml"),
+        seed=0,
+        verbose=0,
+        device="cpu",
+    )
+
+
+@pytest.mark.parametrize(("algo", "env_id"), [entry for entry in ENTRIES if entry[1] not in NOT_BUILT])
+def test_config_entry_builds_through_rl_zoo3(algo: str, env_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rl_zoo3's own preprocessing (schedules, VecNormalize, policy_kwargs, wrappers) then our constructor."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
+    env_id = "MountainCarContinuous-v0" if env_id == "default" else env_id  # not listed: falls back to `default`
+    try:
+        result = _experiment_manager(algo, env_id, tmp_path).setup_experiment()
+    except Exception as exc:  # pragma: no cover - only where an optional env package is missing
+        if "DependencyNotInstalled" in type(exc).__name__:
+            pytest.skip(f"{env_id} needs an optional package: {exc}")
+        raise
+    assert result is not None
+    model, _ = result
+    assert type(model) is ALGOS[algo]
+    entry = CONFIGS[algo].get(env_id, CONFIGS[algo]["default"])
+    assert model.n_envs == entry.get("n_envs", 1)
+    if "n_steps" in entry:
+        assert model.n_steps == entry["n_steps"]
+    if algo == "reinforce":
+        assert model.normalize_returns == "batch"  # the zoo's `normalize` is VecNormalize, not REINFORCE's parameter
+    model.env.close()
+
+
+# ---------------------------------------------------------------------------------------------------- samplers
+
+
+def _distributions(algo: str, n_envs: int) -> dict[str, BaseDistribution]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    SAMPLERS[algo](trial, 0, n_envs, {})
+    return dict(trial.distributions)
+
+
+def _corner(distributions: dict[str, BaseDistribution], where: str) -> dict[str, Any]:
+    """The lowest, highest or middle point of each parameter's range (log middle on a log scale)."""
+    point: dict[str, Any] = {}
+    for name, dist in distributions.items():
+        if isinstance(dist, CategoricalDistribution):
+            choices = list(dist.choices)
+            point[name] = {"low": choices[0], "high": choices[-1], "mid": choices[len(choices) // 2]}[where]
+        elif isinstance(dist, (IntDistribution, FloatDistribution)):
+            mid = math.sqrt(dist.low * dist.high) if dist.log else (dist.low + dist.high) / 2
+            value = {"low": dist.low, "high": dist.high, "mid": mid}[where]
+            point[name] = round(value) if isinstance(dist, IntDistribution) else value
+        else:  # pragma: no cover
+            raise TypeError(dist)
+    return point
+
+
+SAMPLER_ENVS = {"CartPole-v1": 4, "Pendulum-v1": 1}
+
+
+@pytest.mark.parametrize("where", ["low", "mid", "high"])
+@pytest.mark.parametrize("env_id", list(SAMPLER_ENVS))
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_sampler_fixed_points_build_valid_models(algo: str, env_id: str, where: str) -> None:
+    n_envs = SAMPLER_ENVS[env_id]
+    trial = FixedTrial(_corner(_distributions(algo, n_envs), where))
+    hyperparams = SAMPLERS[algo](trial, 0, n_envs, {})
+    assert hyperparams == CONVERTERS[algo](trial.params)
+    assert trial.user_attrs["n_steps"] == hyperparams["n_steps"]
+    assert trial.user_attrs["gamma"] == pytest.approx(hyperparams["gamma"])
+    env = make_vec_env(env_id, n_envs=n_envs, seed=0)
+    model = ALGOS[algo]("MlpPolicy", env, seed=0, device="cpu", **hyperparams)
+    if where == "low":  # the smallest rollout: learn one update
+        model.learn(hyperparams["n_steps"] * n_envs)
+        assert model.num_timesteps >= hyperparams["n_steps"] * n_envs
+    env.close()
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_sampler_never_proposes_a_batch_larger_than_the_rollout(algo: str) -> None:
+    for n_envs in (1, 2, 3, 5, 8, 16, 32, 64, 100):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=n_envs))
+        for _ in range(50):
+            hyperparams = SAMPLERS[algo](study.ask(), 0, n_envs, {})
+            assert (hyperparams.get("batch_size") or 0) <= hyperparams["n_steps"] * n_envs
+        # and the worst corner: the largest minibatch with the shortest rollout
+        distributions = _distributions(algo, n_envs)
+        worst = {**_corner(distributions, "high"), "n_steps_pow": distributions["n_steps_pow"].low}  # type: ignore[attr-defined]
+        hyperparams = SAMPLERS[algo](FixedTrial(worst), 0, n_envs, {})
+        assert (hyperparams.get("batch_size") or 0) <= hyperparams["n_steps"] * n_envs
+
+
+def test_rollout_search_space_invariant() -> None:
+    for n_envs in range(1, 300):
+        (n_steps_low, n_steps_high), (batch_low, batch_high) = rollout_search_space(n_envs)
+        assert 2**batch_high <= 2**n_steps_low * n_envs
+        assert batch_low <= batch_high and n_steps_low <= n_steps_high
+        assert 2**n_steps_low * n_envs >= 256
+    with pytest.raises(ValueError, match="n_envs"):
+        rollout_search_space(0)
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_converter_round_trips_stored_trials(algo: str) -> None:
+    """What rl_zoo3's --trial-id rebuilds from the storage is what the trial trained with."""
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=True))
+    sampled = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for value in range(8):
+            trial = study.ask()
+            sampled.append(SAMPLERS[algo](trial, 0, 8, {}))
+            study.tell(trial, float(value))
+    for stored, hyperparams in zip(study.trials, sampled, strict=True):
+        assert CONVERTERS[algo](stored.params) == hyperparams
+        assert stored.user_attrs["n_steps"] == hyperparams["n_steps"]
+
+
+def test_converter_errors() -> None:
+    params = _corner(_distributions("clip_ppo", 1), "mid")
+    with pytest.raises(ValueError, match="missing \\['clip_range'\\]"):
+        CONVERTERS["clip_ppo"]({key: value for key, value in params.items() if key != "clip_range"})
+    with pytest.raises(ValueError, match="unknown \\['beta'\\]"):
+        CONVERTERS["clip_ppo"]({**params, "beta": 1.0})
+    with pytest.raises(ValueError, match="net_arch"):
+        CONVERTERS["clip_ppo"]({**params, "net_arch": "huge"})
+
+
+def test_sampler_rejects_fixed_batch_outside_the_rollout() -> None:
+    params = {**_corner(_distributions("kl_ppo", 1), "low"), "batch_size_pow": 10}  # 1024 > 256 * 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FixedTrial warns about the value outside the range
+        with pytest.raises(ValueError, match="larger than the rollout"):
+            SAMPLERS["kl_ppo"](FixedTrial(params), 0, 1, {})
+    with pytest.raises(ValueError, match="n_envs"):
+        SAMPLERS["reinforce"](FixedTrial({}), 0, 0, {})
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+
+
+def _zoo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sb3_ppo_variants.zoo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def _runs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("CartPole-v1_*"), key=lambda path: int(path.name.rsplit("_", 1)[1]))
+
+
+def _saved_config(run: Path) -> dict[str, Any]:
+    with open(run / "CartPole-v1" / "config.yml") as file:
+        return dict(yaml.load(file, Loader=yaml.UnsafeLoader))  # rl_zoo3 saves an OrderedDict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_zoo_train_enjoy_optimize_trial_id(algo: str, tmp_path: Path) -> None:
+    common = ["--algo", algo, "--env", "CartPole-v1", "-f", "logs", "--num-threads", "1", "--seed", "0"]
+
+    # 1. train with the shipped config (no -conf), with the zoo's VecNormalize on
+    _zoo("train", *common, "-n", "2000", "--eval-freq", "-1", "-params", "normalize:True", cwd=tmp_path)
+    algo_folder = tmp_path / "logs" / algo
+    run = _runs(algo_folder)[-1]
+    assert (run / "CartPole-v1.zip").is_file()
+    assert (run / "CartPole-v1" / "vecnormalize.pkl").is_file()
+    args = yaml.load((run / "CartPole-v1" / "args.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert Path(args["conf_file"]).name == f"{algo}.yml"
+    saved = _saved_config(run)
+    expected = CONFIGS[algo]["CartPole-v1"]
+    assert {key: saved[key] for key in expected} == expected
+    algo_class: Any = ALGOS[algo]
+    model = algo_class.load(run / "CartPole-v1.zip", device="cpu")
+    assert type(model) is ALGOS[algo] and model.n_steps == expected["n_steps"]
+    if algo == "reinforce":
+        assert model.normalize == "batch"  # the zoo's normalize:True went to VecNormalize only
+
+    # 2. enjoy loads it (and its VecNormalize statistics) and plays
+    _zoo("enjoy", *common[:-2], "--no-render", "-n", "200", cwd=tmp_path)
+
+    # 3. optimize: 2 trials in a journal file storage
+    storage = tmp_path / "optuna" / "study.log"
+    tune = ["--storage", str(storage), "--study-name", f"{algo}_cartpole"]
+    optimize = ["-optimize", "--n-trials", "2", "--sampler", "random", "--pruner", "none", "--eval-episodes", "2"]
+    _zoo("train", *common, "-n", "2000", *optimize, "--no-optim-plots", *tune, cwd=tmp_path)
+    study = optuna.load_study(
+        study_name=f"{algo}_cartpole",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage))),
+    )
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+
+    # 4. train with trial 1's hyperparameters (rl_zoo3 2.9.2 ignores --trial-id 0: it tests `if self.trial_id`)
+    _zoo("train", *common, "-n", "2000", "--eval-freq", "-1", *tune, "--trial-id", "1", cwd=tmp_path)
+    saved = _saved_config(_runs(algo_folder)[-1])
+    converted = CONVERTERS[algo](study.trials[1].params)
+    assert {key: saved[key] for key in converted} == converted
