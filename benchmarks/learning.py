@@ -113,7 +113,8 @@ def _report(results: list[RunResult]) -> str:
     for r in results:
         groups.setdefault((r.algo, r.env_id, json.dumps(r.overrides, sort_keys=True), r.timesteps), []).append(r)
     lines = [
-        "| algo | env | overrides | steps | seeds | eval return per seed | mean ± std over seeds | threshold | all seeds pass |",
+        "| algo | env | overrides | steps | seeds | eval return per seed | mean ± std over seeds | threshold "
+        "| all seeds pass |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for (algo, env_id, overrides, steps), runs in sorted(groups.items()):

@@ -408,8 +408,6 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         progress = self._current_progress_remaining
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
-        uses_critic = self.uses_critic
-        discrete = isinstance(self.action_space, spaces.Discrete)
         optimizer = self.policy.optimizer
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
 
@@ -421,45 +419,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         for epoch in range(self.n_epochs):
             approx_kl_divs = []
             for batch in self.rollout_buffer.get(self.batch_size):
-                actions = batch.actions.long().flatten() if discrete else batch.actions
-                distribution, values = policy_outputs(self.policy, batch.observations, with_values=uses_critic)
-                log_prob = distribution.log_prob(actions)
-                # with a zero coefficient the entropy is only logged: no graph, no backward through it
-                with th.set_grad_enabled(self.ent_coef != 0):
-                    entropy = distribution.entropy()
-
-                advantages = batch.advantages
-                # normalising a single sample would divide by a zero std (SB3 issue #325)
-                if self.normalize_advantage and len(advantages) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-                log_ratio = log_prob - batch.old_log_prob
-                ratio = th.exp(log_ratio)
-                policy_loss, extra_stats = self._policy_loss(batch, distribution, log_prob, ratio, advantages)
-
-                # entropy bonus; where the distribution has no analytical entropy, -log_prob estimates it
-                entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-                loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
-                if uses_critic:
-                    assert values is not None
-                    values = values.flatten()
-                    if clip_range_vf is None:
-                        values_pred = values
-                    else:
-                        values_pred = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
-                    # value loss to the TD(lambda) return (or the reward-to-go for REINFORCE's baseline)
-                    value_loss = F.mse_loss(batch.returns, values_pred)
-                    loss = loss + self.vf_coef * value_loss
-                    stats["value_loss"].append(value_loss.detach())
-
-                stats["policy_gradient_loss"].append(policy_loss.detach())
-                stats["entropy_loss"].append(entropy_loss.detach())
-                for key, value in extra_stats.items():
-                    stats[key].append(value)
-
-                # approximate KL[old, new] with the low-variance estimator (J. Schulman's blog, SB3 issue #417)
-                with th.no_grad():
-                    approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio)
+                loss, approx_kl_div = self._minibatch_loss(batch, clip_range_vf, stats)
                 approx_kl_divs.append(approx_kl_div)
                 if self.target_kl is not None and approx_kl_div.item() > 1.5 * self.target_kl:
                     continue_training = False
@@ -479,7 +439,63 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         self._check_update_finite(stats)
         self._on_update_end()
+        self._record_update_logs(stats, approx_kl_divs, loss, clip_range_vf)
 
+    def _minibatch_loss(
+        self, batch: Any, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Loss of one minibatch: ``policy term + c2 * entropy term + c1 * value term``, and the approximate KL.
+
+        Appends the detached loss terms to ``stats``.
+        """
+        actions = batch.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else batch.actions
+        distribution, values = policy_outputs(self.policy, batch.observations, with_values=self.uses_critic)
+        log_prob = distribution.log_prob(actions)
+        # with a zero coefficient the entropy is only logged: no graph, no backward through it
+        with th.set_grad_enabled(self.ent_coef != 0):
+            entropy = distribution.entropy()
+
+        advantages = batch.advantages
+        # normalising a single sample would divide by a zero std (SB3 issue #325)
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        log_ratio = log_prob - batch.old_log_prob
+        ratio = th.exp(log_ratio)
+        policy_loss, extra_stats = self._policy_loss(batch, distribution, log_prob, ratio, advantages)
+
+        # entropy bonus; where the distribution has no analytical entropy, -log_prob estimates it
+        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+        loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
+        if values is not None:
+            values = values.flatten()
+            if clip_range_vf is None:
+                values_pred = values
+            else:
+                values_pred = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
+            # value loss to the TD(lambda) return (or the reward-to-go for REINFORCE's baseline)
+            value_loss = F.mse_loss(batch.returns, values_pred)
+            loss = loss + self.vf_coef * value_loss
+            stats["value_loss"].append(value_loss.detach())
+
+        stats["policy_gradient_loss"].append(policy_loss.detach())
+        stats["entropy_loss"].append(entropy_loss.detach())
+        for key, value in extra_stats.items():
+            stats[key].append(value)
+
+        # approximate KL[old, new] with the low-variance estimator (J. Schulman's blog, SB3 issue #417)
+        with th.no_grad():
+            approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio)
+        return loss, approx_kl_div
+
+    def _record_update_logs(
+        self,
+        stats: dict[str, list[th.Tensor]],
+        approx_kl_divs: list[th.Tensor],
+        loss: th.Tensor | None,
+        clip_range_vf: float | None,
+    ) -> None:
+        """Log SB3's ``train/`` keys (means over the minibatches; ``approx_kl`` over the last epoch as SB3 does)."""
         for key, values_list in stats.items():
             if values_list:
                 self.logger.record(f"train/{key}", th.stack(values_list).float().mean().item())
@@ -487,7 +503,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             self.logger.record("train/approx_kl", th.stack(approx_kl_divs).mean().item())
         if loss is not None:
             self.logger.record("train/loss", loss.item())
-        if uses_critic:
+        if self.uses_critic:
             self.logger.record(
                 "train/explained_variance",
                 explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()),
@@ -567,7 +583,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             raise ValueError(f"{owner}: `total_timesteps` must be a whole number of steps, got {total_timesteps!r}")
         log_interval = check_int("log_interval", log_interval, minimum=1, owner=owner)
         return super().learn(
-            total_timesteps=int(round(total)),
+            total_timesteps=round(total),
             callback=callback,
             log_interval=log_interval,
             tb_log_name=tb_log_name or owner,
@@ -604,7 +620,8 @@ def _check_model_file(class_name: str, path: str | pathlib.Path | io.BufferedIOB
             names = set(archive.namelist())
             if "data" not in names or "policy.pth" not in names:
                 raise ValueError(
-                    f"{path!r} is not a complete saved model: the 'data' or 'policy.pth' entry is missing (truncated file, or not a model)"
+                    f"{path!r} is not a complete saved model: the 'data' or 'policy.pth' entry is missing "
+                    "(truncated file, or not a model)"
                 )
             if archive.testzip() is not None:
                 raise ValueError(f"{path!r} is corrupted (CRC check failed)")

@@ -126,7 +126,7 @@ class TensorRolloutBuffer(_TensorSamplingMixin, RolloutBuffer):
 class DictTensorRolloutBuffer(_TensorSamplingMixin, DictRolloutBuffer):
     """SB3's :class:`~stable_baselines3.common.buffers.DictRolloutBuffer`, sampling minibatches in torch."""
 
-    _samples_class = DictRolloutBufferSamples
+    _samples_class: type = DictRolloutBufferSamples
 
     def reset(self) -> None:
         self._drop_tensors()
@@ -136,7 +136,7 @@ class DictTensorRolloutBuffer(_TensorSamplingMixin, DictRolloutBuffer):
 class _DistParamsMixin:
     """Stores ``dist_params`` (float32, ``dist_params_dim`` per sample) beside the usual fields."""
 
-    _extra_fields = ("dist_params",)
+    _extra_fields: tuple[str, ...] = ("dist_params",)
     dist_params_dim: int
     dist_params: np.ndarray
     buffer_size: int

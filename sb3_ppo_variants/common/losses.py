@@ -35,7 +35,7 @@ def kl_penalty_loss(
     beta: float,
     clip_range: float | None = None,
 ) -> th.Tensor:
-    """``-mean(r_t A_t - beta * KL_t)`` (paper eq. 8), with the clipped surrogate in place of ``r_t A_t`` when ``clip_range``."""
+    """``-mean(r_t A_t - beta * KL_t)`` (paper eq. 8); with ``clip_range`` the clipped surrogate replaces ``r_t A_t``."""
     return surrogate_loss(ratio, advantages, clip_range) + beta * kl.mean()
 
 

@@ -60,8 +60,9 @@ class REINFORCE(PolicyGradientAlgorithm):
     :param max_grad_norm: The maximum value for the gradient clipping
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
-    :param rollout_buffer_class: Rollout buffer class (default: :class:`~sb3_ppo_variants.common.buffers.RewardToGoRolloutBuffer`
-        or its Dict variant); it must accept ``normalize`` and ``bootstrap``
+    :param rollout_buffer_class: Rollout buffer class (default:
+        :class:`~sb3_ppo_variants.common.buffers.RewardToGoRolloutBuffer` or its Dict variant);
+        it must accept ``normalize`` and ``bootstrap``
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param target_kl: SB3's early stop of the epochs at an approximate KL above ``1.5 * target_kl`` (``None``: off)
     :param stats_window_size: Window size for the rollout logging
@@ -133,7 +134,8 @@ class REINFORCE(PolicyGradientAlgorithm):
         )
         if normalize_returns == "timestep" and self.env is not None and self.env.num_envs < 2:
             raise ValueError(
-                f"{owner}: `normalize_returns='timestep'` normalises across the parallel envs at each step and needs >= 2 envs; "
+                f"{owner}: `normalize_returns='timestep'` normalises across the parallel envs at each step "
+                "and needs >= 2 envs; "
                 f"the env has {self.env.num_envs}. Use normalize_returns='batch' or a VecEnv with more envs."
             )
         self.normalize_returns = normalize_returns
