@@ -73,7 +73,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
         "CartPole-v1",
         8,
         100_000,
-        {**_CARTPOLE_PPO, "beta": 1.0, "kl_target": 0.01},
+        # 10 epochs instead of the zoo's 20: without clipping, 20 left one seed of three collapsing late
+        {**_CARTPOLE_PPO, "n_epochs": 10, "beta": 1.0, "kl_target": 0.01},
         source=_ZOO_PPO + ", KL penalty",
     ),
     ("kl_ppo", "Pendulum-v1"): Preset(

@@ -223,10 +223,26 @@ def test_clip_ppo_config_is_rl_zoo3_ppo_yml() -> None:
         assert entry == ppo[_zoo_id(env_id)], env_id
 
 
+#: where kl_ppo.yml departs from ppo.yml, with the reason in the YAML file
+KL_PPO_TUNED = {"CartPole-v1": {"n_epochs": 10}}
+
+
 def test_kl_ppo_config_is_ppo_with_the_kl_penalty() -> None:
     for env_id, entry in CONFIGS["kl_ppo"].items():
         base = {key: value for key, value in CONFIGS["clip_ppo"][env_id].items() if key != "clip_range"}
-        assert entry == {**base, "kl_target": 0.01, "beta": 1.0}, env_id
+        assert entry == {**base, **KL_PPO_TUNED.get(env_id, {}), "kl_target": 0.01, "beta": 1.0}, env_id
+
+
+def test_presets_match_the_zoo_configs() -> None:
+    """The embedded presets (demo, learning checks) and zoo_configs/ hold the same hyperparameters."""
+    from sb3_ppo_variants.presets import PRESETS
+
+    for (algo, env_id), preset in PRESETS.items():
+        entry = dict(CONFIGS[algo][env_id])
+        assert entry.pop("n_envs", 1) == preset.n_envs, (algo, env_id)
+        assert entry.pop("n_timesteps") == preset.n_timesteps, (algo, env_id)
+        assert bool(entry.pop("normalize", False)) == preset.normalize, (algo, env_id)
+        assert entry == {"policy": "MlpPolicy", **preset.hyperparams}, (algo, env_id)
 
 
 def test_reinforce_config_follows_a2c_yml() -> None:
