@@ -1,0 +1,386 @@
+"""Where a study lives: resolving ``--storage``, opening it, masking its secrets, and the lock that guards the trial budget.
+
+Three ways to name a storage (:func:`resolve_storage`):
+
+- nothing: the URL in the environment variable :data:`STORAGE_ENV_VAR` (``SB3PV_OPTUNA_STORAGE``) if it is set,
+  otherwise the embedded default, an Optuna journal file ``<output_dir>/study.journal``;
+- ``env:VARNAME``: the URL or path in the environment variable ``VARNAME`` (keeps passwords off the command line,
+  out of the shell history and out of ``ps``);
+- a database URL (anything with ``://``, e.g. ``postgresql://user:pw@host/db``, ``sqlite:///study.db``): an
+  :class:`optuna.storages.RDBStorage` with heartbeats; or a file path (optionally ``journal:PATH``): a journal file.
+
+A URL is never printed or written in full: :func:`mask_url` replaces its password (also one given as a ``password=``
+query parameter) by ``***``, and errors raised while opening the storage have the secret removed.
+
+A journal file is written under :class:`FlockJournalLock`, an ``flock`` the operating system releases when its
+holder dies (Optuna's default symlink lock, left behind by a worker killed while writing, makes the others wait 30 s).
+
+The budget lock (:class:`BudgetLock`) makes "count the trials, then ask for a new one" atomic across processes, so
+that several workers on one study never start more trials than the budget: a ``fcntl`` file lock next to a journal or
+SQLite file, a session-level advisory lock in PostgreSQL, a named lock in MySQL/MariaDB. Each is released by the
+operating system or the server when the process dies, so a killed worker cannot leave it held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal._file import BaseJournalFileLock  # the documented type of JournalFileBackend's lock_obj
+from optuna.trial import FrozenTrial
+
+#: Environment variable read when no storage is given (a URL or a journal path, like ``--storage``).
+STORAGE_ENV_VAR = "SB3PV_OPTUNA_STORAGE"
+#: File name of the default journal, inside the output directory.
+JOURNAL_FILENAME = "study.journal"
+#: Suffix of the budget-lock file next to a journal or SQLite file (Optuna's own journal lock uses ``.lock``).
+BUDGET_LOCK_SUFFIX = ".budget.lock"
+#: Suffix of the journal's write-lock file (:class:`FlockJournalLock`).
+JOURNAL_LOCK_SUFFIX = ".write.lock"
+_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token"})
+_MASK = "***"
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A resolved storage: its kind, its location (a path, or a URL that may hold a password) and where it came from.
+
+    ``repr()`` and :attr:`display` mask the password; only :attr:`location` holds the secret.
+
+    :param kind: ``"journal"`` (an Optuna journal file) or ``"rdb"`` (an SQLAlchemy database URL)
+    :param location: The journal path or the database URL
+    :param source: How it was chosen: ``"default"``, ``"argument"``, ``"env:<VARNAME>"``
+    """
+
+    kind: Literal["journal", "rdb"]
+    location: str
+    source: str
+
+    @property
+    def display(self) -> str:
+        """The location with any password replaced by ``***``: safe to print and to write to files."""
+        return mask_url(self.location) if self.kind == "rdb" else self.location
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret strings of the location (passwords), to remove from error messages."""
+        return _url_secrets(self.location) if self.kind == "rdb" else ()
+
+    @property
+    def dialect(self) -> str:
+        """The database dialect of an RDB URL (``postgresql``, ``mysql``, ``sqlite``, ...), ``"journal"`` otherwise."""
+        if self.kind == "journal":
+            return "journal"
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.location).get_backend_name()
+
+    def __repr__(self) -> str:
+        return f"StorageSpec(kind={self.kind!r}, location={self.display!r}, source={self.source!r})"
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        match = re.match(r"^[^:/]+://[^:/@]*:([^@]*)@", url)
+        return (match.group(1),) if match and match.group(1) else ()
+    secrets = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if key.lower() in _SECRET_QUERY_KEYS:
+            secrets.extend([value] if isinstance(value, str) else list(value))
+    return tuple(str(secret) for secret in secrets if secret)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and ``password=``-like query values) replaced by ``***``.
+
+    :param url: A database URL such as ``postgresql://user:secret@host:5432/db``
+    :return: e.g. ``postgresql://user:***@host:5432/db``; for a string SQLAlchemy cannot parse, the part between
+        ``user:`` and ``@`` is masked
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return re.sub(r"^([^:/]+://[^:/@]*:)[^@]*@", rf"\1{_MASK}@", url)
+    if parsed.password:
+        parsed = parsed.set(password=_MASK)
+    secret_keys = [key for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS]
+    if secret_keys:
+        parsed = parsed.update_query_dict({key: _MASK for key in secret_keys})
+    return parsed.render_as_string(hide_password=False).replace("%2A%2A%2A", _MASK)  # rendering escapes the asterisks
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every occurrence of each secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _MASK)
+    return text
+
+
+def _spec_from_value(value: str, source: str) -> StorageSpec:
+    value = value.strip()
+    if value.startswith("journal:"):
+        path = value[len("journal:") :]
+        if not path:
+            raise ValueError(f"`storage` ({source}): 'journal:' must be followed by a file path")
+        return StorageSpec("journal", path, source)
+    if "://" in value:
+        if value.startswith(("redis://", "rediss://")):
+            raise ValueError(
+                f"`storage` ({source}): Redis is not supported; use a journal file or an SQLAlchemy database URL "
+                "(postgresql://..., mysql://..., sqlite:///...)"
+            )
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(value)
+        except Exception as exc:
+            raise ValueError(
+                f"`storage` ({source}): {mask_url(value)!r} is not a valid database URL "
+                f"({redact(str(exc), _url_secrets(value))})"
+            ) from None
+        return StorageSpec("rdb", value, source)
+    return StorageSpec("journal", value, source)
+
+
+def resolve_storage(storage: str | None, output_dir: str | os.PathLike[str]) -> StorageSpec:
+    """Turn a ``--storage`` value into a :class:`StorageSpec` (see the module docstring for the accepted forms).
+
+    :param storage: ``None`` (the environment variable :data:`STORAGE_ENV_VAR`, else the default journal), a database
+        URL, a journal path, ``journal:PATH`` or ``env:VARNAME``
+    :param output_dir: The study's output directory, where the default journal lives
+    :return: The resolved storage
+    :raises ValueError: for an empty value, an unset or empty environment variable, or a URL that does not parse
+    """
+    if storage is None:
+        from_env = os.environ.get(STORAGE_ENV_VAR, "").strip()
+        if from_env:
+            return _spec_from_value(from_env, f"env:{STORAGE_ENV_VAR}")
+        return StorageSpec("journal", str(Path(output_dir) / JOURNAL_FILENAME), "default")
+    if not isinstance(storage, str):
+        raise TypeError(f"`storage` must be a string or None, got {type(storage).__name__}")
+    if not storage.strip():
+        raise ValueError("`storage` is empty; leave it out for the default journal file")
+    if storage.startswith("env:"):
+        name = storage[len("env:") :]
+        if not name:
+            raise ValueError("`storage`: 'env:' must be followed by the name of an environment variable")
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise ValueError(f"`storage`: the environment variable {name} (from {storage!r}) is not set or is empty")
+        return _spec_from_value(value, f"env:{name}")
+    return _spec_from_value(storage, "argument")
+
+
+def open_storage(
+    spec: StorageSpec,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = None,
+    stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> BaseStorage:
+    """Open the storage of ``spec``: a :class:`~optuna.storages.JournalStorage` or an :class:`~optuna.storages.RDBStorage`.
+
+    For a database, heartbeats are switched on (when ``heartbeat_interval`` is set): a RUNNING trial whose worker has
+    not written a heartbeat for ``grace_period`` seconds is stale, and :func:`optuna.storages.fail_stale_trials`
+    marks it FAIL and calls ``stale_trial_callback``. A journal file has no heartbeats in Optuna 5; see
+    :mod:`sb3_ppo_variants.tuning.workers` for how its stale trials are found.
+
+    :param spec: The storage to open
+    :param heartbeat_interval: Seconds between heartbeats of a running trial (databases only; ``None``: off)
+    :param grace_period: Seconds without a heartbeat after which a trial is stale (default: twice the interval)
+    :param stale_trial_callback: Called with ``(study, failed_trial)`` for each trial failed as stale
+    :raises RuntimeError: if the storage cannot be opened (the message never contains the password)
+    """
+    if spec.kind == "journal":
+        path = Path(spec.location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=journal_write_lock(str(path))))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            engine_kwargs: dict[str, Any] = {"pool_pre_ping": True} if spec.dialect != "sqlite" else {}
+            return RDBStorage(
+                spec.location,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period if heartbeat_interval is not None else None,
+                heartbeat_stale_trial_callback=stale_trial_callback if heartbeat_interval is not None else None,
+            )
+    except Exception as exc:
+        raise RuntimeError(
+            f"Could not open the Optuna storage {spec.display} ({spec.source}): "
+            f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------------- journal lock
+
+
+class FlockJournalLock(BaseJournalFileLock):
+    """The write lock of a journal file, with ``flock(2)`` on ``<journal>.write.lock``.
+
+    Optuna's default journal lock is a symbolic link that a process killed while writing leaves behind; the other
+    workers then wait for its 30 s grace period before they force it. The operating system releases an ``flock``
+    when its holder dies, so a killed worker costs nothing. Every process writing the journal must use the same
+    kind of lock: run other Optuna programs on the same journal only while no worker runs.
+
+    :param journal_path: The journal file
+    """
+
+    def __init__(self, journal_path: str) -> None:
+        self._path = journal_path + JOURNAL_LOCK_SUFFIX
+        self._thread_lock = threading.Lock()
+        self._handle: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self._thread_lock.acquire()
+        try:
+            handle = open(self._path, "ab")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        import fcntl
+
+        handle, self._handle = self._handle, None
+        try:
+            if handle is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                handle.close()
+        finally:
+            self._thread_lock.release()
+
+
+def journal_write_lock(journal_path: str) -> BaseJournalFileLock:
+    """:class:`FlockJournalLock` where ``fcntl`` exists (POSIX), else Optuna's default symlink lock."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - not POSIX
+        return JournalFileSymlinkLock(journal_path)
+    return FlockJournalLock(journal_path)
+
+
+# ---------------------------------------------------------------------------------------------------- budget lock
+
+
+def _lock_key(study_name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock on ``study_name``."""
+    digest = hashlib.sha256(f"sb3_ppo_variants.tuning:{study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class BudgetLock:
+    """An inter-process lock for one study, used as ``with lock: ...`` around "count the trials, then ask".
+
+    :param spec: The study's storage; picks the mechanism (see the module docstring)
+    :param study_name: The study (PostgreSQL/MySQL lock names are derived from it)
+    """
+
+    def __init__(self, spec: StorageSpec, study_name: str) -> None:
+        self.spec = spec
+        self.study_name = study_name
+        self.mechanism = "none"
+        self._engine: Any = None
+        self._path: Path | None = None
+        dialect = spec.dialect
+        if spec.kind == "journal":
+            self._path = Path(spec.location + BUDGET_LOCK_SUFFIX)
+            self.mechanism = "file"
+        elif dialect == "sqlite":
+            from sqlalchemy.engine import make_url
+
+            database = make_url(spec.location).database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self._path = Path(database + BUDGET_LOCK_SUFFIX)
+                self.mechanism = "file"
+        elif dialect in ("postgresql", "mysql", "mariadb"):
+            import sqlalchemy
+            from sqlalchemy.pool import NullPool
+
+            self._engine = sqlalchemy.create_engine(spec.location, poolclass=NullPool)
+            self.mechanism = "postgresql-advisory" if dialect == "postgresql" else "mysql-named"
+
+    def __repr__(self) -> str:
+        return f"BudgetLock({self.mechanism}, study={self.study_name!r})"
+
+    @contextlib.contextmanager
+    def _database_lock(self) -> Iterator[None]:
+        from sqlalchemy import text
+
+        if self.mechanism == "postgresql-advisory":
+            acquire, release = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
+            params: dict[str, Any] = {"key": _lock_key(self.study_name)}
+        else:
+            acquire, release = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)"
+            params = {"key": "sb3pv:" + hashlib.sha256(self.study_name.encode()).hexdigest()[:40]}
+        try:
+            connection = self._engine.connect()
+        except Exception as exc:
+            raise RuntimeError(
+                f"Could not connect to {self.spec.display} for the budget lock: "
+                f"{type(exc).__name__}: {redact(str(exc), self.spec.secrets)}"
+            ) from None
+        # Session-level lock: held until released or until the connection closes (also when this process dies).
+        with connection:
+            connection.execute(text(acquire), params)
+            try:
+                yield
+            finally:
+                connection.execute(text(release), params)
+
+    def __enter__(self) -> None:
+        if self._path is not None:
+            self._context: contextlib.AbstractContextManager[None] = _file_lock(self._path)
+        elif self._engine is not None:
+            self._context = self._database_lock()
+        else:
+            self._context = contextlib.nullcontext()
+        self._context.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._context.__exit__(*exc_info)
+
+    def close(self) -> None:
+        """Release the database engine, if any."""
+        if self._engine is not None:
+            self._engine.dispose()

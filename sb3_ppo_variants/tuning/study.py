@@ -1,0 +1,505 @@
+"""``run_study``: an Optuna study of one of our algorithms on one environment, resumable and shared by several workers.
+
+Each worker (a call of :func:`run_study`, one process of ``sb3-ppo-variants-tune``) loops:
+
+1. with the study's budget lock held (:class:`~sb3_ppo_variants.tuning.storage.BudgetLock`): fail and retry the
+   trials of dead workers (:func:`~sb3_ppo_variants.tuning.workers.recover_dead_trials`, and Optuna's heartbeat
+   check for a database), count the trials (:class:`~sb3_ppo_variants.tuning.workers.Budget`) and, if the budget
+   allows, ask for a trial (a WAITING retry first) and sign it with the worker's identity;
+2. run it (:class:`~sb3_ppo_variants.tuning.objective.Objective`) with a heartbeat thread for a database, and
+   tell the result: COMPLETE with the mean final evaluation return; PRUNED when the pruner stops it, or when
+   training diverges (``FloatingPointError``, NaN/inf return), with ``fail_reason``; FAIL with ``fail_reason`` for
+   any other exception. Ctrl-C (and SIGTERM, in the command) marks the trial FAIL, enqueues a retry, and stops the
+   worker;
+3. stop when ``n_trials`` trials are finished or started, or when the time limit has passed (a running trial is
+   finished, as in Optuna). A worker that has nothing left to start waits for RUNNING trials that may still fail
+   (those of this machine, or any with heartbeats), so that a trial of a killed worker is retried before the study
+   ends.
+
+Then it writes the summary (:mod:`sb3_ppo_variants.tuning.summary`). Running the same command again continues the
+same study (``load_if_exists``) and only runs the missing trials; the study's settings are stored in it and a
+continuation with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+import os
+import re
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.pruners import BasePruner, MedianPruner, NopPruner, SuccessiveHalvingPruner
+from optuna.samplers import BaseSampler, RandomSampler, TPESampler
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
+from sb3_ppo_variants.tuning.storage import BudgetLock, StorageSpec, open_storage, redact, resolve_storage
+from sb3_ppo_variants.tuning.summary import StudySummary, summarize
+from sb3_ppo_variants.tuning.workers import (
+    FAIL_REASON_ATTR,
+    WORKER_ATTR,
+    Budget,
+    RetryStaleTrial,
+    WorkerIdentity,
+    enqueue_retry,
+    recover_dead_trials,
+    resolvable_running,
+)
+
+logger = logging.getLogger("sb3_ppo_variants.tuning")
+
+#: Study user attribute holding the :class:`TrialSettings` the study was created with.
+SETTINGS_ATTR = "sb3pv_tuning_settings"
+SAMPLER_NAMES = ("tpe", "random")
+PRUNER_NAMES = ("median", "halving", "none")
+#: Constructor arguments a study sets itself (they cannot be fixed with ``hyperparams``).
+RESERVED_HYPERPARAMS = frozenset({"self", "env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model"})
+#: Longest ``fail_reason`` stored in a trial.
+MAX_REASON_LENGTH = 1000
+
+
+# ---------------------------------------------------------------------------------------------------- input checks
+
+
+def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int{' or None' if optional else ''}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"`timeout` must be a number of seconds > 0 or None, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """The fixed constructor arguments, checked against the constructor, and the policy if one is given."""
+    if hyperparams is None:
+        return {}, None
+    if not isinstance(hyperparams, Mapping):
+        raise TypeError(f"`hyperparams` must be a mapping of constructor arguments, got {type(hyperparams).__name__}")
+    fixed = dict(hyperparams)
+    policy = fixed.pop("policy", None)
+    if policy is not None and not isinstance(policy, str):
+        raise TypeError(f"`hyperparams['policy']` must be a policy name such as 'MlpPolicy', got {policy!r}")
+    algo_class = ALGOS[algo]
+    accepted = set(inspect.signature(algo_class).parameters) - RESERVED_HYPERPARAMS - {"policy"}
+    for key in fixed:
+        if key in RESERVED_HYPERPARAMS:
+            raise ValueError(f"`hyperparams`: {key!r} is set by the study itself and cannot be fixed")
+        if key not in accepted:
+            raise ValueError(
+                f"`hyperparams`: {key!r} is not an argument of {algo_class.__name__}; accepted: {', '.join(sorted(accepted))}"
+            )
+    return fixed, policy
+
+
+def make_sampler(sampler: str | BaseSampler, n_startup_trials: int, seed: int | None) -> BaseSampler:
+    """The sampler by name: ``tpe`` (multivariate TPE with the constant liar, for parallel workers) or ``random``."""
+    if isinstance(sampler, BaseSampler):
+        return sampler
+    if sampler == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return TPESampler(n_startup_trials=n_startup_trials, multivariate=True, constant_liar=True, seed=seed)
+    if sampler == "random":
+        return RandomSampler(seed=seed)
+    raise ValueError(f"`sampler` must be one of {', '.join(SAMPLER_NAMES)} or an optuna BaseSampler, got {sampler!r}")
+
+
+def make_pruner(pruner: str | BasePruner, n_startup_trials: int, n_warmup_steps: int) -> BasePruner:
+    """The pruner by name: ``median`` (MedianPruner), ``halving`` (SuccessiveHalvingPruner) or ``none``."""
+    if isinstance(pruner, BasePruner):
+        return pruner
+    if pruner == "median":
+        return MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+    if pruner == "halving":
+        return SuccessiveHalvingPruner()
+    if pruner == "none":
+        return NopPruner()
+    raise ValueError(f"`pruner` must be one of {', '.join(PRUNER_NAMES)} or an optuna BasePruner, got {pruner!r}")
+
+
+def default_output_dir(study_name: str) -> Path:
+    """``logs/tuning/<study_name>`` (characters other than letters, digits, ``._-`` replaced by ``_``)."""
+    return Path("logs") / "tuning" / re.sub(r"[^A-Za-z0-9._-]", "_", study_name)
+
+
+# ---------------------------------------------------------------------------------------------------- the study
+
+
+def _open_study(
+    spec: StorageSpec,
+    study_name: str,
+    settings: TrialSettings,
+    sampler: BaseSampler,
+    pruner: BasePruner,
+    heartbeat_interval: int | None,
+    grace_period: int | None,
+    max_retry: int | None,
+) -> optuna.Study:
+    storage = open_storage(spec, heartbeat_interval, grace_period, RetryStaleTrial(max_retry))
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"Could not create or load study {study_name!r} in {spec.display}: "
+            f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
+        ) from None
+    if study.direction != StudyDirection.MAXIMIZE:
+        raise ValueError(f"`study_name`: study {study_name!r} in {spec.display} minimizes; this tool maximizes the return")
+    wanted = settings.to_attr()
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        # A new study, or one that holds only enqueued (WAITING) trials: it takes these settings.
+        if any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+            raise ValueError(
+                f"`study_name`: study {study_name!r} in {spec.display} already has trials but was not created by "
+                "sb3-ppo-variants-tune; choose another study name"
+            )
+        study.set_user_attr(SETTINGS_ATTR, wanted)
+    elif stored != wanted:
+        differences = ", ".join(
+            f"{key}: study has {stored.get(key)!r}, asked for {wanted.get(key)!r}"
+            for key in sorted(set(stored) | set(wanted))
+            if stored.get(key) != wanted.get(key)
+        )
+        raise ValueError(
+            f"`study_name`: study {study_name!r} in {spec.display} was created with other settings ({differences}); "
+            "use the same settings to continue it, or another study name"
+        )
+    return study
+
+
+@contextlib.contextmanager
+def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: int | None, spec: StorageSpec) -> Iterator[None]:
+    """Record a heartbeat for ``trial`` every ``interval`` seconds while the block runs (databases only)."""
+    if interval is None or spec.kind != "rdb":
+        yield
+        return
+    storage: Any = study._storage
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except Exception as exc:  # the database may be briefly unreachable; the next beat may succeed
+                logger.warning("[trial %d] heartbeat failed: %s", trial.number, redact(str(exc), spec.secrets))
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 3] + "..."
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, max_retry: int | None) -> TrialState:
+    """Run one trial and tell its result (see the module docstring for the states)."""
+    value: float | None = None
+    reason: str | None = None
+    try:
+        value = objective(trial)
+        state = TrialState.COMPLETE
+        if not math.isfinite(value):
+            state, reason = TrialState.PRUNED, f"diverged: the objective value is {value}"
+    except optuna.TrialPruned as exc:
+        state = TrialState.PRUNED
+        logger.debug("[trial %d] %s", trial.number, exc)
+    except FloatingPointError as exc:
+        state, reason = TrialState.PRUNED, f"diverged: {_reason(exc)}"
+    except (KeyboardInterrupt, SystemExit) as exc:
+        trial.set_user_attr(FAIL_REASON_ATTR, f"interrupted ({type(exc).__name__}) before the trial finished")
+        study.tell(trial, state=TrialState.FAIL)
+        enqueue_retry(study, study._storage.get_trial(trial._trial_id), max_retry)
+        raise
+    except Exception as exc:
+        state, reason = TrialState.FAIL, _reason(exc)
+        logger.warning("[trial %d] failed:\n%s", trial.number, traceback.format_exc())
+    if reason is not None:
+        trial.set_user_attr(FAIL_REASON_ATTR, reason)
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    return state
+
+
+def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: float, n_trials: int | None) -> None:
+    trials = study.get_trials(deepcopy=False)
+    trial = next(t for t in trials if t.number == number)
+    budget = Budget.of(trials, n_trials)
+    if state == TrialState.COMPLETE:
+        outcome = f"COMPLETE value {trial.value:.4g}"
+    elif state == TrialState.PRUNED and trial.user_attrs.get(FAIL_REASON_ATTR):
+        outcome = f"PRUNED ({trial.user_attrs[FAIL_REASON_ATTR]})"
+    elif state == TrialState.PRUNED and trial.last_step is not None:
+        outcome = f"PRUNED at step {trial.last_step} (value {trial.intermediate_values[trial.last_step]:.4g})"
+    else:
+        outcome = f"{state.name} ({trial.user_attrs.get(FAIL_REASON_ATTR, 'no reason')})"
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
+    best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
+    target = "" if n_trials is None else f"/{n_trials}"
+    logger.info(
+        "[trial %d] %s in %.1f s | %s | finished %d%s, running %d",
+        number,
+        outcome,
+        seconds,
+        best_text,
+        budget.finished,
+        target,
+        budget.running,
+    )
+
+
+def _work(
+    study: optuna.Study,
+    spec: StorageSpec,
+    objective: Objective,
+    n_trials: int | None,
+    timeout: float | None,
+    heartbeat_interval: int | None,
+    max_retry: int | None,
+    wait_for_running: bool,
+) -> None:
+    """The worker loop of :func:`run_study` (see the module docstring)."""
+    study_name = study.study_name
+    heartbeat = spec.kind == "rdb" and heartbeat_interval is not None
+    lock = BudgetLock(spec, study_name)
+    worker = WorkerIdentity.current()
+    budget = Budget.of(study.get_trials(deepcopy=False), n_trials)
+    logger.info(
+        "Study %r in %s (%s): %d trial(s) finished of %s; %s on %s, %d steps x %d seed(s) per trial%s",
+        study_name,
+        spec.display,
+        spec.source,
+        budget.finished,
+        "no limit" if n_trials is None else n_trials,
+        objective.settings.algo,
+        objective.settings.env_id,
+        objective.settings.n_timesteps,
+        objective.settings.n_seeds,
+        "" if timeout is None else f", time limit {timeout:.0f} s",
+    )
+    poll = 2.0 if heartbeat_interval is None else min(5.0, max(1.0, heartbeat_interval / 2))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waiting_logged = False
+    try:
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                logger.info("Time limit reached: no new trial is started by this worker")
+                break
+            with lock:
+                recover_dead_trials(study, max_retry, host_names_unique=spec.kind == "journal")
+                if heartbeat:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(study)
+                trials = study.get_trials(deepcopy=False)
+                budget = Budget.of(trials, n_trials)
+                trial = None
+                if budget.waiting or budget.remaining > 0:
+                    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": we beat
+                        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+                        trial = study.ask()
+                    trial.set_user_attr(WORKER_ATTR, worker.to_attr())
+            if trial is None:
+                pending = resolvable_running(trials, heartbeat)
+                if pending and wait_for_running:
+                    if not waiting_logged:
+                        logger.info("All trials are started; waiting for %d running trial(s) of other workers", pending)
+                        waiting_logged = True
+                    time.sleep(poll)
+                    continue
+                break
+            waiting_logged = False
+            started = time.monotonic()
+            with _heartbeat(study, trial, heartbeat_interval, spec):
+                state = _run_trial(study, trial, objective, max_retry)
+            _log_progress(study, trial.number, state, time.monotonic() - started, n_trials)
+    finally:
+        lock.close()
+
+
+def _ensure_logging(verbose: int) -> None:
+    """Show our INFO lines when nothing else configured logging (as Optuna does for its own logger)."""
+    if verbose <= 0:
+        return
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+
+
+def run_study(
+    algo: str,
+    env_id: str,
+    n_trials: int | None = 100,
+    timeout: float | None = None,
+    n_timesteps_per_trial: int = 100_000,
+    n_seeds: int = 1,
+    n_envs: int = 8,
+    storage: str | None = None,
+    study_name: str | None = None,
+    sampler: str | BaseSampler = "tpe",
+    pruner: str | BasePruner = "median",
+    eval_freq: int | None = None,
+    n_eval_episodes: int = 5,
+    output_dir: str | os.PathLike[str] | None = None,
+    hyperparams: Mapping[str, Any] | None = None,
+    normalize: bool = False,
+    seed: int = 0,
+    sampler_seed: int | None = None,
+    n_startup_trials: int = 10,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = None,
+    max_retry: int | None = 2,
+    wait_for_running: bool = True,
+    device: str = "cpu",
+    plots: bool = True,
+    verbose: int = 1,
+) -> StudySummary:
+    """Tune ``algo`` on ``env_id`` with Optuna, or continue the same study, and summarise it.
+
+    Resumable: calling it again with the same arguments continues the study and runs only the missing trials.
+    Several processes (or machines, with a database) may call it on the same study at once.
+
+    :param algo: ``clip_ppo``, ``kl_ppo`` or ``reinforce``; its sampler is
+        :data:`sb3_ppo_variants.zoo.samplers.SAMPLERS` ``[algo]``
+    :param env_id: Gymnasium environment id
+    :param n_trials: Number of finished trials (COMPLETE, PRUNED, or FAIL and not retried) the study should hold, all
+        workers and runs together; None: no limit (then give ``timeout``)
+    :param timeout: Seconds after which this worker starts no new trial (its running trial is finished); None: no limit
+    :param n_timesteps_per_trial: Training budget of each seed of a trial, in environment steps
+    :param n_seeds: Seeds per trial; the objective is the mean over seeds of the final evaluation return
+    :param n_envs: Parallel training environments (the sampler bounds the minibatch size by the rollout)
+    :param storage: None (``$SB3PV_OPTUNA_STORAGE`` if set, else a journal file ``study.journal`` in ``output_dir``),
+        a database URL (``postgresql://...``, ``sqlite:///...``), a journal file path, or ``env:VARNAME`` to read
+        the URL from an environment variable. A password in it is never printed or written
+    :param study_name: Name of the study in the storage (default ``<algo>-<env_id>``)
+    :param sampler: ``tpe`` (multivariate TPE, constant liar), ``random``, or an Optuna sampler
+    :param pruner: ``median`` (MedianPruner: no pruning before ``n_startup_trials`` trials finished, nor in the first
+        third of the first seed's budget), ``halving``, ``none``, or an Optuna pruner
+    :param eval_freq: Environment steps (all envs together) between evaluations; default: 5 evaluations per seed.
+        Must be >= ``n_envs``
+    :param n_eval_episodes: Episodes per evaluation (deterministic actions, a separate env)
+    :param output_dir: Where the journal (by default), summary, YAML entry and plots go (default
+        ``logs/tuning/<study_name>``)
+    :param hyperparams: Constructor arguments fixed for every trial, on top of the sampled ones (``policy`` picks the
+        policy). They are part of the study's settings and of the YAML entry
+    :param normalize: Wrap the training and evaluation envs in VecNormalize (written as ``normalize: true``)
+    :param seed: First training seed; seeds ``seed .. seed+n_seeds-1`` are used by every trial
+    :param sampler_seed: Seed of the sampler (only for single-worker reproducibility: workers with the same seed would
+        propose the same trials)
+    :param n_startup_trials: Trials sampled at random before TPE models the results, and finished before the median
+        pruner prunes
+    :param heartbeat_interval: Seconds between heartbeats of a running trial in a database storage (None: off)
+    :param grace_period: Seconds without a heartbeat before a database trial is failed as stale (default twice the
+        interval)
+    :param max_retry: How many times a trial whose worker died is retried with the same parameters (None: no limit)
+    :param wait_for_running: When nothing is left to start, wait for running trials that may still fail (and need a
+        retry) before returning
+    :param device: Torch device of the models (``cpu``: fastest for the small MLPs of these algorithms)
+    :param plots: Write the PNG plots
+    :param verbose: 0: quiet; 1: a line per trial; 2: also debug lines
+    :return: The summary (best trial, YAML entry, files written); ``print(summary.format())`` shows it
+    :raises ValueError, TypeError: for invalid arguments, naming the argument
+    """
+    if algo not in ALGOS:
+        raise ValueError(f"`algo` must be one of {', '.join(ALGOS)}, got {algo!r}")
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"`env_id` must be a Gymnasium environment id, got {env_id!r}")
+    _check_int("n_trials", n_trials, 1, optional=True)
+    timeout = _check_timeout(timeout)
+    if n_trials is None and timeout is None:
+        raise ValueError("give `n_trials` or `timeout` (or both): without either the study would never end")
+    n_timesteps = _check_int("n_timesteps_per_trial", n_timesteps_per_trial, 1)
+    assert n_timesteps is not None
+    _check_int("n_seeds", n_seeds, 1)
+    _check_int("n_envs", n_envs, 1)
+    if eval_freq is None:
+        eval_freq = max(n_envs, n_timesteps // 5)
+    _check_int("eval_freq", eval_freq, 1)
+    if eval_freq < n_envs:
+        raise ValueError(f"`eval_freq` ({eval_freq}) must be >= `n_envs` ({n_envs}): one vectorised step is n_envs steps")
+    _check_int("n_eval_episodes", n_eval_episodes, 1)
+    _check_int("seed", seed, 0)
+    _check_int("n_startup_trials", n_startup_trials, 0)
+    _check_int("heartbeat_interval", heartbeat_interval, 1, optional=True)
+    _check_int("grace_period", grace_period, 1, optional=True)
+    _check_int("max_retry", max_retry, 0, optional=True)
+    if not isinstance(verbose, int):
+        raise TypeError(f"`verbose` must be an int, got {verbose!r}")
+    fixed, policy = _check_hyperparams(algo, hyperparams)
+    _, default_policy = env_info(env_id)
+    if study_name is None:
+        study_name = f"{algo}-{env_id}"
+    elif not isinstance(study_name, str) or not study_name.strip():
+        raise ValueError(f"`study_name` must be a non-empty string, got {study_name!r}")
+    out = Path(output_dir) if output_dir is not None else default_output_dir(study_name)
+    _ensure_logging(verbose)
+
+    settings = TrialSettings(
+        algo=algo,
+        env_id=env_id,
+        n_timesteps=n_timesteps,
+        n_envs=n_envs,
+        n_seeds=n_seeds,
+        seed=seed,
+        eval_freq=eval_freq,
+        n_eval_episodes=n_eval_episodes,
+        hyperparams=fixed,
+        normalize=bool(normalize),
+        policy=policy or default_policy,
+        device=device,
+    )
+    spec = resolve_storage(storage, out)
+    out.mkdir(parents=True, exist_ok=True)
+    study = _open_study(
+        spec,
+        study_name,
+        settings,
+        make_sampler(sampler, n_startup_trials, sampler_seed),
+        make_pruner(pruner, n_startup_trials, n_warmup_steps=n_timesteps // 3),
+        heartbeat_interval,
+        grace_period,
+        max_retry,
+    )
+    _work(study, spec, Objective(settings), n_trials, timeout, heartbeat_interval, max_retry, wait_for_running)
+    return summarize(study, settings, spec.display, n_trials, out, plots=plots)
