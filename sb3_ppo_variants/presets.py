@@ -85,8 +85,24 @@ PRESETS: dict[tuple[str, str], Preset] = {
         {**_PENDULUM_PPO, "beta": 1.0, "kl_target": 0.01},
         source=_ZOO_PPO + ", KL penalty",
     ),
+    # ours (a search over 3 seeds); vf_coef matters only with use_baseline=True, where the value loss on raw returns
+    # would otherwise take most of the clipped gradient
     ("reinforce", "CartPole-v1"): Preset(
-        "reinforce", "CartPole-v1", 8, 300_000, dict(n_steps=1024, learning_rate="lin_0.01", gamma=0.99), source="ours"
+        "reinforce",
+        "CartPole-v1",
+        8,
+        300_000,
+        dict(n_steps=512, learning_rate="lin_0.005", gamma=0.99, max_grad_norm=1.0, vf_coef=0.01),
+        source="ours, tuned on 3 seeds",
+    ),
+    ("reinforce", "Acrobot-v1"): Preset(
+        "reinforce",
+        "Acrobot-v1",
+        16,
+        500_000,
+        dict(n_steps=32, learning_rate="lin_0.002", gamma=0.99, max_grad_norm=1.0, use_baseline=True, vf_coef=0.01),
+        normalize=True,
+        source="ours, tuned on 3 seeds",
     ),
 }
 

@@ -413,6 +413,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
         stats: dict[str, list[th.Tensor]] = defaultdict(list)
+        grad_norms: list[th.Tensor] = []
         approx_kl_divs: list[th.Tensor] = []
         loss: th.Tensor | None = None
         continue_training = True
@@ -430,14 +431,14 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 for parameter in parameters:  # optimizer.zero_grad(set_to_none=True), without its profiling hooks
                     parameter.grad = None
                 loss.backward()
-                th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm, foreach=True)
+                grad_norms.append(th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm, foreach=True))
                 optimizer.step()
 
             self._n_updates += 1
             if not continue_training:
                 break
 
-        self._check_update_finite(stats)
+        self._check_update_finite(grad_norms)
         self._on_update_end()
         self._record_update_logs(stats, approx_kl_divs, loss, clip_range_vf)
 
@@ -496,13 +497,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         clip_range_vf: float | None,
     ) -> None:
         """Log SB3's ``train/`` keys (means over the minibatches; ``approx_kl`` over the last epoch as SB3 does)."""
-        for key, values_list in stats.items():
-            if values_list:
-                self.logger.record(f"train/{key}", th.stack(values_list).float().mean().item())
+        # one read-back for all the means
+        means = {f"train/{key}": th.stack(values).float().mean() for key, values in stats.items() if values}
         if approx_kl_divs:
-            self.logger.record("train/approx_kl", th.stack(approx_kl_divs).mean().item())
+            means["train/approx_kl"] = th.stack(approx_kl_divs).mean()
         if loss is not None:
-            self.logger.record("train/loss", loss.item())
+            means["train/loss"] = loss.detach()
+        if means:
+            for key, value in zip(means, th.stack(list(means.values())).tolist(), strict=True):
+                self.logger.record(key, value)
         if self.uses_critic:
             self.logger.record(
                 "train/explained_variance",
@@ -514,16 +517,18 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
 
-    def _check_update_finite(self, stats: dict[str, list[th.Tensor]]) -> None:
-        """Stop with a clear message when an update produced a non-finite loss or parameter (one sync per update)."""
-        losses = [t for key in ("policy_gradient_loss", "value_loss", "entropy_loss") for t in stats.get(key, [])]
-        finite = th.stack([th.isfinite(t) for t in losses]).all() if losses else th.tensor(True)
-        params_finite = th.stack([th.isfinite(p).all() for p in self.policy.parameters()]).all()
-        if not bool(finite & params_finite):
+    def _check_update_finite(self, grad_norms: list[th.Tensor]) -> None:
+        """Stop with a clear message when an update went non-finite (one host sync per update).
+
+        The gradient norm of every step is computed anyway for the clipping: a NaN/inf loss, or parameters made
+        NaN/inf by an earlier step, give a non-finite norm, so checking the norms covers both without touching
+        the parameters.
+        """
+        if grad_norms and not bool(th.isfinite(th.stack(grad_norms)).all()):
             raise FloatingPointError(
                 f"{type(self).__name__}: training diverged at update {self._n_updates} (timestep {self.num_timesteps}): "
-                f"{'a loss' if not bool(finite) else 'a network parameter'} is NaN or inf. Lower `learning_rate` or "
-                "`max_grad_norm`, or scale the rewards/observations (e.g. VecNormalize)."
+                "a loss, gradient or network parameter is NaN or inf. Lower `learning_rate` or `max_grad_norm`, or "
+                "scale the rewards/observations (e.g. VecNormalize)."
             )
 
     # ------------------------------------------------------------------ save / load
