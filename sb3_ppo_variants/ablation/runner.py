@@ -1,0 +1,877 @@
+"""Running the ablation grid: one job, one worker, many workers, many machines, and resuming after a kill.
+
+**A job** (:func:`run_job`) trains one setting on one env with one seed and records its score: the mean return of
+the last 100 training episodes (the paper's measure), and its learning curve, ``(timestep, mean return of the last
+100 episodes)`` after every rollout. A run whose update turns NaN/inf (possible without clipping or penalty) stops
+there; it is kept, flagged ``diverged_at``, and scored by its episodes so far (a re-run with the same seed would
+diverge again).
+
+**The study.** Every job is one trial of an Optuna study whose sampler is a :class:`optuna.samplers.GridSampler`
+over ``{setting, env, seed}``; the curve and the other results are the trial's user attributes. The study lives in
+a shared storage: a journal file by default (``<output_dir>/study.journal``), or any database URL. Any number of
+workers, in processes of one machine (``workers``) or on several machines (same storage and study name), take jobs
+from it until every grid point has a COMPLETE trial. The grid is stored in the study; a worker with another grid
+stops with an error naming the difference.
+
+**Who runs what** (:func:`prepare_round`, before each job):
+
+1. A RUNNING trial whose worker is dead is marked FAIL (``fail_reason="stale"``): its worker ran on this machine
+   and its process is gone (checked at once), or its heartbeat, written every ``heartbeat_interval`` seconds, is
+   older than ``stale_after`` (workers on other machines; their clocks must agree to well within ``stale_after``).
+2. Optuna's ``GridSampler`` counts a point as done once a trial of it is *finished*, FAIL included, and would
+   never run it again. Each point without a COMPLETE, live RUNNING or WAITING trial that already had a trial is
+   therefore enqueued again (:meth:`optuna.Study.enqueue_trial`); Optuna pops WAITING trials first. A point whose
+   job failed ``max_failures`` times (errors and dead workers; interruptions do not count) is given up and reported.
+3. Otherwise, while the study has fewer trials than the grid has points, ``GridSampler`` hands out the next fresh
+   point (trial number ``i`` gets the ``i``-th point of its shuffled grid, so concurrent workers never collide).
+   Points it has not handed out by then are enqueued.
+
+Concurrent workers can still pick the same point (two enqueues, or a sampler draw racing a retry). The objective
+therefore starts by checking the point: if it has a COMPLETE trial, or a live RUNNING or WAITING trial with a
+lower number, the newer trial is PRUNED (``skipped="duplicate"``) before any training. The report takes the
+lowest-numbered COMPLETE trial of each point.
+
+**Resuming** is re-running the same command: COMPLETE trials are kept, the killed process's RUNNING trials are
+failed as stale and re-run, and only the missing jobs run.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import math
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.samplers import GridSampler
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from sb3_ppo_variants.tuning.storage import StorageSpec, resolve_storage
+from sb3_ppo_variants.tuning.storage import open_storage as open_tuning_storage
+from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
+
+Point = tuple[str, str, int]
+Log = Callable[[str], None]
+
+#: Study user attribute holding the grid (:meth:`GridSpec.to_dict`).
+GRID_ATTR = "ablation_grid"
+#: Study user attribute prefix of the cached random-policy score of an env.
+RANDOM_SCORE_ATTR = "random_score:"
+#: File name of the default journal, inside the output directory.
+#: Chooses among the points to enqueue (not seeded: workers must not agree).
+_RNG = random.Random()
+#: Episodes in the score's and the curve's moving window (the paper: the last 100 episodes).
+SCORE_WINDOW = 100
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- storage
+
+
+class StorageError(RuntimeError):
+    """The study's storage cannot be opened (bad URL, missing driver, unreachable server); the message masks secrets."""
+
+
+def open_storage(spec: StorageSpec) -> BaseStorage:
+    """The Optuna storage of ``spec``, opened as the tuning module opens it (journal with an ``flock`` write lock, or
+    a database), but without Optuna's RDB heartbeat: ablation workers keep their own heartbeat in the trials' user
+    attributes, the same for every storage (see :func:`is_stale`).
+    """
+    try:
+        return open_tuning_storage(spec, heartbeat_interval=None)
+    except RuntimeError as exc:
+        raise StorageError(str(exc)) from None
+
+
+class _GridSampler(GridSampler):
+    """Optuna's ``GridSampler`` without its ``study.stop()`` after a trial.
+
+    It stops once every point has a *finished* trial, FAIL included, and ``Study.stop()`` raises outside
+    ``optimize()`` (where we fail stale trials); the worker loop decides when the grid is done instead.
+    """
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        return None
+
+
+def open_study(storage: StorageSpec, study_name: str, spec: GridSpec) -> optuna.Study:
+    """Create or load the study of ``spec``; a ValueError names the differences if it holds another grid."""
+    sampler = _GridSampler(spec.search_space(), seed=0)  # the same shuffled grid in every worker
+    study = optuna.create_study(
+        storage=open_storage(storage), study_name=study_name, sampler=sampler, direction="maximize", load_if_exists=True
+    )
+    stored = study.user_attrs.get(GRID_ATTR)
+    if stored is None:
+        study.set_user_attr(GRID_ATTR, spec.to_dict())
+    else:
+        differences = spec.differences(GridSpec.from_dict(stored))
+        if differences:
+            raise ValueError(
+                f"Study {study_name!r} in {storage.display} holds another ablation grid; "
+                f"use the same options as the run that created it, or another --study-name/--output-dir. "
+                f"Differences: {'; '.join(differences)}"
+            )
+    return study
+
+
+def load_study_spec(storage: StorageSpec, study_name: str) -> tuple[optuna.Study, GridSpec]:
+    """An existing study and its grid (for reports and status), without knowing the grid beforehand."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        raise ValueError(f"No study {study_name!r} in {storage.display}") from None
+    if GRID_ATTR not in study.user_attrs:
+        raise ValueError(f"Study {study_name!r} in {storage.display} is not an ablation study (no {GRID_ATTR!r})")
+    return study, GridSpec.from_dict(study.user_attrs[GRID_ATTR])
+
+
+# ---------------------------------------------------------------------------------------------------- workers
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), ``None`` if unknown or gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19]) if fields[0] != "Z" else None  # a zombie has exited
+
+
+def _machine_key() -> str:
+    """This machine (and container): host name, Linux boot id and PID namespace (PIDs are only comparable within)."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "/".join(parts)
+
+
+def worker_identity() -> dict[str, Any]:
+    """The identity of this process, written to the trials it runs."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "machine": _machine_key(), "pid": pid, "start_time": _proc_start_time(pid)}
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """Whether process ``pid`` of this machine still runs (and is the same process, when its start time is known)."""
+    if Path("/proc").is_dir():
+        current = _proc_start_time(pid)
+        return current is not None and (start_time is None or current == start_time)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(trial: FrozenTrial, now: float, stale_after: float, machine: str | None = None) -> bool:
+    """Whether a RUNNING trial's worker is dead (see the module docstring)."""
+    if trial.state != TrialState.RUNNING:
+        return False
+    worker = trial.user_attrs.get("worker")
+    machine = machine or _machine_key()
+    if isinstance(worker, dict) and worker.get("machine") == machine:
+        return not process_alive(int(worker["pid"]), worker.get("start_time"))
+    heartbeat = trial.user_attrs.get("heartbeat")
+    if heartbeat is None:
+        heartbeat = trial.datetime_start.timestamp() if trial.datetime_start is not None else now
+    return now - float(heartbeat) > stale_after
+
+
+def trial_point(trial: FrozenTrial) -> Point | None:
+    """The grid point of a trial: its parameters, or for a queued trial the point it was enqueued with."""
+    params = trial.params
+    if {"setting", "env", "seed"} <= params.keys():
+        return (str(params["setting"]), str(params["env"]), int(params["seed"]))
+    point = trial.user_attrs.get("point")
+    if isinstance(point, list) and len(point) == 3:
+        return (str(point[0]), str(point[1]), int(point[2]))
+    return None
+
+
+@dataclass
+class PointState:
+    """The trials of one grid point."""
+
+    complete: list[FrozenTrial] = field(default_factory=list)
+    running: list[FrozenTrial] = field(default_factory=list)
+    waiting: list[FrozenTrial] = field(default_factory=list)
+    failed: list[FrozenTrial] = field(default_factory=list)
+    n_trials: int = 0
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts that count towards ``max_failures`` (interruptions do not)."""
+        return sum(1 for t in self.failed if t.user_attrs.get("fail_reason") != "interrupted")
+
+
+@dataclass
+class GridState:
+    """The trials of every grid point, and the study's trial count."""
+
+    points: dict[Point, PointState]
+    n_trials: int
+
+    def done(self, max_failures: int) -> bool:
+        """Every point has a COMPLETE trial or was given up."""
+        return all(s.complete or s.failures >= max_failures for s in self.points.values())
+
+    def count(self, what: str) -> int:
+        """Number of points with a ``complete``, ``running`` or ``waiting`` trial."""
+        return sum(1 for s in self.points.values() if getattr(s, what))
+
+    def given_up(self, max_failures: int) -> list[Point]:
+        """Points without a COMPLETE trial that failed ``max_failures`` times."""
+        return [p for p, s in self.points.items() if not s.complete and s.failures >= max_failures]
+
+
+def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
+    """Read the study's trials, grouped by grid point (trials of unknown points are ignored)."""
+    trials = study.get_trials(deepcopy=False)
+    points = {point: PointState() for point in spec.points()}
+    for trial in trials:
+        point = trial_point(trial)
+        if point not in points:
+            continue
+        state = points[point]
+        state.n_trials += 1
+        if trial.state == TrialState.COMPLETE:
+            state.complete.append(trial)
+        elif trial.state == TrialState.RUNNING:
+            state.running.append(trial)
+        elif trial.state == TrialState.WAITING:
+            state.waiting.append(trial)
+        elif trial.state == TrialState.FAIL:
+            state.failed.append(trial)
+    return GridState(points, len(trials))
+
+
+def fail_stale_trials(study: optuna.Study, stale_after: float, log: Log = _print) -> list[int]:
+    """Mark the RUNNING trials of dead workers FAIL (``fail_reason="stale"``); returns their numbers."""
+    now, machine = time.time(), _machine_key()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not is_stale(trial, now, stale_after, machine):
+            continue
+        try:  # Optuna has no public way to set an attribute of another process's trial
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", "stale")
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        except (RuntimeError, ValueError):  # finished meanwhile (by its worker, or another worker failed it)
+            continue
+        failed.append(trial.number)
+        log(f"[ablation] trial {trial.number} ({_describe(trial_point(trial))}) lost its worker: marked FAIL, will re-run")
+    return failed
+
+
+def _describe(point: Point | None) -> str:
+    return "unknown point" if point is None else f"{point[0]} / {point[1]} / seed {point[2]}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How workers behave.
+
+    :param wait: When nothing is left to start but jobs run elsewhere, wait for them (they may need a re-run)
+    :param stale_after: Seconds without heartbeat after which another machine's RUNNING trial is considered dead
+    :param heartbeat_interval: Seconds between heartbeats of a running job
+    :param max_failures: Failed attempts after which a point is given up
+    :param poll_interval: Seconds between checks while waiting
+    :param device: Torch device of the models
+    """
+
+    wait: bool = True
+    stale_after: float = 600.0
+    heartbeat_interval: float = 30.0
+    max_failures: int = 3
+    poll_interval: float = 10.0
+    device: str = "cpu"
+
+
+def prepare_round(study: optuna.Study, spec: GridSpec, options: WorkerOptions, log: Log = _print) -> tuple[GridState, bool]:
+    """Fail stale trials, enqueue the points that need a (re-)run, and say whether this worker can start a job now."""
+    fail_stale_trials(study, options.stale_after, log)
+    state = grid_state(study, spec)
+    open_points = [p for p, s in state.points.items() if not s.complete and s.failures < options.max_failures]
+    unclaimed = [p for p in open_points if not state.points[p].running and not state.points[p].waiting]
+    if any(state.points[p].waiting for p in open_points):
+        return state, True
+    retries = [p for p in unclaimed if state.points[p].n_trials > 0]
+    fresh = [p for p in unclaimed if state.points[p].n_trials == 0]
+    if retries:  # a random one, so that concurrent workers rarely enqueue the same point
+        point = _RNG.choice(retries)
+        _enqueue(study, point, state.points[point])
+        return state, True
+    if fresh and state.n_trials < spec.n_jobs:
+        return state, True  # GridSampler hands out trial number n_trials's point, a fresh one
+    if fresh:
+        point = _RNG.choice(fresh)
+        _enqueue(study, point, state.points[point])
+        return state, True
+    return state, False
+
+
+def _enqueue(study: optuna.Study, point: Point, state: PointState) -> None:
+    setting, env_id, seed = point
+    retry_of = [t.number for t in state.failed]
+    params = {"setting": setting, "env": env_id, "seed": seed}
+    study.enqueue_trial(params, user_attrs={"point": list(point), "retry_of": retry_of})
+
+
+class _Heartbeat:
+    """A thread that writes ``heartbeat`` (and the job's ``progress`` in steps) to the trial every ``interval`` s.
+
+    With ``parent_pid``, it also interrupts the main thread (a KeyboardInterrupt: the trial is failed as
+    interrupted) when that parent process is gone, so that a killed ``--workers`` run leaves no orphan behind.
+    """
+
+    def __init__(self, trial: optuna.Trial, interval: float, parent_pid: int | None) -> None:
+        self._trial, self._interval, self._parent_pid = trial, interval, parent_pid
+        self._stop = threading.Event()
+        self.progress = 0
+        self._thread = threading.Thread(target=self._run, name="ablation-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:  # the storages are thread-safe
+        self._trial.set_user_attr("heartbeat", time.time())
+        self._trial.set_user_attr("progress", int(self.progress))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            if self._parent_pid is not None and os.getppid() != self._parent_pid:
+                # SIGTERM, not SIGINT: a background job ignores SIGINT; worker processes turn SIGTERM into an interrupt
+                _thread.interrupt_main(signal.SIGTERM)
+                return
+            with contextlib.suppress(Exception):  # a missed beat is harmless; the next one may succeed
+                self._beat()
+
+
+# ---------------------------------------------------------------------------------------------------- one job
+
+
+@dataclass
+class JobResult:
+    """What one training run produced.
+
+    :param score: Mean return of the last :data:`SCORE_WINDOW` training episodes (NaN if no episode finished)
+    :param n_episodes: Training episodes finished
+    :param curve: ``(timestep, mean return of the last 100 episodes)`` after each rollout with a finished episode
+    :param timesteps: Steps trained
+    :param wall_time_s: Seconds of training (model construction included)
+    :param diverged_at: Timestep at which an update turned NaN/inf, ``None`` if training went through
+    """
+
+    score: float
+    n_episodes: int
+    curve: list[tuple[int, float]]
+    timesteps: int
+    wall_time_s: float
+    diverged_at: int | None = None
+
+    @property
+    def steps_per_s(self) -> float:
+        """Training throughput."""
+        return self.timesteps / self.wall_time_s if self.wall_time_s > 0 else float("nan")
+
+
+def run_job(
+    job: Job,
+    spec: GridSpec,
+    device: str = "cpu",
+    on_progress: Callable[[int], None] | None = None,
+) -> JobResult:
+    """Train ``job`` (one torch thread) and return its score and learning curve."""
+    import torch as th
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_ppo_variants import ALGOS
+
+    class CurveCallback(BaseCallback):
+        """Training-episode returns: a moving window of the last 100, and the curve after each rollout."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.window: deque[float] = deque(maxlen=SCORE_WINDOW)
+            self.n_episodes = 0
+            self.curve: list[tuple[int, float]] = []
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                episode = info.get("episode")
+                if episode is not None:
+                    self.window.append(float(episode["r"]))
+                    self.n_episodes += 1
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if self.window:
+                self.curve.append((int(self.num_timesteps), float(np.mean(self.window))))
+            if on_progress is not None:
+                on_progress(int(self.num_timesteps))
+
+    th.set_num_threads(1)
+    setting = get_setting(job.setting)
+    start = time.perf_counter()
+    env = make_vec_env(job.env_id, n_envs=1, seed=job.seed)
+    model = ALGOS[setting.algo]("MlpPolicy", env, seed=job.seed, device=device, **spec.model_kwargs(job.setting))
+    callback = CurveCallback()
+    diverged_at = None
+    try:
+        model.learn(job.timesteps, callback=callback)
+    except FloatingPointError:
+        diverged_at = int(model.num_timesteps)
+    finally:
+        env.close()
+    wall = time.perf_counter() - start
+    score = float(np.mean(callback.window)) if callback.window else float("nan")
+    return JobResult(score, callback.n_episodes, callback.curve, int(model.num_timesteps), wall, diverged_at)
+
+
+# ---------------------------------------------------------------------------------------------------- worker loop
+
+
+class _Objective:
+    """The Optuna objective of one worker: claim the trial's point, train it, store the result in the trial."""
+
+    def __init__(
+        self, spec: GridSpec, options: WorkerOptions, name: str, log: Log, parent_pid: int | None, identity: dict[str, Any]
+    ) -> None:
+        self.spec, self.options, self.name, self.log, self.parent_pid = spec, options, name, log, parent_pid
+        self.identity = identity
+        #: jobs this worker completed
+        self.completed = 0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        spec = self.spec
+        setting = str(trial.suggest_categorical("setting", list(spec.settings)))
+        env_id = str(trial.suggest_categorical("env", list(spec.envs)))
+        seed = int(trial.suggest_categorical("seed", list(spec.seeds)))  # type: ignore[arg-type]
+        point: Point = (setting, env_id, seed)
+        trial.set_user_attr("worker", self.identity)
+        duplicate = self._earlier_trial(trial, point)
+        if duplicate is not None:
+            trial.set_user_attr("skipped", "duplicate")
+            raise optuna.TrialPruned(f"duplicate of trial {duplicate}")
+        job = spec.job(*point)
+        self.log(f"[{self.name}] start {job} (trial {trial.number})")
+        try:
+            with _Heartbeat(trial, self.options.heartbeat_interval, self.parent_pid) as beat:
+
+                def on_progress(timesteps: int) -> None:
+                    beat.progress = timesteps
+
+                result = run_job(job, spec, self.options.device, on_progress)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("fail_reason", "interrupted")
+            self.log(f"[{self.name}] interrupted {job} (trial {trial.number})")
+            raise
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", "error")
+            trial.set_user_attr("error", "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:])
+            self.log(f"[{self.name}] FAILED {job} (trial {trial.number}):\n{traceback.format_exc().rstrip()}")
+            raise
+        if not math.isfinite(result.score):
+            trial.set_user_attr("fail_reason", "error")
+            message = f"no training episode finished in {result.timesteps} steps: no score"
+            trial.set_user_attr("error", message)
+            raise RuntimeError(message)
+        for key, value in asdict(result).items():
+            trial.set_user_attr(key, [list(p) for p in value] if key == "curve" else value)
+        trial.set_user_attr("progress", result.timesteps)
+        diverged = f", diverged at {result.diverged_at}" if result.diverged_at is not None else ""
+        self.log(
+            f"[{self.name}] done  {job}: score {result.score:.1f} ({result.n_episodes} episodes{diverged}) "
+            f"in {_duration(result.wall_time_s)}, {result.steps_per_s:.0f} steps/s"
+        )
+        self.completed += 1
+        return result.score
+
+    def _earlier_trial(self, trial: optuna.Trial, point: Point) -> int | None:
+        """The number of a trial that already has (or will run) ``point``: COMPLETE, or live and numbered lower."""
+        now = time.time()
+        for other in trial.study.get_trials(deepcopy=False):
+            if other.number == trial.number or trial_point(other) != point:
+                continue
+            if other.state == TrialState.COMPLETE:
+                return other.number
+            if other.number < trial.number and other.state == TrialState.WAITING:
+                return other.number
+            if other.number < trial.number and other.state == TrialState.RUNNING:
+                if not is_stale(other, now, self.options.stale_after):
+                    return other.number
+        return None
+
+
+def worker_loop(
+    storage: StorageSpec,
+    study_name: str,
+    spec: GridSpec,
+    options: WorkerOptions,
+    name: str = "worker",
+    log: Log = _print,
+    parent_pid: int | None = None,
+) -> int:
+    """Run jobs from the study until the grid is done (or, with ``wait=False``, until nothing is left to start).
+
+    :return: the number of jobs this worker completed
+    """
+    import torch as th
+
+    th.set_num_threads(1)
+    study = open_study(storage, study_name, spec)
+    objective = _Objective(spec, options, name, log, parent_pid, worker_identity())
+    while True:
+        state, can_start = prepare_round(study, spec, options, log)
+        if state.done(options.max_failures):
+            return objective.completed
+        if not can_start:
+            if not options.wait:
+                return objective.completed
+            time.sleep(options.poll_interval)
+            continue
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+            # our trial was failed as stale by another worker (e.g. this machine was suspended): result dropped
+            log(f"[{name}] a trial of this worker was taken over by another worker, its result is dropped: {exc}")
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's per-trial log lines (the workers print their own, with tracebacks) and restore the level after."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+def _worker_process(
+    storage: StorageSpec, study_name: str, spec_dict: dict[str, Any], options: WorkerOptions, name: str, parent_pid: int
+) -> None:
+    """Entry point of a ``--workers`` process (spawned)."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        worker_loop(storage, study_name, GridSpec.from_dict(spec_dict), options, name, _print, parent_pid)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------------------------------------------- random policy
+
+
+def random_policy_score(env_id: str, episodes: int, seed: int = 0) -> dict[str, Any]:
+    """Mean and std of the return of a uniform random policy over ``episodes`` episodes (the 0 of the normalisation)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    returns, lengths = [], []
+    try:
+        for episode in range(episodes):
+            env.reset(seed=seed if episode == 0 else None)
+            total, length, done = 0.0, 0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+    finally:
+        env.close()
+    return {
+        "mean": float(np.mean(returns)),
+        "std": float(np.std(returns)),
+        "episodes": episodes,
+        "mean_length": float(np.mean(lengths)),
+        "seed": seed,
+    }
+
+
+def ensure_random_scores(study: optuna.Study, spec: GridSpec, log: Log = _print) -> dict[str, dict[str, Any]]:
+    """Each env's random-policy score, measured once and cached in the study's user attributes."""
+    attrs = study.user_attrs
+    scores = {}
+    for env_id in spec.envs:
+        key = RANDOM_SCORE_ATTR + env_id
+        cached = attrs.get(key)
+        if cached is None or cached.get("episodes") != spec.random_episodes:
+            start = time.perf_counter()
+            cached = random_policy_score(env_id, spec.random_episodes)
+            study.set_user_attr(key, cached)
+            log(
+                f"[ablation] random policy on {env_id}: {cached['mean']:.1f} ± {cached['std']:.1f} "
+                f"({spec.random_episodes} episodes, {time.perf_counter() - start:.1f} s)"
+            )
+        scores[env_id] = cached
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class RunSummary:
+    """How a run ended.
+
+    :param complete: Every grid point has a COMPLETE trial
+    :param n_complete: Points with a COMPLETE trial
+    :param n_jobs: Points in the grid
+    :param given_up: Points that failed ``max_failures`` times
+    :param report_files: Files written by the report
+    :param wall_time_s: Seconds the run took
+    """
+
+    complete: bool
+    n_complete: int
+    n_jobs: int
+    given_up: list[Point]
+    report_files: dict[str, Path]
+    wall_time_s: float
+
+
+def progress_line(study: optuna.Study, spec: GridSpec, start: float, steps_at_start: int) -> tuple[str, int]:
+    """A one-line progress report, and the steps done so far (COMPLETE jobs plus the progress of running ones)."""
+    state = grid_state(study, spec)
+    done_steps = 0
+    for point_state in state.points.values():
+        if point_state.complete:
+            done_steps += spec.timesteps
+        elif point_state.running:
+            done_steps += max(int(t.user_attrs.get("progress", 0)) for t in point_state.running)
+    elapsed = time.time() - start
+    rate = (done_steps - steps_at_start) / elapsed if elapsed > 0 else 0.0
+    remaining = spec.total_timesteps - done_steps
+    eta = _duration(remaining / rate) if rate > 0 else "?"
+    line = (
+        f"[ablation] {state.count('complete')}/{spec.n_jobs} jobs done, {state.count('running')} running | "
+        f"{done_steps / spec.total_timesteps:6.1%} of {spec.total_timesteps:,} steps | "
+        f"elapsed {_duration(elapsed)}, {rate:.0f} steps/s, ETA {eta}"
+    )
+    return line, done_steps
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@contextlib.contextmanager
+def _monitor(study_factory: Callable[[], optuna.Study], spec: GridSpec, interval: float, log: Log) -> Iterator[None]:
+    """Print :func:`progress_line` every ``interval`` seconds from a thread, until the block ends."""
+    stop = threading.Event()
+    start = time.time()
+
+    def run() -> None:
+        study = study_factory()
+        _, steps_at_start = progress_line(study, spec, start, 0)
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):
+                log(progress_line(study, spec, start, steps_at_start)[0])
+
+    thread = threading.Thread(target=run, name="ablation-progress", daemon=True)
+    if interval > 0:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if interval > 0:
+            thread.join(timeout=5)
+
+
+def run_ablation(
+    spec: GridSpec,
+    output_dir: str | Path,
+    storage: str | None = None,
+    study_name: str = "ablation",
+    workers: int = 1,
+    options: WorkerOptions | None = None,
+    progress_interval: float = 60.0,
+    report: bool = True,
+    log: Log = _print,
+) -> RunSummary:
+    """Run (or resume, or join) the ablation grid ``spec`` and write the report.
+
+    :param spec: The grid
+    :param output_dir: Where the journal (by default) and the report go
+    :param storage: A journal path or a database URL (default: ``<output_dir>/study.journal``)
+    :param study_name: The study; workers with the same storage and study name share the grid
+    :param workers: Worker processes on this machine (1: jobs run in this process)
+    :param options: Worker behaviour (:class:`WorkerOptions`)
+    :param progress_interval: Seconds between progress lines (0: none)
+    :param report: Write ``results.json``, ``table.md`` and the plots at the end
+    :param log: Where messages go
+    """
+    if workers < 1:
+        raise ValueError(f"`workers` must be >= 1, got {workers}")
+    with quiet_optuna():
+        return _run_ablation(
+            spec, Path(output_dir), storage, study_name, workers, options or WorkerOptions(), progress_interval, report, log
+        )
+
+
+def _run_ablation(
+    spec: GridSpec,
+    output_dir: Path,
+    storage: str | None,
+    study_name: str,
+    workers: int,
+    options: WorkerOptions,
+    progress_interval: float,
+    report: bool,
+    log: Log,
+) -> RunSummary:
+    """:func:`run_ablation` with its arguments checked."""
+    start = time.time()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    storage_spec = resolve_storage(storage, output_dir)
+    study = open_study(storage_spec, study_name, spec)
+    state = grid_state(study, spec)
+    log(
+        f"[ablation] study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs "
+        f"({len(spec.settings)} settings x {len(spec.envs)} envs x {len(spec.seeds)} seeds, {spec.timesteps:,} steps each), "
+        f"{state.count('complete')} already done; {workers} worker(s)"
+    )
+    ensure_random_scores(study, spec, log)
+
+    def factory() -> optuna.Study:
+        return open_study(storage_spec, study_name, spec)
+
+    with _monitor(factory, spec, progress_interval, log):
+        if workers == 1:
+            worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
+        else:
+            _run_processes(storage_spec, study_name, spec, options, workers)
+
+    state = grid_state(study, spec)
+    given_up = state.given_up(options.max_failures)
+    for point in given_up:
+        errors = [t.user_attrs.get("error", t.user_attrs.get("fail_reason", "?")) for t in state.points[point].failed]
+        log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
+    files: dict[str, Path] = {}
+    if report:
+        from sb3_ppo_variants.ablation.report import collect_results, write_report
+
+        files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)
+    n_complete = state.count("complete")
+    log(f"[ablation] {n_complete}/{spec.n_jobs} jobs complete after {_duration(time.time() - start)}")
+    return RunSummary(n_complete == spec.n_jobs, n_complete, spec.n_jobs, given_up, files, time.time() - start)
+
+
+def _run_processes(storage: StorageSpec, study_name: str, spec: GridSpec, options: WorkerOptions, workers: int) -> None:
+    """Run ``workers`` spawned worker processes and wait for them; Ctrl-C or SIGTERM stops them all."""
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker_process,
+            args=(storage, study_name, spec.to_dict(), options, f"worker {i + 1}", os.getpid()),
+            name=f"ablation-worker-{i + 1}",
+        )
+        for i in range(workers)
+    ]
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.join(timeout=30)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = [p.name for p in processes if p.exitcode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"Worker process(es) {', '.join(failed)} exited with an error (see their output above)")
+
+
+# ---------------------------------------------------------------------------------------------------- timing probe
+
+
+def probe_throughput(
+    env_ids: list[str],
+    timesteps: int = 4096,
+    settings: tuple[str, ...] = ("clip_0.2", "adaptive_kl_0.01"),
+    spec: GridSpec | None = None,
+    log: Log = _print,
+) -> dict[str, dict[str, float]]:
+    """Steps/s of training each env with the paper's hyperparameters, one torch thread, per algorithm.
+
+    Each measurement trains one rollout first (untimed: model construction, first episodes), then ``timesteps``
+    more steps, timed. Feed the result to :func:`sb3_ppo_variants.ablation.grid.estimate_seconds`.
+
+    :return: ``{env: {algo: steps_per_s}}`` (algo: ``clip_ppo``, ``kl_ppo``)
+    """
+    import torch as th
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from sb3_ppo_variants import ALGOS
+    from sb3_ppo_variants.ablation.grid import PAPER_HYPERPARAMS
+
+    th.set_num_threads(1)
+    spec = spec or GridSpec(settings, tuple(env_ids), (0,), timesteps, dict(PAPER_HYPERPARAMS))
+    n_steps = int(spec.hyperparams.get("n_steps", 2048))
+    results: dict[str, dict[str, float]] = {}
+    for env_id in env_ids:
+        results[env_id] = {}
+        for name in settings:
+            setting = get_setting(name)
+            env = make_vec_env(env_id, n_envs=1, seed=0)
+            model = ALGOS[setting.algo]("MlpPolicy", env, seed=0, device="cpu", **spec.model_kwargs(name))
+            model.learn(n_steps)
+            start = time.perf_counter()
+            model.learn(timesteps, reset_num_timesteps=False)
+            rate = (model.num_timesteps - n_steps) / (time.perf_counter() - start)
+            env.close()
+            results[env_id][setting.algo] = rate
+            log(f"[probe] {env_id:28s} {setting.algo:9s} {rate:7.0f} steps/s")
+    return results
