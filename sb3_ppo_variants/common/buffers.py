@@ -262,6 +262,7 @@ class _RewardToGoMixin:
     gamma: float
     generator_ready: bool
     full: bool
+    observations: Any
     normalize: str
     bootstrap: bool
     valid: np.ndarray
@@ -275,8 +276,23 @@ class _RewardToGoMixin:
         self.return_mean = self.return_std = float("nan")
         self.valid_fraction = 1.0
 
-    def _reset_valid(self) -> None:
+    def reset(self) -> None:
         self.valid = np.ones((self.buffer_size, self.n_envs), dtype=bool)
+        super().reset()  # type: ignore[misc]
+
+    def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:
+        """Minibatches over the valid samples only, in a random order (all of them when ``batch_size`` is None)."""
+        assert self.full, "The rollout buffer must be full before sampling from it"
+        if not self.generator_ready:
+            if isinstance(self.observations, dict):
+                for key, obs in self.observations.items():
+                    self.observations[key] = self.swap_and_flatten(obs)  # type: ignore[attr-defined]
+            else:
+                self.observations = self.swap_and_flatten(self.observations)  # type: ignore[attr-defined]
+            for name in ("actions", "values", "log_probs", "advantages", "returns", "valid"):
+                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])  # type: ignore[attr-defined]
+            self.generator_ready = True
+        yield from _minibatches(self, self._valid_indices(), batch_size)  # type: ignore[arg-type]
 
     def compute_returns_and_advantage(self, last_values: th.Tensor, dones: np.ndarray) -> None:
         """Fill ``returns``, ``valid`` and ``advantages`` (see the class docstring).
@@ -344,20 +360,6 @@ class RewardToGoRolloutBuffer(_RewardToGoMixin, TensorRolloutBuffer):
         self._setup_reward_to_go(normalize, bootstrap)
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
 
-    def reset(self) -> None:
-        self._reset_valid()
-        super().reset()
-
-    def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:
-        """Minibatches over the valid samples only, in a random order (all of them when ``batch_size`` is None)."""
-        assert self.full, "The rollout buffer must be full before sampling from it"
-        if not self.generator_ready:
-            for name in ("observations", "actions", "values", "log_probs", "advantages", "returns"):
-                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
-            self.valid = self.swap_and_flatten(self.valid)
-            self.generator_ready = True
-        yield from _minibatches(self, self._valid_indices(), batch_size)
-
 
 class DictRewardToGoRolloutBuffer(_RewardToGoMixin, DictTensorRolloutBuffer):
     """:class:`RewardToGoRolloutBuffer` for Dict observation spaces."""
@@ -376,22 +378,6 @@ class DictRewardToGoRolloutBuffer(_RewardToGoMixin, DictTensorRolloutBuffer):
     ):
         self._setup_reward_to_go(normalize, bootstrap)
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-
-    def reset(self) -> None:
-        self._reset_valid()
-        super().reset()
-
-    def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:  # type: ignore[override]
-        """Minibatches over the valid samples only, in a random order (all of them when ``batch_size`` is None)."""
-        assert self.full, "The rollout buffer must be full before sampling from it"
-        if not self.generator_ready:
-            for key, obs in self.observations.items():
-                self.observations[key] = self.swap_and_flatten(obs)
-            for name in ("actions", "values", "log_probs", "advantages", "returns"):
-                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
-            self.valid = self.swap_and_flatten(self.valid)
-            self.generator_ready = True
-        yield from _minibatches(self, self._valid_indices(), batch_size)
 
 
 def _minibatches(buffer: RolloutBuffer, indices: np.ndarray, batch_size: int | None) -> Generator[Any, None, None]:
