@@ -34,6 +34,17 @@ SHARED_CASES = [
     ("target_kl", 0.0, ValueError, "> 0.0"),
     ("sde_sample_freq", -2, ValueError, ">= -1"),
     ("stats_window_size", 0, ValueError, ">= 1"),
+    ("use_sde", "yes", TypeError, "bool"),
+    ("policy_kwargs", [("net_arch", [8])], TypeError, "dict or None"),
+    ("rollout_buffer_kwargs", "size=3", TypeError, "dict or None"),
+    ("rollout_buffer_class", dict, TypeError, "RolloutBuffer subclass"),
+    ("verbose", -1, ValueError, ">= 0"),
+    ("verbose", "loud", TypeError, "int"),
+    ("seed", -3, ValueError, ">= 0"),
+    ("seed", 1.5, TypeError, "int"),
+    ("tensorboard_log", 42, TypeError, "path"),
+    ("device", "gpu0", ValueError, "'cpu'"),
+    ("max_grad_norm", float("inf"), ValueError, "finite"),
 ]
 
 PER_CLASS_CASES = {
@@ -44,6 +55,7 @@ PER_CLASS_CASES = {
         ("clip_range", {"eps": 0.2}, TypeError, "callable"),
         ("clip_range_vf", 0.0, ValueError, "> 0"),
         ("gae_lambda", 1.01, ValueError, "<= 1.0"),
+        ("normalize_advantage", 1, TypeError, "bool"),
         ("batch_size", 1, ValueError, "batch_size"),  # advantage normalisation needs >= 2 samples
     ],
     KLPenaltyPPO: [

@@ -425,7 +425,10 @@ def test_diverged_and_failing_trials_are_recorded_and_the_study_goes_on(tmp_path
 
 def test_time_limit_stops_starting_trials_and_one_trial_skips_importances(tmp_path):
     started = time.monotonic()
-    summary = run_study("clip_ppo", ENV_ID, n_trials=None, timeout=0.5, output_dir=tmp_path, pruner="none", **TINY)
+    # a trial of 8192 steps takes seconds, far more than the 0.5 s limit, even in a warm process on an idle machine
+    # (with TINY's 1024 steps a warm trial could end within 0.5 s and a second one start)
+    settings = {**TINY, "n_timesteps_per_trial": 8192, "eval_freq": 2048}
+    summary = run_study("clip_ppo", ENV_ID, n_trials=None, timeout=0.5, output_dir=tmp_path, pruner="none", **settings)
     assert summary.budget.finished == 1 and time.monotonic() - started < 30
     assert "at least 2 complete trials" in summary.skipped["param_importances"]
     assert (tmp_path / "optimization_history.png").exists() and not (tmp_path / "param_importances.png").exists()

@@ -111,6 +111,46 @@ def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool
     return policy._get_action_dist_from_latent(latent_pi), policy.value_net(latent_vf)
 
 
+def _check_argument_types(
+    owner: str,
+    policy_aliases: dict[str, type[BasePolicy]],
+    policy: Any,
+    normalize_advantage: Any,
+    use_sde: Any,
+    policy_kwargs: Any,
+    rollout_buffer_kwargs: Any,
+    rollout_buffer_class: Any,
+    tensorboard_log: Any,
+    device: Any,
+) -> None:
+    """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
+    if isinstance(policy, type) and not issubclass(policy, ActorCriticPolicy):
+        raise TypeError(f"{owner}: `policy` must be an ActorCriticPolicy subclass or one of {sorted(policy_aliases)}")
+    if isinstance(policy, str) and policy not in policy_aliases:
+        raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
+    for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `{name}` must be a bool, got {flag!r}")
+    for name, mapping in (("policy_kwargs", policy_kwargs), ("rollout_buffer_kwargs", rollout_buffer_kwargs)):
+        if mapping is not None and not isinstance(mapping, dict):
+            raise TypeError(f"{owner}: `{name}` must be a dict or None, got {type(mapping).__name__}")
+    if rollout_buffer_class is not None and not (
+        isinstance(rollout_buffer_class, type) and issubclass(rollout_buffer_class, RolloutBuffer)
+    ):
+        raise TypeError(
+            f"{owner}: `rollout_buffer_class` must be a RolloutBuffer subclass or None, got {rollout_buffer_class!r}"
+        )
+    if tensorboard_log is not None and not isinstance(tensorboard_log, (str, os.PathLike)):
+        raise TypeError(f"{owner}: `tensorboard_log` must be a path (str) or None, got {type(tensorboard_log).__name__}")
+    if not isinstance(device, th.device) and device != "auto":
+        try:
+            th.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"{owner}: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N', ... or a torch.device; got {device!r}"
+            ) from exc
+
+
 class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     """Base class of ClipPPO, KLPenaltyPPO and REINFORCE: SB3's on-policy algorithm with one shared ``train()``.
 
@@ -200,12 +240,21 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         if target_kl is not None:
             target_kl = check_float("target_kl", target_kl, low=0.0, low_open=True, owner=owner)
         stats_window_size = check_int("stats_window_size", stats_window_size, minimum=1, owner=owner)
-        if not isinstance(normalize_advantage, (bool, np.bool_)):
-            raise TypeError(f"{owner}: `normalize_advantage` must be a bool, got {normalize_advantage!r}")
-        if isinstance(policy, type) and not issubclass(policy, ActorCriticPolicy):
-            raise TypeError(f"{owner}: `policy` must be an ActorCriticPolicy subclass or one of {sorted(self.policy_aliases)}")
-        if isinstance(policy, str) and policy not in self.policy_aliases:
-            raise ValueError(f"{owner}: `policy` must be one of {sorted(self.policy_aliases)} or a class, got {policy!r}")
+        verbose = check_int("verbose", verbose, minimum=0, owner=owner)
+        if seed is not None:
+            seed = check_int("seed", seed, minimum=0, owner=owner)
+        _check_argument_types(
+            owner,
+            self.policy_aliases,
+            policy=policy,
+            normalize_advantage=normalize_advantage,
+            use_sde=use_sde,
+            policy_kwargs=policy_kwargs,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            rollout_buffer_class=rollout_buffer_class,
+            tensorboard_log=tensorboard_log,
+            device=device,
+        )
 
         super().__init__(
             policy,
