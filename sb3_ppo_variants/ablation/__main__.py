@@ -28,6 +28,7 @@ from types import FrameType
 
 import optuna
 
+from sb3_ppo_variants.common.validation import timesteps_argument
 from sb3_ppo_variants.ablation.grid import PAPER_ENVS, PRESETS, SETTINGS, GridSpec, estimate_seconds, get_preset
 from sb3_ppo_variants.ablation.runner import StorageError
 
@@ -59,17 +60,6 @@ def _seed(text: str) -> int:
     return value
 
 
-def _timesteps(text: str) -> int:
-    """A step budget that may be written as a float (``1e6``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of steps, got {text!r}") from None
-    if not math.isfinite(value) or value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 1, got {text!r}")
-    return int(value)
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -97,7 +87,7 @@ def _add_grid(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--settings", nargs="+", choices=names, metavar="SETTING", help=f"subset of: {' '.join(names)}")
     grid.add_argument("--envs", nargs="+", metavar="ENV", help="Gymnasium ids (e.g. Hopper-v5)")
     grid.add_argument("--seeds", nargs="+", type=_seed, metavar="SEED", help="seeds (ints >= 0)")
-    grid.add_argument("--timesteps", type=_timesteps, help="training steps per job (1e6 works)")
+    grid.add_argument("--timesteps", type=timesteps_argument, help="training steps per job (1e6 works)")
     grid.add_argument("--random-episodes", type=_positive_int, help="episodes of the random policy per env")
 
 
@@ -137,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="measure training steps/s per env and estimate each preset's wall time")
     probe.add_argument("--envs", nargs="+", metavar="ENV", default=list(PAPER_ENVS), help="default: the paper's 7")
-    probe.add_argument("--timesteps", type=_timesteps, default=4096, help="timed steps per measurement (default 4096)")
+    probe.add_argument("--timesteps", type=timesteps_argument, default=4096, help="timed steps per measurement (default 4096)")
     probe.add_argument("--workers", type=_positive_int, default=2, help="workers to estimate the presets' cost for")
 
     sub.add_parser("list", help="print the presets and the settings")

@@ -7,6 +7,7 @@ allowed, so that a bad value fails in the first second and not as a NaN hours la
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -135,3 +136,14 @@ def check_schedule(
     if allow_none:
         allowed += " or None"
     raise TypeError(f"{prefix}`{name}` must be {allowed}, got {value!r} of type {type(value).__name__}")
+
+
+def timesteps_argument(text: str) -> int:
+    """``argparse`` type of a step budget, which may be written as a float (``1e6``): a whole number >= 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of steps, got {text!r}") from None
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 1, got {text!r}")
+    return int(value)

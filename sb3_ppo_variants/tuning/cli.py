@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
-import math
 import os
 import signal
 import sys
@@ -26,20 +25,10 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from sb3_ppo_variants.common.validation import timesteps_argument
 from sb3_ppo_variants.tuning.storage import STORAGE_ENV_VAR
 
 PROG = "sb3-ppo-variants-tune"
-
-
-def _timesteps(text: str) -> int:
-    """An int budget that may be written as a float (``1e5``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of steps, got {text!r}") from None
-    if not math.isfinite(value) or value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 1, got {text!r}")
-    return int(value)
 
 
 def _n_trials(text: str) -> int | None:
@@ -110,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--timeout", type=float, default=None, help="seconds after which this worker starts no new trial")
     study.add_argument(
         "--n-timesteps",
-        type=_timesteps,
+        type=timesteps_argument,
         default=100_000,
         dest="n_timesteps_per_trial",
         help="training steps per trial and seed",
