@@ -3,7 +3,6 @@
 import csv
 import os
 
-import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.logger import configure
@@ -131,47 +130,8 @@ def test_save_load_keeps_beta_and_continues_from_it(tmp_path):
     assert float(first["train/beta"]) == saved_beta  # the next update used the loaded beta
 
 
-def test_loaded_model_makes_the_same_update(tmp_path):
-    """Original and loaded model, given the same rollout batch, end with the same parameters and beta."""
-    model = _trained()
-    model.save(tmp_path / "model")
-    loaded = KLPenaltyPPO.load(tmp_path / "model", env=model.get_env(), device="cpu")
-    # one rollout with the original, then the very same buffer content for both
-    model.collect_rollouts(model.get_env(), _NoCallback(model), model.rollout_buffer, model.n_steps)
-    loaded.rollout_buffer = _copy_buffer(model.rollout_buffer)
-    for m in (model, loaded):
-        m.set_logger(configure(None, [""]))
-        np.random.seed(123)
-        m.train()
-    for pa, pb in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
-        assert th.equal(pa, pb)
-    assert model.current_beta == loaded.current_beta
-    assert model._n_updates == loaded._n_updates
-
-
-class _NoCallback:
-    """The minimum of SB3's callback protocol that collect_rollouts uses."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def on_rollout_start(self):
-        pass
-
-    def update_locals(self, locals_):
-        pass
-
-    def on_step(self):
-        return True
-
-    def on_rollout_end(self):
-        pass
-
-
-def _copy_buffer(buffer):
-    import copy
-
-    return copy.deepcopy(buffer)
+# The loaded model making exactly the same update from the same batch (parameters, current_beta, _n_updates) is
+# tested for every class in tests/test_reliability.py::test_loaded_model_makes_exactly_the_same_update.
 
 
 def test_load_with_config_beta_keeps_the_adapted_beta(tmp_path):
