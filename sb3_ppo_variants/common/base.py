@@ -44,6 +44,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, action_distribution
 from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
@@ -96,11 +97,15 @@ def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dic
 def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
     """Action distribution and (optionally) value of ``obs``, in one pass through the networks.
 
-    The same computation as SB3's ``ActorCriticPolicy.forward``/``evaluate_actions``, but returning the
-    distribution object (KLPenaltyPPO needs it) and skipping the critic when it is not used.
+    The same computation as SB3's ``ActorCriticPolicy.forward``/``evaluate_actions``/``get_distribution``, but
+    returning the distribution object (KLPenaltyPPO needs it), skipping the critic when it is not used, and building
+    the distribution with :func:`~sb3_ppo_variants.common.fast_paths.action_distribution`.
     """
     if not with_values:
-        return policy.get_distribution(obs), None
+        if type(policy).get_distribution is not ActorCriticPolicy.get_distribution:
+            return policy.get_distribution(obs), None
+        pi_only = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
+        return action_distribution(policy, policy.mlp_extractor.forward_actor(pi_only)), None
     features = policy.extract_features(obs)
     if policy.share_features_extractor:
         latent_pi, latent_vf = policy.mlp_extractor(features)
@@ -108,7 +113,7 @@ def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool
         pi_features, vf_features = features
         latent_pi = policy.mlp_extractor.forward_actor(pi_features)
         latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    return policy._get_action_dist_from_latent(latent_pi), policy.value_net(latent_vf)
+    return action_distribution(policy, latent_pi), policy.value_net(latent_vf)
 
 
 def _check_argument_types(
@@ -457,8 +462,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         progress = self._current_progress_remaining
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
-        optimizer = self.policy.optimizer
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        clipped_step = ClippedAdamStep(self.policy.optimizer)
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
         stats: dict[str, list[th.Tensor]] = defaultdict(list)
@@ -477,11 +481,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                         print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div.item():.2f}")
                     break
 
-                for parameter in parameters:  # optimizer.zero_grad(set_to_none=True), without its profiling hooks
-                    parameter.grad = None
+                clipped_step.zero_grad()
                 loss.backward()
-                grad_norms.append(th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm, foreach=True))
-                optimizer.step()
+                grad_norms.append(clipped_step(self.max_grad_norm))
 
             self._n_updates += 1
             if not continue_training:

@@ -1,0 +1,223 @@
+"""The lean distribution and optimizer paths against the torch / SB3 code they replace (same numbers, same draws)."""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import (
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    MultiCategoricalDistribution,
+    StateDependentNoiseDistribution,
+)
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch.distributions import Categorical, Normal
+
+from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, LeanCategorical, LeanNormal, action_distribution
+
+
+def test_lean_categorical_equals_torch() -> None:
+    th.manual_seed(0)
+    logits = th.randn(64, 5, requires_grad=True)
+    actions = th.randint(0, 5, (64,))
+    lean, ref = LeanCategorical(logits), Categorical(logits=logits)
+    assert th.equal(lean.logits, ref.logits)
+    assert th.equal(lean.probs, ref.probs)
+    assert th.equal(lean.log_prob(actions), ref.log_prob(actions))
+    assert th.equal(lean.entropy(), ref.entropy())
+    assert th.equal(lean.mode, ref.mode)
+    assert lean.batch_shape == ref.batch_shape and lean.event_shape == ref.event_shape
+    # same random draws
+    th.manual_seed(1)
+    draws = lean.sample()
+    th.manual_seed(1)
+    assert th.equal(draws, ref.sample())
+    # same gradients
+    (grad_lean,) = th.autograd.grad((lean.log_prob(actions) + lean.entropy()).sum(), logits)
+    (grad_ref,) = th.autograd.grad((ref.log_prob(actions) + ref.entropy()).sum(), logits)
+    assert th.allclose(grad_lean, grad_ref, atol=1e-7)
+    # a shape the direct gather does not cover falls back to torch's broadcasting log_prob
+    assert th.equal(lean.log_prob(th.tensor([[1], [2]]).expand(2, 64)), ref.log_prob(th.tensor([[1], [2]]).expand(2, 64)))
+    # the registered closed-form KL applies (subclass of Categorical)
+    other = Categorical(logits=th.randn(64, 5))
+    assert th.allclose(th.distributions.kl_divergence(lean, other), th.distributions.kl_divergence(ref, other))
+
+
+def test_lean_normal_equals_torch() -> None:
+    th.manual_seed(0)
+    loc, scale = th.randn(32, 3), th.rand(32, 3) + 0.1
+    value = th.randn(32, 3)
+    lean, ref = LeanNormal(loc, scale), Normal(loc, scale)
+    assert th.equal(lean.log_prob(value), ref.log_prob(value))
+    assert th.equal(lean.entropy(), ref.entropy())
+    assert th.equal(lean.mean, ref.mean) and th.equal(lean.stddev, ref.stddev)
+    th.manual_seed(3)
+    draws = lean.rsample()
+    th.manual_seed(3)
+    assert th.equal(draws, ref.rsample())
+
+
+def _policy(action_space: spaces.Space, **kwargs: object) -> ActorCriticPolicy:
+    observation_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+    return ActorCriticPolicy(observation_space, action_space, lambda _: 3e-4, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("action_space", "kwargs", "dist_class"),
+    [
+        (spaces.Discrete(3), {}, CategoricalDistribution),
+        (spaces.Box(-1.0, 1.0, (2,), np.float32), {}, DiagGaussianDistribution),
+        (spaces.Box(-1.0, 1.0, (2,), np.float32), {"use_sde": True}, StateDependentNoiseDistribution),
+        (spaces.Box(-1.0, 1.0, (2,), np.float32), {"use_sde": True, "full_std": False}, StateDependentNoiseDistribution),
+        (spaces.MultiDiscrete([2, 3]), {}, MultiCategoricalDistribution),
+    ],
+)
+def test_action_distribution_equals_sb3(action_space: spaces.Space, kwargs: dict, dist_class: type) -> None:
+    """Same log-probabilities, entropies, modes, draws and gradients as SB3's ``_get_action_dist_from_latent``."""
+    th.manual_seed(0)
+    policy = _policy(action_space, **kwargs)
+    th.manual_seed(0)
+    reference = _policy(action_space, **kwargs)  # identical weights (gSDE's noise tensors cannot be deep-copied)
+    if kwargs.get("use_sde"):  # the same exploration matrices in both
+        th.manual_seed(5)
+        policy.reset_noise(16)
+        th.manual_seed(5)
+        reference.reset_noise(16)
+    obs = th.rand(16, 4) * 2 - 1
+    latent = policy.mlp_extractor.forward_actor(policy.extract_features(obs, policy.pi_features_extractor))
+    latent_ref = reference.mlp_extractor.forward_actor(reference.extract_features(obs, reference.pi_features_extractor))
+    ours = action_distribution(policy, latent)
+    sb3 = reference._get_action_dist_from_latent(latent_ref)
+    assert type(ours) is dist_class
+    th.manual_seed(7)
+    actions = ours.get_actions().detach()
+    th.manual_seed(7)
+    assert th.equal(actions, sb3.get_actions())
+    assert th.equal(ours.get_actions(deterministic=True), sb3.get_actions(deterministic=True))
+    log_prob, log_prob_ref = ours.log_prob(actions), sb3.log_prob(actions)
+    assert th.equal(log_prob, log_prob_ref)
+    entropy, entropy_ref = ours.entropy(), sb3.entropy()
+    assert entropy is not None and entropy_ref is not None
+    assert th.equal(entropy, entropy_ref)
+    (log_prob.sum() + entropy.sum()).backward()
+    (log_prob_ref.sum() + entropy_ref.sum()).backward()
+    for (name, p), p_ref in zip(policy.named_parameters(), reference.parameters(), strict=True):
+        assert (p.grad is None) == (p_ref.grad is None), name
+        if p.grad is not None:
+            assert th.allclose(p.grad, p_ref.grad, atol=1e-6), name
+
+
+def test_policy_class_overriding_the_distribution_keeps_its_own() -> None:
+    class Custom(ActorCriticPolicy):
+        def _get_action_dist_from_latent(self, latent_pi: th.Tensor):  # type: ignore[no-untyped-def]
+            self.custom_called = True
+            return super()._get_action_dist_from_latent(latent_pi)
+
+    observation_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+    policy = Custom(observation_space, spaces.Discrete(2), lambda _: 3e-4)
+    distribution = action_distribution(policy, th.zeros(3, 64))
+    assert policy.custom_called
+    assert type(distribution.distribution) is Categorical  # type: ignore[attr-defined]
+
+
+def _trained_pair(fused: bool) -> tuple[ActorCriticPolicy, ActorCriticPolicy]:
+    th.manual_seed(0)
+    optimizer_kwargs = {"eps": 1e-5, "fused": True} if fused else {"eps": 1e-5}
+    policy = _policy(spaces.Discrete(3), optimizer_kwargs=optimizer_kwargs)
+    return policy, copy.deepcopy(policy)
+
+
+def _loss(policy: ActorCriticPolicy, obs: th.Tensor, scale: float, critic: bool = True) -> th.Tensor:
+    """A loss of the policy's log-probabilities, plus the value head's output when ``critic``."""
+    values, log_prob, _ = policy.evaluate_actions(obs, th.zeros(len(obs)))
+    return scale * (log_prob.mean() + values.pow(2).mean()) if critic else scale * log_prob.mean()
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.5, 1e9])
+def test_clipped_adam_step_equals_clip_grad_norm_and_adam(max_grad_norm: float) -> None:
+    """Bit-identical to ``clip_grad_norm_(foreach=True)`` + fused ``Adam.step()``, incl. the optimizer state."""
+    ours, reference = _trained_pair(fused=True)
+    step = ClippedAdamStep(ours.optimizer)
+    assert step.direct
+    reference_params = list(reference.parameters())
+    for i in range(5):
+        obs = th.rand(32, 4) * 2 - 1
+        for g in ours.optimizer.param_groups:
+            g["lr"] = 1e-3 / (i + 1)  # a schedule
+        for g in reference.optimizer.param_groups:
+            g["lr"] = 1e-3 / (i + 1)
+        step.zero_grad()
+        _loss(ours, obs, 1000.0).backward()
+        norm = step(max_grad_norm)
+        reference.optimizer.zero_grad()
+        _loss(reference, obs, 1000.0).backward()
+        norm_ref = th.nn.utils.clip_grad_norm_(reference_params, max_grad_norm, foreach=True)
+        reference.optimizer.step()
+        assert th.equal(norm, norm_ref)
+    for p, p_ref in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert th.equal(p, p_ref)
+    state, state_ref = ours.optimizer.state_dict(), reference.optimizer.state_dict()
+    assert state["param_groups"] == state_ref["param_groups"]
+    for key in state_ref["state"]:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert th.equal(state["state"][key][name], state_ref["state"][key][name]), (key, name)
+
+
+def test_clipped_adam_step_skips_parameters_without_gradient() -> None:
+    """Parameters that got no gradient (REINFORCE's unused critic) are left alone, as Adam.step does."""
+    ours, reference = _trained_pair(fused=True)
+    step = ClippedAdamStep(ours.optimizer)
+    obs = th.rand(32, 4)
+    step.zero_grad()
+    _loss(ours, obs, 1.0, critic=False).backward()
+    step(0.5)
+    reference.optimizer.zero_grad(set_to_none=True)
+    _loss(reference, obs, 1.0, critic=False).backward()
+    th.nn.utils.clip_grad_norm_(list(reference.parameters()), 0.5, foreach=True)
+    reference.optimizer.step()
+    assert len(ours.optimizer.state) == len(reference.optimizer.state) < len(list(ours.parameters()))
+    for p, p_ref in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert th.equal(p, p_ref)
+
+
+def test_clipped_adam_step_falls_back_for_other_optimizers() -> None:
+    ours, _ = _trained_pair(fused=False)
+    assert not ClippedAdamStep(ours.optimizer).direct
+    sgd = th.optim.SGD(ours.parameters(), lr=0.1)
+    assert not ClippedAdamStep(sgd).direct
+    step = ClippedAdamStep(sgd)
+    before = [p.detach().clone() for p in ours.parameters()]
+    step.zero_grad()
+    _loss(ours, th.rand(8, 4), 1.0).backward()
+    assert th.isfinite(step(0.5))
+    assert any(not th.equal(b, p) for b, p in zip(before, ours.parameters(), strict=True))
+
+
+def test_clipped_adam_step_falls_back_when_hooks_are_registered() -> None:
+    ours, _ = _trained_pair(fused=True)
+    calls: list[int] = []
+    ours.optimizer.register_step_post_hook(lambda *_: calls.append(1))
+    step = ClippedAdamStep(ours.optimizer)
+    assert not step.direct
+    step.zero_grad()
+    _loss(ours, th.rand(8, 4), 1.0).backward()
+    step(0.5)
+    assert calls == [1]
+
+
+def test_trained_model_state_loads_into_a_plain_adam() -> None:
+    """The direct path leaves an optimizer state that torch's own Adam continues from exactly."""
+    from sb3_ppo_variants import ClipPPO
+
+    model = ClipPPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64, batch_size=32, n_epochs=2, seed=0)
+    model.learn(128)
+    state = model.policy.optimizer.state_dict()
+    assert all(int(s["step"]) == 8 for s in state["state"].values())
+    plain = th.optim.Adam(model.policy.parameters(), lr=3e-4, eps=1e-5, fused=True)
+    plain.load_state_dict(state)
+    assert th.equal(plain.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
