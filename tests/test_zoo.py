@@ -29,22 +29,11 @@ from torch import nn
 
 from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES
-from sb3_ppo_variants.zoo import CONVERTERS, SAMPLERS, register_zoo, rollout_search_space, zoo_config
+from sb3_ppo_variants.zoo import CONFIG_ENVS, CONVERTERS, SAMPLERS, register_zoo, rollout_search_space, zoo_config
 from sb3_ppo_variants.zoo.cli import main, peek_train_args, with_default_config
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIRED_ENVS = (
-    "CartPole-v1",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "Pendulum-v1",
-    "LunarLander-v3",
-    "LunarLanderContinuous-v3",
-    "BipedalWalker-v3",
-    "HalfCheetah-v5",
-    "Hopper-v5",
-    "Walker2d-v5",
-)
+REQUIRED_ENVS = CONFIG_ENVS
 #: Keys rl_zoo3 2.9.2 removes from an entry before it calls the constructor (ExperimentManager._preprocess_hyperparams).
 ZOO_KEYS = frozenset(
     {

@@ -22,7 +22,23 @@ from sb3_ppo_variants.zoo.samplers import (
     sample_reinforce_params,
 )
 
+#: The environments every ``zoo_configs/<algo>.yml`` has a tuned or starting entry for (what the README's tuned-results
+#: table covers), in the order of rl_zoo3's benchmark table.
+CONFIG_ENVS: tuple[str, ...] = (
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "Pendulum-v1",
+    "LunarLander-v3",
+    "LunarLanderContinuous-v3",
+    "BipedalWalker-v3",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+)
+
 __all__ = [
+    "CONFIG_ENVS",
     "CONVERTERS",
     "SAMPLERS",
     "convert_clip_ppo_params",
