@@ -221,3 +221,21 @@ def test_trained_model_state_loads_into_a_plain_adam() -> None:
     plain = th.optim.Adam(model.policy.parameters(), lr=3e-4, eps=1e-5, fused=True)
     plain.load_state_dict(state)
     assert th.equal(plain.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
+
+
+def test_set_training_mode_switches_every_module_and_only_when_needed() -> None:
+    from sb3_ppo_variants.common.fast_paths import set_training_mode
+
+    policy = _policy(spaces.Discrete(2))
+    set_training_mode(policy, False)
+    assert not any(module.training for module in policy.modules())
+    policy.mlp_extractor.policy_net.train()  # one submodule switched back by someone else
+    set_training_mode(policy, False)
+    assert not any(module.training for module in policy.modules())
+    calls: list[bool] = []
+    original = policy.set_training_mode
+    policy.set_training_mode = lambda mode: (calls.append(mode), original(mode))  # type: ignore[method-assign]
+    set_training_mode(policy, False)
+    assert calls == []
+    set_training_mode(policy, True)
+    assert calls == [True] and all(module.training for module in policy.modules())

@@ -44,7 +44,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
-from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, action_distribution
+from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, action_distribution, set_training_mode
 from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
@@ -382,7 +382,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         :return: True if ``n_rollout_steps`` were collected, False if a callback stopped training.
         """
         assert self._last_obs is not None, "No previous observation was provided"
-        self.policy.set_training_mode(False)
+        set_training_mode(self.policy, False)
         uses_critic = self.uses_critic
         n_steps = 0
         rollout_buffer.reset()
@@ -457,7 +457,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             self._train()
 
     def _train(self) -> None:
-        self.policy.set_training_mode(True)
+        set_training_mode(self.policy, True)
         self._update_learning_rate(self.policy.optimizer)
         progress = self._current_progress_remaining
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
