@@ -221,7 +221,8 @@ def test_summarise_mean_iqm_and_intervals():
     del results["jobs"][0]
     clip, _ = summarise(results, reps=50)[0]
     assert clip.n_runs == 3 and math.isfinite(clip.mean) and math.isnan(clip.iqm)
-    table = markdown_report(results, *summarise(results, reps=50))
+    table = markdown_report(results, *summarise(results, reps=50), reps=50)
+    assert "rliable (50 resamples" in table
     assert "| Clipping, ε = 0.2 | **0.82** |" in table and "| Fixed KL, β = 1 | 0.71 |" in table
     assert "| Random policy | 10.0 (10 ep.) | -50.0 (10 ep.) |" in table
 

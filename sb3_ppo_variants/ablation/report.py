@@ -303,8 +303,13 @@ def _with_ci(value: float, interval: tuple[float, float]) -> str:
     return f"{value:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
-def markdown_report(results: dict[str, Any], rows: Sequence[SettingSummary], normalised: pd.DataFrame) -> str:
-    """The report: the paper's Table 1 layout with its numbers and ours, then the raw scores per env."""
+def markdown_report(
+    results: dict[str, Any], rows: Sequence[SettingSummary], normalised: pd.DataFrame, reps: int = TABLE_REPS
+) -> str:
+    """The report: the paper's Table 1 layout with its numbers and ours, then the raw scores per env.
+
+    ``reps``: the number of bootstrap resamples the intervals in ``rows`` were computed with (quoted in the text).
+    """
     spec = GridSpec.from_dict(results["grid"])
     n_done = len(results["jobs"])
     best_ours = max((r.mean for r in rows if math.isfinite(r.mean)), default=math.nan)
@@ -319,7 +324,7 @@ def markdown_report(results: dict[str, Any], rows: Sequence[SettingSummary], nor
         "Score of a run: the mean return of its last 100 training episodes. Normalised per env so that a uniform random "
         "policy is 0 and the best setting (its mean over seeds) is 1, then aggregated over all runs of a setting: the "
         "paper's plain mean, and the interquartile mean (IQM); [95% stratified-bootstrap confidence intervals] from "
-        f"rliable ({TABLE_REPS} resamples of the runs within each env).",
+        f"rliable ({reps} resamples of the runs within each env).",
     ]
     if not paper_envs:
         lines += [
@@ -516,7 +521,7 @@ def write_report(
         log(f"[ablation] no finished job yet: wrote only {files['results']}")
         return files
     rows, normalised = summarise(results, reps=reps)
-    table = markdown_report(results, rows, normalised)
+    table = markdown_report(results, rows, normalised, reps=reps)
     files["table"] = output_dir / "table.md"
     files["table"].write_text(table)
     files["curves"] = plot_learning_curves(results, output_dir / "learning_curves.png", reps=curve_reps)
