@@ -437,7 +437,7 @@ def test_zoo_train_enjoy_optimize_trial_id(algo: str, tmp_path: Path) -> None:
     model = algo_class.load(run / "CartPole-v1.zip", device="cpu")
     assert type(model) is ALGOS[algo] and model.n_steps == expected["n_steps"]
     if algo == "reinforce":
-        assert model.normalize == "batch"  # the zoo's normalize:True went to VecNormalize only
+        assert model.normalize_returns == "batch"  # the zoo's normalize:True went to VecNormalize only
 
     # 2. enjoy loads it (and its VecNormalize statistics) and plays
     _zoo("enjoy", *common[:-2], "--no-render", "-n", "200", cwd=tmp_path)
