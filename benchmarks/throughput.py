@@ -875,12 +875,18 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         parent="train",
     ),
     ProfileRow("backward", (("_tensor.py", "backward", TRAIN),), parent="train"),
-    ProfileRow("optimizer.step (Adam)", (("optimizer.py", "wrapper", TRAIN),), parent="train"),
-    ProfileRow("optimizer.zero_grad", (("optimizer.py", "zero_grad", None),), parent="train"),
     ProfileRow(
-        "clip_grad_norm_",
-        (("clip_grad.py", "_no_grad_wrapper", TRAIN), ("clip_grad.py", "clip_grad_norm_", TRAIN)),
+        "gradient clipping + Adam step",
+        (
+            ("optimizer.py", "wrapper", TRAIN),  # Optimizer.step's profiling wrapper
+            ("clip_grad.py", "_no_grad_wrapper", TRAIN),
+            ("clip_grad.py", "clip_grad_norm_", TRAIN),
+            ("fast_paths.py", "__call__", TRAIN),  # ours: ClippedAdamStep (clip + fused Adam kernel)
+        ),
         parent="train",
+    ),
+    ProfileRow(
+        "optimizer.zero_grad", (("optimizer.py", "zero_grad", None), ("fast_paths.py", "zero_grad", TRAIN)), parent="train"
     ),
     ProfileRow("measure_kl (KLPenaltyPPO's beta update)", (("kl_penalty_ppo.py", "measure_kl", None),), parent="train"),
     ProfileRow("finite checks of the update (ours)", (("common/base.py", "_check_update_finite", TRAIN),), parent="train"),
@@ -892,12 +898,12 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
     ProfileRow("dump_logs (logging)", (("on_policy_algorithm.py", "dump_logs", None),), parent="learn() total"),
     ProfileRow(
         "distribution construction (all calls: rollouts, train, measure_kl)",
-        (("common/policies.py", "_get_action_dist_from_latent", None),),
+        (("common/policies.py", "_get_action_dist_from_latent", None), ("fast_paths.py", "action_distribution", None)),
         parent="learn() total",
         in_sum=False,
     ),
     ProfileRow(
-        "torch Distribution.__init__ incl. argument validation (all calls)",
+        "torch Distribution.__init__ incl. argument validation (all calls; ours skip it)",
         (("distributions/distribution.py", "__init__", None),),
         parent="learn() total",
         in_sum=False,
