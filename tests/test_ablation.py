@@ -417,3 +417,18 @@ def test_cli_list(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "fixed_kl_10" in out and "small" in out and "paper: -0.39" in out
+
+
+def test_learning_curve_legend_lists_settings_from_every_panel(tmp_path, monkeypatch):
+    """A setting whose runs are all in a later panel (a partial grid) still gets its legend entry."""
+    import matplotlib.pyplot as plt
+
+    from sb3_ppo_variants.ablation.report import plot_learning_curves
+
+    results = _results(CRAFTED, {"A": 10.0, "B": -50.0})
+    results["jobs"] = [job for job in results["jobs"] if not (job["env"] == "A" and job["setting"] == "fixed_kl_1")]
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_learning_curves(results, tmp_path / "curves.png", reps=20)
+    (legend,) = figures[0].legends
+    assert [text.get_text() for text in legend.get_texts()] == ["Clipping, ε = 0.2", "Fixed KL, β = 1", "Random policy"]

@@ -465,7 +465,14 @@ def plot_learning_curves(results: dict[str, Any], path: str | Path, reps: int = 
         ax.set_ylabel("mean return, last 100 episodes")
     for ax in list(axes.flat)[len(spec.envs) :]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    # every setting that has a curve in any panel, once, in the table's order, then the random policy
+    by_label: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            by_label.setdefault(label, handle)
+    order = [setting.label for setting in settings_in_table_order(spec.settings)] + ["Random policy"]
+    labels = [label for label in order if label in by_label]
+    handles = [by_label[label] for label in labels]
     legend_rows = math.ceil(len(labels) / 4)
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize="small", frameon=False)
     band = ", 95% bootstrap band" if len(spec.seeds) > 1 else ""
