@@ -91,8 +91,8 @@ class Reference(NamedTuple):
 #: The SB3 algorithm whose zoo figures each of ours is compared with.
 REFERENCE_ALGO = {"clip_ppo": "PPO", "kl_ppo": "PPO", "reinforce": "A2C"}
 
-#: Source: rl-baselines3-zoo's benchmark table (``benchmark.md`` in DLR-RM/rl-baselines3-zoo, 2023), as copied in
-#: ``shared/ANCHORS.md``: one trained agent per row, deterministic evaluation, mean ± std of the episode return,
+#: Source: rl-baselines3-zoo's benchmark table (``benchmark.md`` in DLR-RM/rl-baselines3-zoo, 2023): one trained agent
+#: per row, deterministic evaluation, mean ± std of the episode return,
 #: and its training steps. The zoo measured LunarLander*-v2 and the MuJoCo *-v3 versions; ours are -v3 and -v5.
 ZOO_REFERENCE: dict[tuple[str, str], Reference] = {
     ("PPO", "CartPole-v1"): Reference(500.0, 0.0, 100_000, "CartPole-v1"),

@@ -98,7 +98,7 @@ def _fixed(beta: float, paper: float) -> Setting:
     return Setting(f"fixed_kl_{beta:g}", f"Fixed KL, β = {beta:g}", "Fixed KL", "kl_ppo", kwargs, paper)
 
 
-#: The 11 settings in the order of the paper's Table 1, with its scores (ANCHORS.md).
+#: The 11 settings in the order of the paper's Table 1, with its scores (arXiv 1707.06347, Table 1).
 SETTINGS: tuple[Setting, ...] = (
     Setting("no_clip", "No clipping or penalty", "No clipping or penalty", "clip_ppo", {"clip_range": None}, -0.39),
     _clip(0.1, 0.76),
