@@ -17,6 +17,7 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical, Normal
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, LeanCategorical, LeanNormal, action_distribution
 
@@ -208,6 +209,24 @@ def test_clipped_adam_step_falls_back_when_hooks_are_registered() -> None:
     _loss(ours, th.rand(8, 4), 1.0).backward()
     step(0.5)
     assert calls == [1]
+
+
+def test_clipped_adam_step_falls_back_when_a_global_hook_is_registered() -> None:
+    """``register_optimizer_step_pre_hook`` hooks (for every optimizer) run only through ``Optimizer.step``."""
+    ours, _ = _trained_pair(fused=True)
+    assert ClippedAdamStep(ours.optimizer).direct
+    calls: list[int] = []
+    handle = register_optimizer_step_pre_hook(lambda *_: calls.append(1))
+    try:
+        step = ClippedAdamStep(ours.optimizer)
+        assert not step.direct
+        step.zero_grad()
+        _loss(ours, th.rand(8, 4), 1.0).backward()
+        step(0.5)
+    finally:
+        handle.remove()
+    assert calls == [1]
+    assert ClippedAdamStep(ours.optimizer).direct
 
 
 def test_trained_model_state_loads_into_a_plain_adam() -> None:

@@ -36,6 +36,7 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from torch.distributions import Categorical, Normal
+from torch.optim import optimizer as torch_optimizer
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
@@ -125,7 +126,7 @@ class ClippedAdamStep:
 
     @staticmethod
     def supports(optimizer: th.optim.Optimizer) -> bool:
-        """Whether the direct path applies: plain fused Adam, one group, float32 parameters on one device."""
+        """Whether the direct path applies: plain fused Adam, one group, no step hooks, float32 parameters on one device."""
         if type(optimizer) is not th.optim.Adam or len(optimizer.param_groups) != 1:
             return False
         group = optimizer.param_groups[0]
@@ -133,7 +134,10 @@ class ClippedAdamStep:
             return False
         if group.get("differentiable") or group.get("decoupled_weight_decay"):
             return False
+        # step hooks, the optimizer's own or registered for all optimizers, run only through Optimizer.step
         if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
+            return False
+        if torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks:
             return False
         params = group["params"]
         return bool(params) and all(p.dtype == th.float32 and p.device == params[0].device for p in params)
@@ -172,40 +176,28 @@ class ClippedAdamStep:
             steps.append(param_state["step"])
         if not params:
             return th.zeros(())
-        with th.no_grad():  # clip_grad_norm_(foreach=True): total = ||(||g_i||)_i||, g_i *= min(1, max_norm / (total + 1e-6))
-            total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
-            th._foreach_mul_(grads, th.clamp(max_grad_norm / (total_norm + 1e-6), max=1.0))
         beta1, beta2 = group["betas"]
         with th.no_grad():
-            self._fused_step(params, grads, exp_avgs, exp_avg_sqs, steps, group, beta1, beta2)
+            # clip_grad_norm_(foreach=True): total = ||(||g_i||)_i||, g_i *= min(1, max_norm / (total + 1e-6))
+            total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
+            th._foreach_mul_(grads, th.clamp(max_grad_norm / (total_norm + 1e-6), max=1.0))
+            # Adam.step(fused=True) on the same state
+            th._foreach_add_(steps, 1)
+            th._fused_adam_(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                steps,
+                amsgrad=False,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
         return total_norm
-
-    @staticmethod
-    def _fused_step(
-        params: list[th.Tensor],
-        grads: list[th.Tensor],
-        exp_avgs: list[th.Tensor],
-        exp_avg_sqs: list[th.Tensor],
-        steps: list[th.Tensor],
-        group: dict[str, Any],
-        beta1: float,
-        beta2: float,
-    ) -> None:
-        th._foreach_add_(steps, 1)
-        th._fused_adam_(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
-        )
