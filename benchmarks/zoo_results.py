@@ -275,6 +275,15 @@ class Runner:
         record.update(self.common, hostname=socket.gethostname(), date=now())
         return record
 
+    def _run_stage(self, stage: str, argv: list[str], log: Any) -> tuple[str, float, int]:
+        """Run one stage's command with its output in the job's log: (command line, wall seconds, return code)."""
+        command = shlex.join(argv)
+        log.write(f"\n===== {now()} {stage}: {command}\n".encode())
+        log.flush()
+        start = time.perf_counter()
+        returncode = self._call(argv, log)
+        return command, round(time.perf_counter() - start, 2), returncode
+
     def _train_and_evaluate(self, job: Job, log: Any, record: dict[str, Any]) -> dict[str, Any]:
         folder = os.path.join(self.out, "runs", job.name)
         algo_folder = os.path.join(folder, job.algo)
@@ -284,12 +293,7 @@ class Runner:
             *("--seed", str(job.seed), "-f", folder, "-n", str(job.timesteps)),
             *("--num-threads", "1", "--eval-freq", "-1", "--device", "cpu"),
         ]
-        record["command"] = shlex.join(train)
-        log.write(f"\n===== {now()} train: {record['command']}\n".encode())
-        log.flush()
-        start = time.perf_counter()
-        returncode = self._call(train, log)
-        record["wall_time_s"] = round(time.perf_counter() - start, 2)
+        record["command"], record["wall_time_s"], returncode = self._run_stage("train", train, log)
         if returncode != 0:
             return {"status": "error", "stage": "train", "returncode": returncode, "error": "training failed"}
 
@@ -305,12 +309,7 @@ class Runner:
             *("--run-dir", run_dir, "--seed", str(job.seed + 1000), "--episodes", str(self.eval_episodes)),
             *("--result", result_path),
         ]
-        record["eval_command"] = shlex.join(evaluate)
-        log.write(f"\n===== {now()} evaluate: {record['eval_command']}\n".encode())
-        log.flush()
-        start = time.perf_counter()
-        returncode = self._call(evaluate, log)
-        record["eval_time_s"] = round(time.perf_counter() - start, 2)
+        record["eval_command"], record["eval_time_s"], returncode = self._run_stage("evaluate", evaluate, log)
         if returncode != 0:
             return {"status": "error", "stage": "eval", "returncode": returncode, "error": "evaluation failed"}
         with open(result_path) as f:
