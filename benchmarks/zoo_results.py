@@ -67,6 +67,7 @@ from typing import Any, NamedTuple, cast
 
 import yaml
 
+from sb3_ppo_variants.common.validation import int_argument
 from sb3_ppo_variants.zoo import CONFIG_ENVS
 
 ALGOS = ("clip_ppo", "kl_ppo", "reinforce")
@@ -568,11 +569,7 @@ def write_report(out: str, command: str) -> str:
 # ---------------------------------------------------------------------------------------------------- main
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+_positive_int = int_argument(1)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -184,3 +184,20 @@ def test_bad_learn_budget(cls, value, error):
 def test_float_budget_works():
     model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1).learn(1.28e2)
     assert model.num_timesteps == 128
+
+
+def test_int_argument_bounds_and_messages() -> None:
+    """The argparse type the CLIs share: ints >= minimum, the same message for a non-int and a too-small value."""
+    import argparse
+
+    from sb3_ppo_variants.common.validation import int_argument
+
+    positive = int_argument(1)
+    assert positive("3") == 3 and positive("1") == 1
+    for text in ("0", "-2", "x", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"expected an int >= 1, got '{text}'"):
+            positive(text)
+    seed = int_argument(0, "a seed (an int >= 0)")
+    assert seed("0") == 0
+    with pytest.raises(argparse.ArgumentTypeError, match=r"expected a seed \(an int >= 0\), got '-1'"):
+        seed("-1")

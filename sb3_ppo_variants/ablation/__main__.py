@@ -28,7 +28,7 @@ from types import FrameType
 
 import optuna
 
-from sb3_ppo_variants.common.validation import timesteps_argument
+from sb3_ppo_variants.common.validation import int_argument, timesteps_argument
 from sb3_ppo_variants.ablation.grid import PAPER_ENVS, PRESETS, SETTINGS, GridSpec, estimate_seconds, get_preset
 from sb3_ppo_variants.ablation.runner import StorageError
 
@@ -40,24 +40,8 @@ class CLIError(Exception):
     """Bad command-line input: printed as ``error: ...`` with exit status 2."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed (an int >= 0), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed (an int >= 0), got {text!r}")
-    return value
+_positive_int = int_argument(1)
+_seed = int_argument(0, "a seed (an int >= 0)")
 
 
 def _seconds(text: str) -> float:

@@ -138,6 +138,26 @@ def check_schedule(
     raise TypeError(f"{prefix}`{name}` must be {allowed}, got {value!r} of type {type(value).__name__}")
 
 
+def int_argument(minimum: int, expected: str | None = None) -> Callable[[str], int]:
+    """``argparse`` type of an int ``>= minimum``; both errors read ``expected <expected>, got '<text>'``.
+
+    :param minimum: The smallest accepted value
+    :param expected: What the error says is expected (default ``an int >= <minimum>``)
+    """
+    wanted = expected if expected is not None else f"an int >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
 def timesteps_argument(text: str) -> int:
     """``argparse`` type of a step budget, which may be written as a float (``1e6``): a whole number >= 1."""
     try:

@@ -25,22 +25,17 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from sb3_ppo_variants.common.validation import timesteps_argument
+from sb3_ppo_variants.common.validation import int_argument, timesteps_argument
 from sb3_ppo_variants.tuning.storage import STORAGE_ENV_VAR
 
 PROG = "sb3-ppo-variants-tune"
 
 
+_trial_count = int_argument(1, "an int >= 1 or 'none'")
+
+
 def _n_trials(text: str) -> int | None:
-    if text.lower() in ("none", "inf"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1 or 'none', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1 or 'none', got {text!r}")
-    return value
+    return None if text.lower() in ("none", "inf") else _trial_count(text)
 
 
 def _optional_int(text: str) -> int | None:
