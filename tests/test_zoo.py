@@ -20,12 +20,13 @@ from typing import Any
 
 import optuna
 import pytest
+import rl_zoo3.exp_manager
+import torch as th
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FixedTrial, TrialState
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.policies import ActorCriticPolicy
-from torch import nn
 
 from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES
@@ -201,9 +202,15 @@ def test_config_keys_are_accepted(algo: str, env_id: str) -> None:
         assert isinstance(value, (bool, dict)) or isinstance(eval(value), dict), value
         assert value not in NORMALIZATION_MODES
     if "policy_kwargs" in entry:
-        policy_kwargs = eval(entry["policy_kwargs"], {"nn": nn})
+        # evaluated in the namespace rl_zoo3's ExperimentManager evaluates it in (`th`, `nn`, ...)
+        policy_kwargs = eval(entry["policy_kwargs"], dict(vars(rl_zoo3.exp_manager)))
         assert isinstance(policy_kwargs, dict)
         assert set(policy_kwargs) <= set(inspect.signature(ActorCriticPolicy.__init__).parameters)
+        if "optimizer_class" in policy_kwargs:
+            optimizer_class = policy_kwargs["optimizer_class"]
+            assert issubclass(optimizer_class, th.optim.Optimizer), optimizer_class
+            accepted = set(inspect.signature(optimizer_class.__init__).parameters)
+            assert set(policy_kwargs.get("optimizer_kwargs", {})) <= accepted, policy_kwargs
 
 
 def test_clip_ppo_config_is_rl_zoo3_ppo_yml() -> None:
@@ -242,7 +249,18 @@ def test_reinforce_config_follows_a2c_yml() -> None:
         reference = a2c[_zoo_id(env_id)]
         assert entry.get("n_envs", 1) == reference.get("n_envs", 1), env_id
         assert bool(entry.get("normalize", False)) == bool(reference.get("normalize", False)), env_id
-        assert entry.get("policy_kwargs") == reference.get("policy_kwargs"), env_id
+        namespace = dict(vars(rl_zoo3.exp_manager))
+        ours = eval(entry.get("policy_kwargs", "dict()"), namespace)
+        theirs = eval(reference.get("policy_kwargs", "dict()"), namespace)
+        # an entry may spell out the optimizer SB3's A2C builds itself when `use_rms_prop` (its default)
+        optimizer = {key: ours.pop(key) for key in ("optimizer_class", "optimizer_kwargs") if key in ours}
+        assert ours == theirs, env_id
+        if optimizer:
+            assert reference.get("use_rms_prop", True), env_id
+            assert optimizer == {
+                "optimizer_class": th.optim.RMSprop,
+                "optimizer_kwargs": {"alpha": 0.99, "eps": reference.get("rms_prop_eps", 1e-5), "weight_decay": 0},
+            }, env_id
 
 
 def _experiment_manager(algo: str, env_id: str, log_folder: Path) -> Any:
@@ -280,7 +298,10 @@ def test_config_entry_builds_through_rl_zoo3(algo: str, env_id: str, tmp_path: P
     if "n_steps" in entry:
         assert model.n_steps == entry["n_steps"]
     if algo == "reinforce":
-        assert model.normalize_returns == "batch"  # the zoo's `normalize` is VecNormalize, not REINFORCE's parameter
+        # the zoo's `normalize` is VecNormalize, never REINFORCE's `normalize_returns`
+        assert model.normalize_returns == entry.get("normalize_returns", "batch")
+    if "optimizer_class" in entry.get("policy_kwargs", ""):
+        assert type(model.policy.optimizer).__name__ in entry["policy_kwargs"]
     model.env.close()
 
 
