@@ -19,6 +19,10 @@ For every job (algorithm x environment x seed), this script
    a failed job, an error entry (stage, return code, the end of its log). Jobs already in the file with a result
    (same algo, env, seed and step budget) are skipped, so an interrupted run resumes; failed jobs are retried.
 
+``--algos ppo a2c`` trains SB3's own PPO/A2C the same way, with ``python -m rl_zoo3.train`` and rl_zoo3's own
+``hyperparams/<algo>.yml``: a same-machine baseline next to the published figures (only for environments that file
+lists).
+
 The report (``OUT/table.md``, also printed; rebuilt alone with ``--report``) has one row per (env, algo, budget):
 the mean ± std over seeds of the per-seed evaluation means, next to rl-baselines3-zoo's figure for the same
 environment (:data:`ZOO_REFERENCE`: SB3 PPO for ``clip_ppo`` and ``kl_ppo``, SB3 A2C for ``reinforce``) and the
@@ -71,6 +75,9 @@ from sb3_ppo_variants.common.validation import int_argument
 from sb3_ppo_variants.zoo import CONFIG_ENVS
 
 ALGOS = ("clip_ppo", "kl_ppo", "reinforce")
+#: SB3's own algorithms, trained by rl_zoo3's own ``rl_zoo3.train`` with rl_zoo3's own ``hyperparams/<algo>.yml``: the
+#: same-machine baseline for the rows of ours (PPO for clip_ppo/kl_ppo, A2C for reinforce).
+SB3_BASELINES = ("ppo", "a2c")
 ENVS = CONFIG_ENVS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "benchmarks", "results", "zoo")
@@ -90,7 +97,7 @@ class Reference(NamedTuple):
 
 
 #: The SB3 algorithm whose zoo figures each of ours is compared with.
-REFERENCE_ALGO = {"clip_ppo": "PPO", "kl_ppo": "PPO", "reinforce": "A2C"}
+REFERENCE_ALGO = {"clip_ppo": "PPO", "kl_ppo": "PPO", "reinforce": "A2C", "ppo": "PPO", "a2c": "A2C"}
 
 #: Source: rl-baselines3-zoo's benchmark table (``benchmark.md`` in DLR-RM/rl-baselines3-zoo, 2023): one trained agent
 #: per row, deterministic evaluation, mean ± std of the episode return,
@@ -144,20 +151,43 @@ class Job:
         return f"{self.algo} {self.env_id} seed {self.seed}"
 
 
+def config_path(algo: str) -> str:
+    """The hyperparameter file a job of ``algo`` trains with: our packaged ``zoo_configs/<algo>.yml``, or rl_zoo3's own
+    ``hyperparams/<algo>.yml`` for SB3's algorithms (:data:`SB3_BASELINES`)."""
+    if algo in SB3_BASELINES:
+        import rl_zoo3
+
+        return os.path.join(os.path.dirname(rl_zoo3.__file__), "hyperparams", f"{algo}.yml")
+    from sb3_ppo_variants.zoo import zoo_config
+
+    return str(zoo_config(algo))
+
+
 def config_entry(algo: str, env_id: str) -> dict[str, Any]:
-    """The hyperparameters rl_zoo3 will use for ``env_id`` from our packaged ``zoo_configs/<algo>.yml``.
+    """The hyperparameters rl_zoo3 will use for ``env_id`` from :func:`config_path`.
 
     rl_zoo3 takes the environment's own entry, else (for a non-Atari environment) the ``default`` entry.
 
     :raises KeyError: if the file has neither
     """
-    from sb3_ppo_variants.zoo import zoo_config
-
-    config = yaml.safe_load(zoo_config(algo).read_text())
+    path = config_path(algo)
+    with open(path) as f:
+        config = yaml.safe_load(f)
     entry = config.get(env_id, config.get("default"))
     if entry is None:
-        raise KeyError(f"{env_id} is not in zoo_configs/{algo}.yml, which has no 'default' entry")
+        raise KeyError(f"{env_id} is not in {path}, which has no 'default' entry")
     return dict(entry)
+
+
+def train_command(job: Job, folder: str) -> list[str]:
+    """The training command of ``job``: ours through ``sb3_ppo_variants.zoo train`` (our configs by default), SB3's
+    own algorithms through ``rl_zoo3.train`` (rl_zoo3's configs); same arguments otherwise."""
+    module = ("rl_zoo3.train",) if job.algo in SB3_BASELINES else ("sb3_ppo_variants.zoo", "train")
+    return [
+        *(sys.executable, "-m", *module, "--algo", job.algo, "--env", job.env_id),
+        *("--seed", str(job.seed), "-f", folder, "-n", str(job.timesteps)),
+        *("--num-threads", "1", "--eval-freq", "-1", "--device", "cpu"),
+    ]
 
 
 def make_jobs(algos: Sequence[str], envs: Sequence[str], seeds: Sequence[int], max_timesteps: int | None) -> list[Job]:
@@ -289,12 +319,7 @@ class Runner:
         folder = os.path.join(self.out, "runs", job.name)
         algo_folder = os.path.join(folder, job.algo)
         before = set(os.listdir(algo_folder)) if os.path.isdir(algo_folder) else set()
-        train = [
-            *(sys.executable, "-m", "sb3_ppo_variants.zoo", "train", "--algo", job.algo, "--env", job.env_id),
-            *("--seed", str(job.seed), "-f", folder, "-n", str(job.timesteps)),
-            *("--num-threads", "1", "--eval-freq", "-1", "--device", "cpu"),
-        ]
-        record["command"], record["wall_time_s"], returncode = self._run_stage("train", train, log)
+        record["command"], record["wall_time_s"], returncode = self._run_stage("train", train_command(job, folder), log)
         if returncode != 0:
             return {"status": "error", "stage": "train", "returncode": returncode, "error": "training failed"}
 
@@ -343,7 +368,7 @@ def log_tail(path: str, offset: int, lines: int = LOG_TAIL_LINES) -> list[str]:
 def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int) -> dict[str, Any]:
     """Evaluate the final model of an rl_zoo3 run folder the way ``rl_zoo3.enjoy`` loads it (runs in a child process).
 
-    :param algo: Our algorithm name (``sb3_ppo_variants.ALGOS``)
+    :param algo: Our algorithm name (``sb3_ppo_variants.ALGOS``) or SB3's (:data:`SB3_BASELINES`)
     :param env_id: The environment id
     :param run_dir: The folder rl_zoo3's train created (``<log folder>/<algo>/<env>_<id>``)
     :param seed: Seed of the test environment
@@ -353,6 +378,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
     """
     import torch as th
     from huggingface_sb3 import EnvironmentName
+    from rl_zoo3.utils import ALGOS as ZOO_CLASSES
     from rl_zoo3.utils import create_test_env, get_saved_hyperparams
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -388,7 +414,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
         raise RuntimeError(f"{run_dir}: VecNormalize statistics not loaded in evaluation mode")
     if not env.env_is_wrapped(Monitor)[0]:
         raise RuntimeError("the test environment has no Monitor wrapper: the returns would not be the raw ones")
-    algo_class = cast("type[BaseAlgorithm]", CLASSES[algo])
+    algo_class = cast("type[BaseAlgorithm]", ZOO_CLASSES[algo] if algo in SB3_BASELINES else CLASSES[algo])
     model = algo_class.load(os.path.join(run_dir, f"{env_name}.zip"), device="cpu")
     returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True)
     env.close()
@@ -467,7 +493,8 @@ def steps_text(n: int) -> str:
 
 def _order(algo: str, env_id: str) -> tuple[int, str, int, str]:
     env_rank = ENVS.index(env_id) if env_id in ENVS else len(ENVS)
-    algo_rank = ALGOS.index(algo) if algo in ALGOS else len(ALGOS)
+    order = ALGOS + SB3_BASELINES
+    algo_rank = order.index(algo) if algo in order else len(order)
     return (env_rank, env_id, algo_rank, algo)
 
 
@@ -496,7 +523,8 @@ def table_row(algo: str, env_id: str, budget: int, runs: list[dict[str, Any]]) -
         zoo = f"{baseline} {reference.mean:.1f} ± {reference.std:.1f} ({steps_text(reference.timesteps)})"
         threshold_text = f"{threshold:.1f}"
         verdict = "n/a (reduced budget)" if reduced else ("yes" if ours_mean >= threshold else "**no**")
-    return f"| {env_id} | {algo} | {steps} | {len(runs)} | {ours} | {per_seed} | {zoo} | {threshold_text} | {verdict} |"
+    name = f"SB3 {algo} (rl_zoo3's config)" if algo in SB3_BASELINES else algo
+    return f"| {env_id} | {name} | {steps} | {len(runs)} | {ours} | {per_seed} | {zoo} | {threshold_text} | {verdict} |"
 
 
 def _provenance(ok: list[dict[str, Any]]) -> list[str]:
@@ -511,7 +539,8 @@ def _provenance(ok: list[dict[str, Any]]) -> list[str]:
         f"`OMP_NUM_THREADS=1 MKL_NUM_THREADS=1`, device cpu; {'/'.join(map(str, workers))} job(s) at a time",
         f"- versions: {' | '.join(version_sets)}; repository commit {', '.join(commits)}",
         "- training command per job (exact ones in `results.jsonl`): `python -m sb3_ppo_variants.zoo train --algo ALGO "
-        "--env ENV --seed SEED -f OUT/runs/JOB -n STEPS --num-threads 1 --eval-freq -1 --device cpu`",
+        "--env ENV --seed SEED -f OUT/runs/JOB -n STEPS --num-threads 1 --eval-freq -1 --device cpu`; SB3's own "
+        "ppo/a2c rows: `python -m rl_zoo3.train` with the same arguments and rl_zoo3's own hyperparameter files",
         f"- run with: {'; '.join(f'`{c}`' for c in invocations)}",
     ]
     return lines
@@ -545,7 +574,10 @@ def report(path: str, command: str) -> str:
         "normalises); mean ± std (population) over seeds of those means. Zoo reference: rl-baselines3-zoo's "
         "`benchmark.md` (2023), one agent per row, SB3 PPO for clip_ppo/kl_ppo and SB3 A2C for reinforce, measured on "
         "LunarLander*-v2 and MuJoCo *-v3 where ours are -v3 and -v5. Threshold: reference mean - reference std; "
-        "pass: ours ≥ threshold, judged only at the config's full budget.",
+        "pass: ours ≥ threshold, judged only at the config's full budget. Rows `SB3 ppo`/`SB3 a2c`: SB3's own "
+        "algorithm trained by `rl_zoo3.train` with rl_zoo3's own config and evaluated the same way, on the same "
+        "machine: the baseline our rows are measured next to (its verdict says whether SB3 itself reaches the "
+        "threshold here).",
     ]
     if failed:
         lines += ["", "Failed jobs (the latest attempt; rerun to retry):", ""]
@@ -574,7 +606,14 @@ _positive_int = int_argument(1)
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: all three)")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        choices=ALGOS + SB3_BASELINES,
+        default=list(ALGOS),
+        help="algorithms (default: our three); ppo and a2c train SB3's own algorithm with rl_zoo3's own config, "
+        "the same-machine baseline for ours",
+    )
     parser.add_argument(
         "--envs", nargs="+", default=list(ENVS), metavar="ENV", help="environments (default: the 10 of the configs)"
     )
