@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
+from sb3_ppo_variants.common.processes import machine_key, process_alive, process_start_time
 from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.tuning import (
     FAIL_REASON_ATTR,
@@ -186,6 +187,18 @@ def test_worker_identity_and_liveness():
     zombie.wait()
     assert not WorkerIdentity("elsewhere", "another-machine", 1, None).is_local()
     assert WorkerIdentity.from_attr({"pid": "x"}) is None and WorkerIdentity.from_attr(None) is None
+
+
+def test_process_alive_takes_the_start_time_as_either_stored_type():
+    """Tuning stores the start time as a string, older ablation studies as an int: both identify the process."""
+    pid = os.getpid()
+    started = process_start_time(pid)
+    if started is None:
+        pytest.skip("no /proc on this platform")
+    assert process_alive(pid, started) and process_alive(pid, int(started)) and process_alive(pid, None)
+    assert not process_alive(pid, int(started) + 1)  # same PID, another process
+    assert not process_alive(_dead_pid(), None)
+    assert WorkerIdentity.current().machine == machine_key()
 
 
 def test_recover_dead_trials_fails_and_retries_only_dead_local_ones(tmp_path):

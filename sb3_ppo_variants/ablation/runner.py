@@ -61,6 +61,7 @@ from optuna.samplers import GridSampler
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from sb3_ppo_variants.common.processes import machine_key, process_alive, process_start_time
 from sb3_ppo_variants.tuning.storage import StorageSpec, resolve_storage
 from sb3_ppo_variants.tuning.storage import open_storage as open_tuning_storage
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
@@ -146,45 +147,10 @@ def load_study_spec(storage: StorageSpec, study_name: str) -> tuple[optuna.Study
 # ---------------------------------------------------------------------------------------------------- workers
 
 
-def _proc_start_time(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot (Linux), ``None`` if unknown or gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19]) if fields[0] != "Z" else None  # a zombie has exited
-
-
-def _machine_key() -> str:
-    """This machine (and container): host name, Linux boot id and PID namespace (PIDs are only comparable within)."""
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
-    with contextlib.suppress(OSError):
-        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
-    return "/".join(parts)
-
-
 def worker_identity() -> dict[str, Any]:
     """The identity of this process, written to the trials it runs."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "machine": _machine_key(), "pid": pid, "start_time": _proc_start_time(pid)}
-
-
-def process_alive(pid: int, start_time: int | None) -> bool:
-    """Whether process ``pid`` of this machine still runs (and is the same process, when its start time is known)."""
-    if Path("/proc").is_dir():
-        current = _proc_start_time(pid)
-        return current is not None and (start_time is None or current == start_time)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return {"host": socket.gethostname(), "machine": machine_key(), "pid": pid, "start_time": process_start_time(pid)}
 
 
 def is_stale(trial: FrozenTrial, now: float, stale_after: float, machine: str | None = None) -> bool:
@@ -192,7 +158,7 @@ def is_stale(trial: FrozenTrial, now: float, stale_after: float, machine: str | 
     if trial.state != TrialState.RUNNING:
         return False
     worker = trial.user_attrs.get("worker")
-    machine = machine or _machine_key()
+    machine = machine or machine_key()
     if isinstance(worker, dict) and worker.get("machine") == machine:
         return not process_alive(int(worker["pid"]), worker.get("start_time"))
     heartbeat = trial.user_attrs.get("heartbeat")
@@ -271,7 +237,7 @@ def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
 
 def fail_stale_trials(study: optuna.Study, stale_after: float, log: Log = _print) -> list[int]:
     """Mark the RUNNING trials of dead workers FAIL (``fail_reason="stale"``); returns their numbers."""
-    now, machine = time.time(), _machine_key()
+    now, machine = time.time(), machine_key()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not is_stale(trial, now, stale_after, machine):

@@ -33,13 +33,13 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
+
+from sb3_ppo_variants.common.processes import WORKER_HOST_ENV_VAR, machine_key, process_alive, process_start_time
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 
@@ -49,41 +49,6 @@ WORKER_ATTR = "worker"
 FAIL_REASON_ATTR = "fail_reason"
 #: User attribute of a retry: the numbers of the failed trials it replaces, oldest first.
 RETRY_ATTR = "retry_history"
-#: Environment variable that overrides the machine key of this worker's identity.
-WORKER_HOST_ENV_VAR = "SB3PV_WORKER_HOST"
-
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """``(state, start_time)`` of a process from ``/proc/<pid>/stat`` (Linux), or None if it cannot be read."""
-    text = _read(f"/proc/{pid}/stat")
-    if text is None:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its closing parenthesis.
-    fields = text[text.rfind(")") + 2 :].split()
-    return fields[0], fields[19]  # field 3: state, field 22: start time in clock ticks since boot
-
-
-@lru_cache(maxsize=1)
-def _machine_key() -> str:
-    override = os.environ.get(WORKER_HOST_ENV_VAR, "").strip()
-    if override:
-        return override
-    parts = [socket.gethostname()]
-    boot_id = _read("/proc/sys/kernel/random/boot_id")
-    if boot_id:
-        parts.append(boot_id)
-    try:
-        parts.append(os.readlink("/proc/self/ns/pid"))
-    except OSError:
-        pass
-    return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -105,8 +70,7 @@ class WorkerIdentity:
     def current(cls) -> WorkerIdentity:
         """This process."""
         pid = os.getpid()
-        stat = _proc_stat(pid)
-        return cls(socket.gethostname(), _machine_key(), pid, stat[1] if stat else None)
+        return cls(socket.gethostname(), machine_key(), pid, process_start_time(pid))
 
     def to_attr(self) -> dict[str, Any]:
         """The JSON value stored in the trial's ``worker`` user attribute."""
@@ -122,23 +86,11 @@ class WorkerIdentity:
 
     def is_local(self) -> bool:
         """Whether the process ran on this machine (in this PID namespace), so that :meth:`is_alive` can tell."""
-        return self.machine == _machine_key()
+        return self.machine == machine_key()
 
     def is_alive(self) -> bool:
         """Whether the process still runs (only meaningful when :meth:`is_local`). Zombies are dead."""
-        stat = _proc_stat(self.pid)
-        if stat is not None:
-            state, started = stat
-            return state not in ("Z", "X") and (self.started is None or started == self.started)
-        if Path("/proc/self/stat").exists():
-            return False  # Linux, and no /proc entry for the PID: gone
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_alive(self.pid, self.started)
 
     def is_dead(self, host_names_unique: bool) -> bool:
         """Whether the process has certainly ended.
