@@ -20,8 +20,8 @@ For every job (algorithm x environment x seed), this script
    (same algo, env, seed and step budget) are skipped, so an interrupted run resumes; failed jobs are retried.
 
 ``--algos ppo a2c`` trains SB3's own PPO/A2C the same way, with ``python -m rl_zoo3.train`` and rl_zoo3's own
-``hyperparams/<algo>.yml``: a same-machine baseline next to the published figures (only for environments that file
-lists).
+``hyperparams/<algo>.yml``: a same-machine baseline next to the published figures. A -v5 MuJoCo task takes that
+file's tuned -v4 entry, as our configs do (written to ``OUT/configs/`` and passed with ``--conf-file``).
 
 The report (``OUT/table.md``, also printed; rebuilt alone with ``--report``) has one row per (env, algo, budget):
 the mean ± std over seeds of the per-seed evaluation means, next to rl-baselines3-zoo's figure for the same
@@ -166,27 +166,43 @@ def config_path(algo: str) -> str:
 def config_entry(algo: str, env_id: str) -> dict[str, Any]:
     """The hyperparameters rl_zoo3 will use for ``env_id`` from :func:`config_path`.
 
-    rl_zoo3 takes the environment's own entry, else (for a non-Atari environment) the ``default`` entry.
+    rl_zoo3 takes the environment's own entry, else (for a non-Atari environment) the ``default`` entry. For SB3's
+    own algorithms a ``-v5`` MuJoCo task without an entry of its own takes rl_zoo3's tuned ``-v4`` entry, as our
+    configs do (rl_zoo3 2.9.2 lists the MuJoCo tasks at -v4 only), not the untuned ``default``.
 
     :raises KeyError: if the file has neither
     """
     path = config_path(algo)
     with open(path) as f:
         config = yaml.safe_load(f)
+    if algo in SB3_BASELINES and env_id not in config and env_id.replace("-v5", "-v4") in config:
+        return dict(config[env_id.replace("-v5", "-v4")])
     entry = config.get(env_id, config.get("default"))
     if entry is None:
         raise KeyError(f"{env_id} is not in {path}, which has no 'default' entry")
     return dict(entry)
 
 
-def train_command(job: Job, folder: str) -> list[str]:
+def baseline_config_file(out: str, algo: str, env_id: str) -> str:
+    """A hyperparameter file holding just :func:`config_entry` for ``env_id`` (written under ``OUT/configs``), so that
+    ``rl_zoo3.train`` trains SB3's algorithm with the entry chosen there."""
+    path = os.path.join(out, "configs", f"{algo}_{env_id}.yml")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        yaml.safe_dump({env_id: config_entry(algo, env_id)}, f, sort_keys=True)
+    return path
+
+
+def train_command(job: Job, folder: str, config_file: str | None = None) -> list[str]:
     """The training command of ``job``: ours through ``sb3_ppo_variants.zoo train`` (our configs by default), SB3's
-    own algorithms through ``rl_zoo3.train`` (rl_zoo3's configs); same arguments otherwise."""
+    own algorithms through ``rl_zoo3.train`` with ``config_file`` (:func:`baseline_config_file`); same arguments
+    otherwise."""
     module = ("rl_zoo3.train",) if job.algo in SB3_BASELINES else ("sb3_ppo_variants.zoo", "train")
     return [
         *(sys.executable, "-m", *module, "--algo", job.algo, "--env", job.env_id),
         *("--seed", str(job.seed), "-f", folder, "-n", str(job.timesteps)),
         *("--num-threads", "1", "--eval-freq", "-1", "--device", "cpu"),
+        *(("--conf-file", config_file) if config_file else ()),
     ]
 
 
@@ -319,7 +335,9 @@ class Runner:
         folder = os.path.join(self.out, "runs", job.name)
         algo_folder = os.path.join(folder, job.algo)
         before = set(os.listdir(algo_folder)) if os.path.isdir(algo_folder) else set()
-        record["command"], record["wall_time_s"], returncode = self._run_stage("train", train_command(job, folder), log)
+        config_file = baseline_config_file(self.out, job.algo, job.env_id) if job.algo in SB3_BASELINES else None
+        train = train_command(job, folder, config_file)
+        record["command"], record["wall_time_s"], returncode = self._run_stage("train", train, log)
         if returncode != 0:
             return {"status": "error", "stage": "train", "returncode": returncode, "error": "training failed"}
 

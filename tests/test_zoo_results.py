@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from benchmarks import zoo_results as zr
 
@@ -38,6 +39,16 @@ def test_budgets_come_from_each_algorithms_own_config() -> None:
     assert zr.config_path("a2c").endswith("rl_zoo3/hyperparams/a2c.yml")
     capped = zr.make_jobs(["a2c"], ["LunarLander-v3"], [1], 5000)[0]
     assert (capped.timesteps, capped.config_timesteps, capped.seed) == (5000, 200_000, 1)
+
+
+def test_baseline_on_a_v5_task_uses_rl_zoo3s_tuned_v4_entry(tmp_path: Path) -> None:
+    with open(zr.config_path("ppo")) as f:
+        ppo_yml = yaml.safe_load(f)
+    assert "Hopper-v5" not in ppo_yml  # rl_zoo3 would fall back to its untuned `default` entry
+    assert zr.config_entry("ppo", "Hopper-v5") == ppo_yml["Hopper-v4"] != ppo_yml["default"]
+    assert zr.config_entry("clip_ppo", "Hopper-v5") == ppo_yml["Hopper-v4"]  # what ours trains with
+    with open(zr.baseline_config_file(str(tmp_path), "ppo", "Hopper-v5")) as f:
+        assert yaml.safe_load(f) == {"Hopper-v5": ppo_yml["Hopper-v4"]}
 
 
 def test_baselines_train_with_rl_zoo3_and_ours_with_our_command() -> None:
@@ -93,7 +104,7 @@ def test_end_to_end_ours_and_sb3_baseline(tmp_path: Path) -> None:
         assert len(record["eval_returns"]) == 2 and record["eval_mean"] == pytest.approx(sum(record["eval_returns"]) / 2)
         assert (tmp_path / record["run_dir"] / "CartPole-v1.zip").is_file()
     by_algo = {r["algo"]: r for r in records}
-    assert "rl_zoo3.train --algo a2c" in by_algo["a2c"]["command"]
+    assert "rl_zoo3.train --algo a2c" in by_algo["a2c"]["command"] and "--conf-file" in by_algo["a2c"]["command"]
     assert "sb3_ppo_variants.zoo train --algo reinforce" in by_algo["reinforce"]["command"]
     table = (tmp_path / "table.md").read_text()
     assert "| CartPole-v1 | SB3 a2c (rl_zoo3's config) |" in table and "| CartPole-v1 | reinforce |" in table
