@@ -126,6 +126,10 @@ ZOO_REFERENCE: dict[tuple[str, str], Reference] = {
 }
 
 
+#: Seeds per row in the issue's protocol; a full-budget row with fewer says so next to its verdict.
+PROTOCOL_SEEDS = 3
+
+
 # ---------------------------------------------------------------------------------------------------- jobs
 
 
@@ -541,6 +545,8 @@ def table_row(algo: str, env_id: str, budget: int, runs: list[dict[str, Any]]) -
         zoo = f"{baseline} {reference.mean:.1f} ± {reference.std:.1f} ({steps_text(reference.timesteps)})"
         threshold_text = f"{threshold:.1f}"
         verdict = "n/a (reduced budget)" if reduced else ("yes" if ours_mean >= threshold else "**no**")
+        if not reduced and len(runs) < PROTOCOL_SEEDS:  # a partial row: the verdict holds for these seeds only
+            verdict += f" ({len(runs)} of {PROTOCOL_SEEDS} seeds)"
     name = f"SB3 {algo} (rl_zoo3's config)" if algo in SB3_BASELINES else algo
     return f"| {env_id} | {name} | {steps} | {len(runs)} | {ours} | {per_seed} | {zoo} | {threshold_text} | {verdict} |"
 

@@ -70,6 +70,7 @@ def test_verdict_against_the_zoo_threshold() -> None:
     assert zr.table_row("clip_ppo", "Acrobot-v1", 10**6, passing).endswith("| yes |")
     assert zr.table_row("kl_ppo", "Acrobot-v1", 10**6, failing).endswith("| **no** |")
     assert zr.table_row("clip_ppo", "Acrobot-v1", 10**5, reduced).endswith("| n/a (reduced budget) |")
+    assert zr.table_row("kl_ppo", "Acrobot-v1", 10**6, failing[:1]).endswith("| **no** (1 of 3 seeds) |")
     row = zr.table_row("ppo", "Acrobot-v1", 10**6, passing)
     assert "| SB3 ppo (rl_zoo3's config) |" in row and "PPO -73.5 ± 18.2 (1M)" in row and row.endswith("| yes |")
     cells = zr.table_row("clip_ppo", "Acrobot-v1", 10**6, passing).split(" | ")
