@@ -72,7 +72,7 @@ from typing import Any, NamedTuple, cast
 import yaml
 
 from sb3_ppo_variants.common.validation import int_argument
-from sb3_ppo_variants.zoo import CONFIG_ENVS
+from sb3_ppo_variants.zoo import CONFIG_ENVS, rl_zoo3_env_id
 
 ALGOS = ("clip_ppo", "kl_ppo", "reinforce")
 #: SB3's own algorithms, trained by rl_zoo3's own ``rl_zoo3.train`` with rl_zoo3's own ``hyperparams/<algo>.yml``: the
@@ -179,8 +179,8 @@ def config_entry(algo: str, env_id: str) -> dict[str, Any]:
     path = config_path(algo)
     with open(path) as f:
         config = yaml.safe_load(f)
-    if algo in SB3_BASELINES and env_id not in config and env_id.replace("-v5", "-v4") in config:
-        return dict(config[env_id.replace("-v5", "-v4")])
+    if algo in SB3_BASELINES and env_id not in config and rl_zoo3_env_id(env_id) in config:
+        return dict(config[rl_zoo3_env_id(env_id)])
     entry = config.get(env_id, config.get("default"))
     if entry is None:
         raise KeyError(f"{env_id} is not in {path}, which has no 'default' entry")

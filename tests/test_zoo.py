@@ -30,7 +30,15 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES
-from sb3_ppo_variants.zoo import CONFIG_ENVS, CONVERTERS, SAMPLERS, register_zoo, rollout_search_space, zoo_config
+from sb3_ppo_variants.zoo import (
+    CONFIG_ENVS,
+    CONVERTERS,
+    SAMPLERS,
+    register_zoo,
+    rl_zoo3_env_id,
+    rollout_search_space,
+    zoo_config,
+)
 from sb3_ppo_variants.zoo.cli import main, peek_train_args, with_default_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,9 +80,9 @@ def _zoo_yaml(name: str) -> dict[str, Any]:
     return _load_yaml(Path(rl_zoo3.__file__).parent / "hyperparams" / f"{name}.yml")
 
 
-def _zoo_id(env_id: str) -> str:
-    """rl_zoo3's files have the MuJoCo tasks at -v4; ours at -v5."""
-    return env_id.replace("-v5", "-v4")
+def _eval_like_rl_zoo3(text: str) -> Any:
+    """A config string evaluated in the namespace rl_zoo3's ExperimentManager evaluates it in (`th`, `nn`, ...)."""
+    return eval(text, dict(vars(rl_zoo3.exp_manager)))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -202,8 +210,7 @@ def test_config_keys_are_accepted(algo: str, env_id: str) -> None:
         assert isinstance(value, (bool, dict)) or isinstance(eval(value), dict), value
         assert value not in NORMALIZATION_MODES
     if "policy_kwargs" in entry:
-        # evaluated in the namespace rl_zoo3's ExperimentManager evaluates it in (`th`, `nn`, ...)
-        policy_kwargs = eval(entry["policy_kwargs"], dict(vars(rl_zoo3.exp_manager)))
+        policy_kwargs = _eval_like_rl_zoo3(entry["policy_kwargs"])
         assert isinstance(policy_kwargs, dict)
         assert set(policy_kwargs) <= set(inspect.signature(ActorCriticPolicy.__init__).parameters)
         if "optimizer_class" in policy_kwargs:
@@ -216,7 +223,7 @@ def test_config_keys_are_accepted(algo: str, env_id: str) -> None:
 def test_clip_ppo_config_is_rl_zoo3_ppo_yml() -> None:
     ppo = _zoo_yaml("ppo")
     for env_id, entry in CONFIGS["clip_ppo"].items():
-        assert entry == ppo[_zoo_id(env_id)], env_id
+        assert entry == ppo[rl_zoo3_env_id(env_id)], env_id
 
 
 #: where kl_ppo.yml departs from ppo.yml, with the reason in the YAML file
@@ -246,12 +253,11 @@ def test_reinforce_config_follows_a2c_yml() -> None:
     for env_id, entry in CONFIGS["reinforce"].items():
         if env_id in {"default", "atari"}:
             continue
-        reference = a2c[_zoo_id(env_id)]
+        reference = a2c[rl_zoo3_env_id(env_id)]
         assert entry.get("n_envs", 1) == reference.get("n_envs", 1), env_id
         assert bool(entry.get("normalize", False)) == bool(reference.get("normalize", False)), env_id
-        namespace = dict(vars(rl_zoo3.exp_manager))
-        ours = eval(entry.get("policy_kwargs", "dict()"), namespace)
-        theirs = eval(reference.get("policy_kwargs", "dict()"), namespace)
+        ours = _eval_like_rl_zoo3(entry.get("policy_kwargs", "dict()"))
+        theirs = _eval_like_rl_zoo3(reference.get("policy_kwargs", "dict()"))
         # an entry may spell out the optimizer SB3's A2C builds itself when `use_rms_prop` (its default)
         optimizer = {key: ours.pop(key) for key in ("optimizer_class", "optimizer_kwargs") if key in ours}
         assert ours == theirs, env_id

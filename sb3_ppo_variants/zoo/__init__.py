@@ -37,6 +37,13 @@ CONFIG_ENVS: tuple[str, ...] = (
     "Walker2d-v5",
 )
 
+
+def rl_zoo3_env_id(env_id: str) -> str:
+    """The id under which rl_zoo3's own hyperparameter files (2.9.2) list ``env_id``'s entry: they have the MuJoCo
+    tasks at -v4 only, our configs at -v5 (with the -v4 entries' values)."""
+    return env_id.replace("-v5", "-v4")
+
+
 __all__ = [
     "CONFIG_ENVS",
     "CONVERTERS",
@@ -45,6 +52,7 @@ __all__ = [
     "convert_kl_ppo_params",
     "convert_reinforce_params",
     "register_zoo",
+    "rl_zoo3_env_id",
     "rollout_search_space",
     "sample_clip_ppo_params",
     "sample_kl_ppo_params",
