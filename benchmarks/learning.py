@@ -27,7 +27,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ppo_variants.presets import PRESETS, Preset, get_preset
+from sb3_ppo_variants.presets import PRESET_PAIRS, Preset, get_preset
 
 #: (algo, env, preset overrides as a tuple of items) -> minimum mean evaluation return, from the issues
 THRESHOLDS: dict[tuple[str, str, tuple[tuple[str, Any], ...]], float] = {
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [
             (algo, env_id, dict(overrides), seed)
             for (algo, env_id, overrides) in THRESHOLDS
-            if (args.algo in (None, algo)) and (args.env in (None, env_id)) and (algo, env_id) in PRESETS
+            if (args.algo in (None, algo)) and (args.env in (None, env_id)) and (algo, env_id) in PRESET_PAIRS
             for seed in args.seeds
         ]
         done = {(r.algo, r.env_id, json.dumps(r.overrides, sort_keys=True), r.seed, r.timesteps) for r in _load(args.out)}

@@ -17,7 +17,7 @@ the maximum RSS (sampled, and the kernel's ``VmHWM`` peak), NaN occurrences, ste
 criteria, printed per configuration: no NaN occurrence and RSS growth after the baseline < ``--max-growth``
 (default 5%).
 
-Settings: :func:`sb3_ppo_variants.presets.get_preset` where ``PRESETS`` has the pair (its ``n_timesteps`` replaced by
+Settings: :func:`sb3_ppo_variants.presets.get_preset` where ``PRESET_PAIRS`` has the pair (its ``n_timesteps`` replaced by
 ``--timesteps``); otherwise :data:`FALLBACKS`: REINFORCE on Pendulum-v1 has no preset, and REINFORCE without a
 baseline only learns from episodes that end inside a rollout, so it gets ``n_steps=1000`` (Pendulum's episodes are
 exactly 200 steps and all envs start together, so every episode fits in a rollout).
@@ -91,10 +91,10 @@ def read_rss_mib() -> tuple[float, float | None]:
 
 def settings_for(algo: str, env_id: str) -> dict[str, Any]:
     """n_envs, constructor arguments and their source for one configuration (preset, else fallback)."""
-    from sb3_ppo_variants.presets import PRESETS
+    from sb3_ppo_variants.presets import PRESET_PAIRS, get_preset
 
-    if (algo, env_id) in PRESETS:
-        preset = PRESETS[(algo, env_id)]
+    if (algo, env_id) in PRESET_PAIRS:
+        preset = get_preset(algo, env_id)
         return {
             "n_envs": preset.n_envs,
             "hyperparams": dict(preset.hyperparams),

@@ -881,12 +881,15 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
             ("optimizer.py", "wrapper", TRAIN),  # Optimizer.step's profiling wrapper
             ("clip_grad.py", "_no_grad_wrapper", TRAIN),
             ("clip_grad.py", "clip_grad_norm_", TRAIN),
-            ("fast_paths.py", "__call__", TRAIN),  # ours: ClippedAdamStep (clip + fused Adam kernel)
+            ("common/optimizer.py", "__call__", TRAIN),  # ours: ClippedAdamStep (clip + fused Adam kernel)
         ),
         parent="train",
     ),
     ProfileRow(
-        "optimizer.zero_grad", (("optimizer.py", "zero_grad", None), ("fast_paths.py", "zero_grad", TRAIN)), parent="train"
+        "optimizer.zero_grad",
+        # torch/optim/optimizer.py (SB3) and ours, sb3_ppo_variants/common/optimizer.py (ClippedAdamStep.zero_grad)
+        (("optimizer.py", "zero_grad", None),),
+        parent="train",
     ),
     ProfileRow("measure_kl (KLPenaltyPPO's beta update)", (("kl_penalty_ppo.py", "measure_kl", None),), parent="train"),
     ProfileRow("finite checks of the update (ours)", (("common/base.py", "_check_update_finite", TRAIN),), parent="train"),
@@ -898,7 +901,10 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
     ProfileRow("dump_logs (logging)", (("on_policy_algorithm.py", "dump_logs", None),), parent="learn() total"),
     ProfileRow(
         "distribution construction (all calls: rollouts, train, measure_kl)",
-        (("common/policies.py", "_get_action_dist_from_latent", None), ("fast_paths.py", "action_distribution", None)),
+        (
+            ("stable_baselines3/common/policies.py", "_get_action_dist_from_latent", None),
+            ("sb3_ppo_variants/common/distributions.py", "action_distribution", None),
+        ),
         parent="learn() total",
         in_sum=False,
     ),

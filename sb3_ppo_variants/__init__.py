@@ -8,10 +8,8 @@
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.reinforce import REINFORCE
+from sb3_ppo_variants.registry import ALGOS
 
 __version__ = "0.1.0"
-
-#: the algorithms by the short names used for rl_zoo3
-ALGOS = {"clip_ppo": ClipPPO, "kl_ppo": KLPenaltyPPO, "reinforce": REINFORCE}
 
 __all__ = ["ALGOS", "REINFORCE", "ClipPPO", "KLPenaltyPPO", "__version__"]

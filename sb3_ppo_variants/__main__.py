@@ -17,7 +17,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_ppo_variants.common.callbacks import EpisodeReturnRecorder
-from sb3_ppo_variants.presets import PRESETS, get_preset
+from sb3_ppo_variants.presets import PRESET_PAIRS, get_preset
 
 
 def _plot(episodes: list[tuple[int, float, int]], title: str, path: str) -> bool:
@@ -44,7 +44,7 @@ def _plot(episodes: list[tuple[int, float, int]], title: str, path: str) -> bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    pairs = ", ".join(f"{a}/{e}" for a, e in sorted(PRESETS))
+    pairs = ", ".join(f"{a}/{e}" for a, e in sorted(PRESET_PAIRS))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algo", default="clip_ppo", help="clip_ppo, kl_ppo or reinforce (default: clip_ppo)")
     parser.add_argument("--env", default="CartPole-v1", help=f"environment id; presets exist for: {pairs}")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     th.set_num_threads(1)  # tiny MLPs: one thread is fastest, and more collapse on shared cores
     try:
         preset = get_preset(args.algo, args.env)
-    except KeyError as exc:
+    except (KeyError, ValueError) as exc:
         parser.error(str(exc.args[0]))
     timesteps = int(args.timesteps or preset.n_timesteps)
     model = preset.make_model(seed=args.seed)

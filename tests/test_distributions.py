@@ -14,7 +14,7 @@ from stable_baselines3.common.distributions import (
 )
 from torch.distributions import Bernoulli, Categorical, Independent, Normal, kl_divergence
 
-from sb3_ppo_variants.common.distributions import (
+from sb3_ppo_variants.kl_penalty_ppo.kl import (
     closed_form_kl,
     dist_params,
     dist_params_dim,

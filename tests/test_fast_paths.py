@@ -19,7 +19,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical, Normal
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, LeanCategorical, LeanNormal, action_distribution
+from sb3_ppo_variants.common.distributions import LeanCategorical, LeanNormal, action_distribution
+from sb3_ppo_variants.common.optimizer import ClippedAdamStep
 
 
 def test_lean_categorical_equals_torch() -> None:
@@ -243,7 +244,7 @@ def test_trained_model_state_loads_into_a_plain_adam() -> None:
 
 
 def test_set_training_mode_switches_every_module_and_only_when_needed() -> None:
-    from sb3_ppo_variants.common.fast_paths import set_training_mode
+    from sb3_ppo_variants.common.policies import set_training_mode
 
     policy = _policy(spaces.Discrete(2))
     set_training_mode(policy, False)

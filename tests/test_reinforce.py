@@ -8,7 +8,7 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_ppo_variants import REINFORCE
-from sb3_ppo_variants.common.buffers import RewardToGoRolloutBuffer, normalize
+from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer, normalize
 
 GAMMA = 0.5
 # two envs, four steps:

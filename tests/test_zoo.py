@@ -29,7 +29,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_ppo_variants import ALGOS
-from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES
+from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES
 from sb3_ppo_variants.zoo import (
     CONFIG_ENVS,
     CONVERTERS,
@@ -70,7 +70,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         return yaml.safe_load(file)
 
 
-CONFIGS = {algo: _load_yaml(REPO / "zoo_configs" / f"{algo}.yml") for algo in ALGOS}
+CONFIGS = {algo: _load_yaml(REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml") for algo in ALGOS}
 ENTRIES = [(algo, env_id) for algo, config in CONFIGS.items() for env_id in config]
 
 
@@ -178,7 +178,7 @@ def test_train_defaults_to_the_shipped_config() -> None:
 
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_shipped_config_is_the_repository_file(algo: str) -> None:
-    assert zoo_config(algo).read_text() == (REPO / "zoo_configs" / f"{algo}.yml").read_text()
+    assert zoo_config(algo).read_text() == (REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml").read_text()
 
 
 def test_zoo_config_unknown_algo() -> None:
@@ -236,16 +236,28 @@ def test_kl_ppo_config_is_ppo_with_the_kl_penalty() -> None:
         assert entry == {**base, **KL_PPO_TUNED.get(env_id, {}), "kl_target": 0.01, "beta": 1.0}, env_id
 
 
-def test_presets_match_the_zoo_configs() -> None:
-    """The embedded presets (demo, learning checks) and zoo_configs/ hold the same hyperparameters."""
-    from sb3_ppo_variants.presets import PRESETS
+def test_presets_are_the_zoo_config_entries() -> None:
+    """The presets (demo, learning checks) are read from zoo_configs/: every pair exists and carries its entry."""
+    from sb3_ppo_variants.presets import PRESET_PAIRS, get_preset
 
-    for (algo, env_id), preset in PRESETS.items():
+    for algo, env_id in PRESET_PAIRS:
+        preset = get_preset(algo, env_id)
         entry = dict(CONFIGS[algo][env_id])
         assert entry.pop("n_envs", 1) == preset.n_envs, (algo, env_id)
         assert entry.pop("n_timesteps") == preset.n_timesteps, (algo, env_id)
         assert bool(entry.pop("normalize", False)) == preset.normalize, (algo, env_id)
-        assert entry == {"policy": "MlpPolicy", **preset.hyperparams}, (algo, env_id)
+        assert entry.pop("policy") == preset.policy, (algo, env_id)
+        assert entry == preset.hyperparams, (algo, env_id)
+
+
+def test_get_preset_refuses_unknown_and_code_entries() -> None:
+    from sb3_ppo_variants.presets import get_preset
+
+    with pytest.raises(KeyError, match=r"No entry for env='Nope-v0' in zoo_configs/clip_ppo\.yml; it has: CartPole-v1"):
+        get_preset("clip_ppo", "Nope-v0")
+    # HalfCheetah's entry holds policy_kwargs as Python code that only rl_zoo3 evaluates
+    with pytest.raises(ValueError, match="sets policy_kwargs: train it with `sb3-ppo-variants-zoo train`"):
+        get_preset("clip_ppo", "HalfCheetah-v5")
 
 
 def test_reinforce_config_follows_a2c_yml() -> None:
@@ -278,7 +290,7 @@ def _experiment_manager(algo: str, env_id: str, log_folder: Path) -> Any:
         env_id,
         str(log_folder),
         eval_freq=-1,
-        config=str(REPO / "zoo_configs" / f"{algo}.yml"),
+        config=str(REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml"),
         seed=0,
         verbose=0,
         device="cpu",

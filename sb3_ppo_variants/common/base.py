@@ -38,13 +38,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
-from sb3_ppo_variants.common.fast_paths import ClippedAdamStep, action_distribution, set_training_mode
+from sb3_ppo_variants.common.optimizer import ClippedAdamStep, with_fast_optimizer
+from sb3_ppo_variants.common.policies import policy_outputs, set_training_mode
 from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
@@ -71,49 +72,6 @@ def no_distribution_validation() -> Iterator[None]:
         yield
     finally:
         th.distributions.Distribution.set_default_validate_args(previous)
-
-
-def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dict[str, Any]:
-    """``policy_kwargs`` selecting Adam's fused implementation (CPU, CUDA; ``foreach`` elsewhere), unless the user chose.
-
-    SB3 leaves PyTorch's default, which on the CPU is the per-parameter loop: a dozen small kernels per parameter per
-    step. The fused kernel computes the same update in one pass; results differ from SB3's only by float rounding
-    (about 3e-8 on the parameters after three PPO updates). Pass ``policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5,
-    fused=False, foreach=False))`` to get SB3's exact arithmetic. When the user passes no ``optimizer_kwargs``, SB3's
-    default ``eps=1e-5`` for Adam is kept.
-    """
-    optimizer_class = policy_kwargs.get("optimizer_class", th.optim.Adam)
-    if optimizer_class not in (th.optim.Adam, th.optim.AdamW):
-        return policy_kwargs
-    optimizer_kwargs = policy_kwargs.get("optimizer_kwargs")
-    if optimizer_kwargs is None:
-        optimizer_kwargs = {"eps": 1e-5} if optimizer_class is th.optim.Adam else {}
-    if "foreach" in optimizer_kwargs or "fused" in optimizer_kwargs:
-        return policy_kwargs
-    implementation = "fused" if th.device(device).type in ("cpu", "cuda") else "foreach"
-    return {**policy_kwargs, "optimizer_kwargs": {**optimizer_kwargs, implementation: True}}
-
-
-def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
-    """Action distribution and (optionally) value of ``obs``, in one pass through the networks.
-
-    The same computation as SB3's ``ActorCriticPolicy.forward``/``evaluate_actions``/``get_distribution``, but
-    returning the distribution object (KLPenaltyPPO needs it), skipping the critic when it is not used, and building
-    the distribution with :func:`~sb3_ppo_variants.common.fast_paths.action_distribution`.
-    """
-    if not with_values:
-        if type(policy).get_distribution is not ActorCriticPolicy.get_distribution:
-            return policy.get_distribution(obs), None
-        pi_only = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
-        return action_distribution(policy, policy.mlp_extractor.forward_actor(pi_only)), None
-    features = policy.extract_features(obs)
-    if policy.share_features_extractor:
-        latent_pi, latent_vf = policy.mlp_extractor(features)
-    else:
-        pi_features, vf_features = features
-        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    return action_distribution(policy, latent_pi), policy.value_net(latent_vf)
 
 
 def _check_argument_types(

@@ -14,8 +14,8 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
-from sb3_ppo_variants.common.distributions import (
+from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
+from sb3_ppo_variants.kl_penalty_ppo.kl import (
     closed_form_kl,
     dist_params,
     dist_params_dim,

@@ -14,7 +14,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
+from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 from sb3_ppo_variants.common.losses import reinforce_loss
 from sb3_ppo_variants.common.validation import check_choice
 
@@ -61,7 +61,7 @@ class REINFORCE(PolicyGradientAlgorithm):
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
     :param rollout_buffer_class: Rollout buffer class (default:
-        :class:`~sb3_ppo_variants.common.buffers.RewardToGoRolloutBuffer` or its Dict variant);
+        :class:`~sb3_ppo_variants.reinforce.buffers.RewardToGoRolloutBuffer` or its Dict variant);
         it must accept ``normalize`` and ``bootstrap``
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param target_kl: SB3's early stop of the epochs at an approximate KL above ``1.5 * target_kl`` (``None``: off)

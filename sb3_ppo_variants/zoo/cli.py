@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import NamedTuple
 
-from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.registry import ALGOS
 from sb3_ppo_variants.zoo.registration import register_zoo, zoo_config
 
 PROG = "sb3-ppo-variants-zoo"

@@ -17,7 +17,7 @@ import importlib.resources
 import sys
 from typing import Any
 
-from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.registry import ALGOS
 from sb3_ppo_variants.zoo.samplers import CONVERTERS, SAMPLERS
 
 if sys.version_info >= (3, 11):
