@@ -7,19 +7,66 @@ so that each reads like its equation and can be checked against hand-computed va
 from __future__ import annotations
 
 import torch as th
+from torch.nn import functional as F
 
 
-def surrogate_loss(ratio: th.Tensor, advantages: th.Tensor, clip_range: float | None) -> th.Tensor:
+def surrogate_loss(
+    ratio: th.Tensor, advantages: th.Tensor, clip_range: float | None, dual_clip: float | None = None
+) -> th.Tensor:
     """``-mean(L)`` with L the clipped surrogate, or the unclipped one when ``clip_range`` is None.
 
     - clipped (paper eq. 7): ``L^CLIP_t = min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)``
     - unclipped (paper eq. 6, "no clipping or penalty"): ``L^CPI_t = r_t A_t``
+    - dual-clip (Ye et al. 2020, "Mastering Complex Control in MOBA Games with Deep RL", arXiv 1912.09729;
+      Tianshou's ``dual_clip``), ``c = dual_clip > 1``: ``max(L^CLIP_t, c A_t)`` where ``A_t < 0``, ``L^CLIP_t``
+      elsewhere. It bounds the objective of a negative advantage at ``c A_t`` when the ratio grows large
+      (``r_t > c``), where ``L^CLIP`` is unbounded.
     """
     pg_loss1 = advantages * ratio
     if clip_range is None:
+        if dual_clip is not None:
+            raise ValueError("dual-clip applies on top of the clipped surrogate: it needs a clip_range")
         return -pg_loss1.mean()
     pg_loss2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-    return -th.min(pg_loss1, pg_loss2).mean()
+    objective = th.min(pg_loss1, pg_loss2)
+    if dual_clip is not None:
+        objective = th.where(advantages < 0, th.max(objective, dual_clip * advantages), objective)
+    return -objective.mean()
+
+
+def dual_clip_fraction(ratio: th.Tensor, advantages: th.Tensor, dual_clip: float) -> th.Tensor:
+    """Fraction of samples where the dual clip is active, ``A_t < 0`` and ``r_t > c`` (detached, for logging)."""
+    with th.no_grad():
+        return ((advantages < 0) & (ratio > dual_clip)).float().mean()
+
+
+def value_loss(
+    values: th.Tensor,
+    old_values: th.Tensor,
+    returns: th.Tensor,
+    clip_range_vf: float | None,
+    form: str = "prediction",
+) -> th.Tensor:
+    """The value-function loss (to minimise), plain or clipped around the old value ``V_old``.
+
+    With ``V_clip = V_old + clip(V - V_old, -eps_vf, eps_vf)`` and the return ``R``:
+
+    - ``clip_range_vf=None``: ``mean((R - V)^2)``;
+    - ``form="prediction"`` (SB3): ``mean((R - V_clip)^2)``; the gradient is 0 wherever the clip is active;
+    - ``form="max"`` (OpenAI baselines ``ppo2``, CleanRL ``clip_vloss``, rsl_rl, Tianshou ``value_clip``):
+      ``mean(max((V - R)^2, (V_clip - R)^2))``, pessimistic: where the clipped error is the larger one, it is kept
+      (zero gradient), otherwise the unclipped error is kept (full gradient).
+
+    No factor 1/2, as in SB3 (baselines and CleanRL multiply by 0.5: their ``vf_coef=0.5`` is ``vf_coef=0.25`` here).
+    """
+    if clip_range_vf is None:
+        return F.mse_loss(returns, values)
+    values_clipped = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    if form == "prediction":
+        return F.mse_loss(returns, values_clipped)
+    if form == "max":
+        return th.max((values - returns) ** 2, (values_clipped - returns) ** 2).mean()
+    raise ValueError(f"unknown value-clipping form {form!r}; expected 'prediction' or 'max'")
 
 
 def clip_fraction(ratio: th.Tensor, clip_range: float) -> th.Tensor:

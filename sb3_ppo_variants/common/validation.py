@@ -167,3 +167,64 @@ def timesteps_argument(text: str) -> int:
     if not math.isfinite(value) or value < 1 or value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 1, got {text!r}")
     return int(value)
+
+
+def check_bool(name: str, value: Any, *, owner: str = "") -> bool:
+    """Check that ``value`` is a bool (numpy's included); an int such as 1 is refused."""
+    prefix = f"{owner}: " if owner else ""
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise TypeError(f"{prefix}`{name}` must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_adaptive_lr(
+    *,
+    target_kl: Any,
+    every: Any,
+    kl_margin: Any,
+    factor: Any,
+    lr_min: Any,
+    lr_max: Any,
+    owner: str = "",
+) -> dict[str, Any]:
+    """Check the parameters of the KL-adaptive learning rate (``adaptive_lr_*``); return them normalised.
+
+    ``target_kl`` is ``None`` (off) or > 0; ``kl_margin`` and ``factor`` are > 1 (otherwise the rule cannot tell a
+    too-large KL from a too-small one, or does not move the rate); ``0 < lr_min < lr_max``.
+    """
+    from sb3_ppo_variants.common.controls import ADAPTIVE_LR_EVERY
+
+    prefix = f"{owner}: " if owner else ""
+    if target_kl is not None:
+        target_kl = check_float("adaptive_lr_target_kl", target_kl, low=0.0, low_open=True, owner=owner)
+    every = check_choice("adaptive_lr_every", every, ADAPTIVE_LR_EVERY, owner=owner)
+    kl_margin = check_float("adaptive_lr_kl_margin", kl_margin, low=1.0, low_open=True, owner=owner)
+    factor = check_float("adaptive_lr_factor", factor, low=1.0, low_open=True, owner=owner)
+    lr_min = check_float("adaptive_lr_min", lr_min, low=0.0, low_open=True, owner=owner)
+    lr_max = check_float("adaptive_lr_max", lr_max, low=0.0, low_open=True, owner=owner)
+    if lr_min >= lr_max:
+        raise ValueError(
+            f"{prefix}the learning-rate bounds are inverted: `adaptive_lr_min` ({lr_min}) must be < `adaptive_lr_max` "
+            f"({lr_max})"
+        )
+    return {
+        "target_kl": target_kl,
+        "every": every,
+        "kl_margin": kl_margin,
+        "factor": factor,
+        "lr_min": lr_min,
+        "lr_max": lr_max,
+    }
+
+
+def check_dual_clip(dual_clip: Any, clip_range: Any, *, owner: str = "") -> float | None:
+    """``dual_clip`` is ``None`` (off) or a float c > 1 (Ye et al. 2020), and needs a ``clip_range``."""
+    prefix = f"{owner}: " if owner else ""
+    if dual_clip is None:
+        return None
+    dual_clip = check_float("dual_clip", dual_clip, low=1.0, low_open=True, owner=owner)
+    if clip_range is None:
+        raise ValueError(
+            f"{prefix}`dual_clip` applies on top of the clipped surrogate and needs a `clip_range`; got clip_range=None"
+        )
+    return dual_clip
