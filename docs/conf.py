@@ -1,0 +1,40 @@
+"""Sphinx configuration of the sb3-ppo-variants documentation (``make docs``).
+
+The pages are Markdown (MyST) in this folder; the API pages are generated from the docstrings.
+Nothing is fetched from the network: there is no intersphinx mapping.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# document the package of this checkout, also when another copy is installed
+sys.path.insert(0, str(ROOT))
+
+import sb3_ppo_variants  # noqa: E402
+
+project = "sb3-ppo-variants"
+author = "sb3-ppo-variants developers"
+copyright = "sb3-ppo-variants developers"
+version = release = sb3_ppo_variants.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build"]
+
+# MyST: anchors for headings up to level 3, so that [text](page.md#a-heading) links resolve
+myst_heading_anchors = 3
+
+# autodoc: members in source order, types next to the parameters they describe
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+
+html_theme = "furo"
+html_title = f"sb3-ppo-variants {release}"
