@@ -31,9 +31,12 @@ exclude_patterns = ["_build"]
 # MyST: anchors for headings up to level 3, so that [text](page.md#a-heading) links resolve
 myst_heading_anchors = 3
 
-# autodoc: members in source order, types next to the parameters they describe
+# autodoc: members in source order; type hints stay in the signatures (as the code writes them: in the parameter
+# lists, class-level attribute annotations such as ``policy: ActorCriticPolicy`` would replace the argument types),
+# one parameter per line when a signature is long
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+autodoc_typehints = "signature"
+python_maximum_signature_line_length = 100
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
 html_theme = "furo"
