@@ -46,8 +46,30 @@ SHARED_CASES = [
     ("max_grad_norm", float("inf"), ValueError, "finite"),
 ]
 
+#: The PPO-family controls (docs/controls.md), for ClipPPO and KLPenaltyPPO.
+CONTROL_CASES = [
+    ("dual_clip", 1.0, ValueError, "> 1.0"),
+    ("dual_clip", 0.5, ValueError, "> 1.0"),
+    ("dual_clip", "3", TypeError, "float"),
+    ("value_clip_form", "huber", ValueError, "'prediction', 'max'"),
+    ("normalize_advantage_scope", "episode", ValueError, "'minibatch', 'batch'"),
+    ("normalize_advantage_scope", None, ValueError, "'minibatch', 'batch'"),
+    ("recompute_advantage", 1, TypeError, "bool"),
+    ("adaptive_lr_target_kl", 0.0, ValueError, "> 0.0"),
+    ("adaptive_lr_target_kl", -0.01, ValueError, "> 0.0"),
+    ("adaptive_lr_target_kl", "0.01", TypeError, "float"),
+    ("adaptive_lr_every", "epoch", ValueError, "'minibatch', 'update'"),
+    ("adaptive_lr_kl_margin", 1.0, ValueError, "> 1.0"),
+    ("adaptive_lr_kl_margin", 0.5, ValueError, "> 1.0"),
+    ("adaptive_lr_factor", 1.0, ValueError, "> 1.0"),
+    ("adaptive_lr_factor", float("inf"), ValueError, "finite"),
+    ("adaptive_lr_min", 0.0, ValueError, "> 0.0"),
+    ("adaptive_lr_max", -1e-3, ValueError, "> 0.0"),
+]
+
 PER_CLASS_CASES = {
     ClipPPO: [
+        *CONTROL_CASES,
         ("clip_range", 0.0, ValueError, "> 0"),
         ("clip_range", -0.2, ValueError, "> 0"),
         ("clip_range", "0.2", TypeError, "lin_"),
@@ -58,6 +80,7 @@ PER_CLASS_CASES = {
         ("batch_size", 1, ValueError, "batch_size"),  # advantage normalisation needs >= 2 samples
     ],
     KLPenaltyPPO: [
+        *CONTROL_CASES,
         ("kl_target", 0.0, ValueError, "> 0"),
         ("kl_target", -0.01, ValueError, "> 0"),
         ("kl_target", "lin_x", TypeError, "lin_"),
@@ -93,6 +116,23 @@ def test_bad_constructor_argument(cls, name, value, error, words):
 def test_inverted_beta_bounds():
     with pytest.raises(ValueError, match=re.escape("`beta_min` (1.0) must be < `beta_max` (0.5)")):
         KLPenaltyPPO("MlpPolicy", "CartPole-v1", beta_min=1.0, beta_max=0.5)
+
+
+@pytest.mark.parametrize("cls", [ClipPPO, KLPenaltyPPO])
+def test_control_combinations(cls):
+    """Inverted learning-rate bounds, a rate outside them, dual-clip without clipping; REINFORCE has no controls."""
+    with pytest.raises(ValueError, match=re.escape("`adaptive_lr_min` (0.01) must be < `adaptive_lr_max` (0.001)")):
+        cls("MlpPolicy", "CartPole-v1", adaptive_lr_min=1e-2, adaptive_lr_max=1e-3)
+    with pytest.raises(
+        ValueError, match=re.escape("`learning_rate` (0.05) must lie within [`adaptive_lr_min`, `adaptive_lr_max`]")
+    ):
+        cls("MlpPolicy", "CartPole-v1", learning_rate=0.05, adaptive_lr_target_kl=0.01)
+    cls("MlpPolicy", "CartPole-v1", learning_rate=0.05)  # without the adaptive rate the bounds do not apply
+    with pytest.raises(ValueError, match=f"{cls.__name__}: `dual_clip` applies on top of the clipped surrogate"):
+        cls("MlpPolicy", "CartPole-v1", dual_clip=3.0, clip_range=None)
+    cls("MlpPolicy", "CartPole-v1", dual_clip=3.0, clip_range=0.2)
+    with pytest.raises(TypeError, match="adaptive_lr_target_kl"):
+        REINFORCE("MlpPolicy", "CartPole-v1", adaptive_lr_target_kl=0.01)
 
 
 class _TupleActionEnv(gym.Env):

@@ -281,7 +281,7 @@ def test_reinforce_config_follows_a2c_yml() -> None:
             }, env_id
 
 
-def _experiment_manager(algo: str, env_id: str, log_folder: Path) -> Any:
+def _experiment_manager(algo: str, env_id: str, log_folder: Path, config: Path | None = None) -> Any:
     from rl_zoo3.exp_manager import ExperimentManager
 
     return ExperimentManager(
@@ -290,7 +290,7 @@ def _experiment_manager(algo: str, env_id: str, log_folder: Path) -> Any:
         env_id,
         str(log_folder),
         eval_freq=-1,
-        config=str(REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml"),
+        config=str(config or REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml"),
         seed=0,
         verbose=0,
         device="cpu",
@@ -320,6 +320,43 @@ def test_config_entry_builds_through_rl_zoo3(algo: str, env_id: str, tmp_path: P
         assert model.normalize_returns == entry.get("normalize_returns", "batch")
     if "optimizer_class" in entry.get("policy_kwargs", ""):
         assert type(model.policy.optimizer).__name__ in entry["policy_kwargs"]
+    model.env.close()
+
+
+#: The PPO controls as YAML keys (docs/controls.md), with non-default values.
+CONTROL_YAML = """
+  dual_clip: 3.0
+  clip_range_vf: 0.2
+  value_clip_form: max
+  normalize_advantage_scope: batch
+  recompute_advantage: true
+  adaptive_lr_target_kl: 0.01
+  adaptive_lr_every: update
+  adaptive_lr_kl_margin: 1.8
+  adaptive_lr_factor: 1.3
+  adaptive_lr_min: 2.0e-5
+  adaptive_lr_max: 5.0e-3
+"""
+
+
+@pytest.mark.parametrize("algo", ["clip_ppo", "kl_ppo"])
+def test_control_keys_in_a_zoo_yaml_build_through_rl_zoo3(algo: str, tmp_path: Path) -> None:
+    """Every control is a YAML key rl_zoo3 passes to our constructor unchanged."""
+    keys = yaml.safe_load(CONTROL_YAML)
+    if algo == "kl_ppo":
+        keys["clip_range"] = 0.2  # dual-clip needs a clipped objective
+    config = tmp_path / f"{algo}.yml"
+    config.write_text(
+        yaml.safe_dump({"CartPole-v1": {"n_envs": 2, "n_steps": 64, "n_timesteps": 256, "policy": "MlpPolicy", **keys}})
+    )
+    result = _experiment_manager(algo, "CartPole-v1", tmp_path, config=config).setup_experiment()
+    assert result is not None
+    model, _ = result
+    for key, value in keys.items():
+        attribute = getattr(model, key)
+        assert (attribute(1.0) if callable(attribute) else attribute) == value, key
+    model.learn(2 * 128)
+    assert model.current_learning_rate is not None
     model.env.close()
 
 
@@ -368,6 +405,68 @@ def test_sampler_fixed_points_build_valid_models(algo: str, env_id: str, where: 
         model.learn(hyperparams["n_steps"] * n_envs)
         assert model.num_timesteps >= hyperparams["n_steps"] * n_envs
     env.close()
+
+
+#: Every value of each control dimension of the PPO samplers (docs/controls.md).
+CONTROL_VALUES = [("clip_ppo", "dual_clip", value) for value in (None, 2.0, 3.0, 5.0)] + [
+    (algo, name, value)
+    for algo in ("clip_ppo", "kl_ppo")
+    for name, values in (
+        ("adaptive_lr", (False, True)),
+        ("clip_range_vf", (None, 0.1, 1.0)),
+        ("value_clip_form", ("prediction", "max")),
+        ("advantage_normalization", ("minibatch", "batch", "off")),
+        ("recompute_advantage", (False, True)),
+    )
+    for value in values
+]
+
+
+@pytest.mark.parametrize(("algo", "name", "value"), CONTROL_VALUES)
+def test_sampler_controls_build_valid_models(algo: str, name: str, value: Any) -> None:
+    """A FixedTrial with each value of each control builds a model that has it, and trains one update."""
+    params = {**_corner(_distributions(algo, 2), "low"), "clip_range_vf": 0.2, "adaptive_lr": True, name: value}
+    hyperparams = SAMPLERS[algo](FixedTrial(params), 0, 2, {})
+    assert hyperparams == CONVERTERS[algo](params)
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
+    model = ALGOS[algo]("MlpPolicy", env, seed=0, device="cpu", **hyperparams)
+    expected = {
+        "dual_clip": ("dual_clip", value),
+        "adaptive_lr": ("adaptive_lr_target_kl", params["adaptive_lr_target_kl"] if value else None),
+        "clip_range_vf": ("clip_range_vf", value),
+        "value_clip_form": ("value_clip_form", value),
+        "advantage_normalization": ("normalize_advantage", value != "off"),
+        "recompute_advantage": ("recompute_advantage", value),
+    }[name]
+    attribute = getattr(model, expected[0])
+    assert (attribute(1.0) if callable(attribute) else attribute) == expected[1]
+    if name == "advantage_normalization" and value != "off":
+        assert model.normalize_advantage_scope == value
+    model.learn(hyperparams["n_steps"] * 2)
+    env.close()
+
+
+def test_converter_reads_trials_stored_before_the_controls() -> None:
+    """A trial without the control keys (stored by an earlier version) converts to the defaults: all off."""
+    params = _corner(_distributions("clip_ppo", 1), "mid")
+    old = {
+        key: value
+        for key, value in params.items()
+        if key
+        not in (
+            "adaptive_lr",
+            "adaptive_lr_target_kl",
+            "dual_clip",
+            "clip_range_vf",
+            "value_clip_form",
+            "advantage_normalization",
+            "recompute_advantage",
+        )
+    }
+    hyperparams = CONVERTERS["clip_ppo"](old)
+    assert not {"adaptive_lr_target_kl", "dual_clip", "clip_range_vf", "recompute_advantage"} & set(hyperparams)
+    with pytest.raises(ValueError, match="missing \\['recompute_advantage'\\]"):
+        CONVERTERS["clip_ppo"]({key: value for key, value in params.items() if key != "recompute_advantage"})
 
 
 @pytest.mark.parametrize("algo", list(ALGOS))

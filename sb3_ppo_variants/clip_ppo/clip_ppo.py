@@ -12,8 +12,8 @@ from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.policies import PolicyOutputs
-from sb3_ppo_variants.common.losses import clip_fraction, surrogate_loss
-from sb3_ppo_variants.common.validation import check_schedule
+from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, surrogate_loss
+from sb3_ppo_variants.common.validation import check_dual_clip, check_schedule
 
 
 class ClipPPO(PolicyGradientAlgorithm):
@@ -64,6 +64,30 @@ class ClipPPO(PolicyGradientAlgorithm):
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run.
         Setting it to auto, the code will be run on the GPU if possible.
+    :param dual_clip: Dual-clip constant c > 1 (Ye et al. 2020; Tianshou's ``dual_clip``; 3 is common): for a negative
+        advantage the objective becomes ``max(min(r A, clip(r, 1 - eps, 1 + eps) A), c A)``. ``None`` (default): off.
+        Needs ``clip_range``.
+    :param normalize_advantage_scope: Over which samples ``normalize_advantage`` normalises: ``"minibatch"`` (SB3,
+        default) or ``"batch"`` (the whole rollout, once per update; rsl_rl, RLlib). ``normalize_advantage=False``: off.
+    :param value_clip_form: How ``clip_range_vf`` clips the value loss: ``"prediction"`` (SB3, default: clip the
+        prediction around the old value, then MSE) or ``"max"`` (OpenAI baselines / CleanRL:
+        ``max((V - R)^2, (V_clip - R)^2)``); no effect without ``clip_range_vf``
+    :param recompute_advantage: Before each epoch after the first, recompute the critic's values of the whole batch and
+        GAE with them (Tianshou's ``recompute_advantage``; Andrychowicz et al. 2020). Default False.
+    :param adaptive_lr_target_kl: KL target of the KL-adaptive learning rate (rsl_rl's ``desired_kl``, typically
+        0.01); ``None`` (default) follows ``learning_rate``. When set, the rate is multiplied by
+        ``adaptive_lr_factor`` when the KL is below ``target / adaptive_lr_kl_margin``, divided by it above
+        ``target * adaptive_lr_kl_margin``, clamped to ``[adaptive_lr_min, adaptive_lr_max]``; it replaces a
+        ``learning_rate`` schedule (whose start value becomes the initial rate, with a warning). Distinct from
+        ``target_kl`` (SB3's early stop). The adapted rate is saved with the model and logged as
+        ``train/learning_rate``.
+    :param adaptive_lr_every: ``"minibatch"`` (rsl_rl, default: before each gradient step, from the approximate KL of
+        that minibatch measured before the step) or ``"update"`` (once per update, from the approximate KL over the
+        whole batch after the update; the rate of the next update)
+    :param adaptive_lr_kl_margin: The band of the rule, > 1 (default 2)
+    :param adaptive_lr_factor: The multiplier of the rule, > 1 (default 1.5)
+    :param adaptive_lr_min: Lower bound of the adapted rate, > 0 (default 1e-5)
+    :param adaptive_lr_max: Upper bound of the adapted rate, > ``adaptive_lr_min`` (default 1e-2)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -94,9 +118,20 @@ class ClipPPO(PolicyGradientAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        dual_clip: float | None = None,
+        normalize_advantage_scope: str = "minibatch",
+        value_clip_form: str = "prediction",
+        recompute_advantage: bool = False,
+        adaptive_lr_target_kl: float | None = None,
+        adaptive_lr_every: str = "minibatch",
+        adaptive_lr_kl_margin: float = 2.0,
+        adaptive_lr_factor: float = 1.5,
+        adaptive_lr_min: float = 1e-5,
+        adaptive_lr_max: float = 1e-2,
         _init_setup_model: bool = True,
     ):
         clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=type(self).__name__)
+        dual_clip = check_dual_clip(dual_clip, clip_range, owner=type(self).__name__)
         super().__init__(
             policy,
             env,
@@ -123,8 +158,18 @@ class ClipPPO(PolicyGradientAlgorithm):
             seed=seed,
             device=device,
             _init_setup_model=False,
+            normalize_advantage_scope=normalize_advantage_scope,
+            value_clip_form=value_clip_form,
+            recompute_advantage=recompute_advantage,
+            adaptive_lr_target_kl=adaptive_lr_target_kl,
+            adaptive_lr_every=adaptive_lr_every,
+            adaptive_lr_kl_margin=adaptive_lr_kl_margin,
+            adaptive_lr_factor=adaptive_lr_factor,
+            adaptive_lr_min=adaptive_lr_min,
+            adaptive_lr_max=adaptive_lr_max,
         )
         self.clip_range = clip_range
+        self.dual_clip = dual_clip
         self._current_clip_range: float | None = None
         if _init_setup_model:
             self._setup_model()
@@ -148,7 +193,10 @@ class ClipPPO(PolicyGradientAlgorithm):
         advantages: th.Tensor,
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
         clip_range = self._current_clip_range
-        loss = surrogate_loss(ratio, advantages, clip_range)
+        loss = surrogate_loss(ratio, advantages, clip_range, self.dual_clip)
         if clip_range is None:
             return loss, {}
-        return loss, {"clip_fraction": clip_fraction(ratio, clip_range)}
+        extra = {"clip_fraction": clip_fraction(ratio, clip_range)}
+        if self.dual_clip is not None:
+            extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
+        return loss, extra

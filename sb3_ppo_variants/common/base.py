@@ -38,13 +38,27 @@ from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticP
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
-from torch.nn import functional as F
 
-from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer, samples_in_order
+from sb3_ppo_variants.common.controls import (
+    ADVANTAGE_SCOPES,
+    VALUE_CLIP_FORMS,
+    adapt_learning_rate,
+    compute_gae,
+    normalize_advantages,
+)
 from sb3_ppo_variants.common.distributions import no_distribution_validation
+from sb3_ppo_variants.common.losses import value_function_loss
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep, with_fast_optimizer
 from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, set_training_mode
-from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
+from sb3_ppo_variants.common.validation import (
+    check_adaptive_lr,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_schedule,
+)
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
 
@@ -129,6 +143,21 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     :param device: Device (cpu, cuda, ...) on which the code should be run
     :param supported_action_spaces: The action spaces this algorithm accepts
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param normalize_advantage_scope: Over which samples ``normalize_advantage`` normalises: ``"minibatch"``
+        (SB3, default) or ``"batch"`` (the whole rollout, once per update and after each recomputation; rsl_rl, RLlib)
+    :param value_clip_form: How ``clip_range_vf`` clips the value loss: ``"prediction"`` (SB3, default) or ``"max"``
+        (OpenAI baselines / CleanRL: ``max((V - R)^2, (V_clip - R)^2)``); no effect without ``clip_range_vf``
+    :param recompute_advantage: Before each epoch after the first, recompute the critic's values of the whole batch
+        and the GAE advantages and returns from them (Tianshou's ``recompute_advantage``). Default False.
+    :param adaptive_lr_target_kl: The KL target of the KL-adaptive learning rate (rsl_rl's ``desired_kl``);
+        ``None`` (default) keeps the ``learning_rate`` schedule. The rule:
+        :func:`~sb3_ppo_variants.common.controls.adapt_learning_rate`.
+    :param adaptive_lr_every: ``"minibatch"`` (rsl_rl, default: before each gradient step, from that minibatch's KL)
+        or ``"update"`` (once per update, from the KL over the whole batch after the update)
+    :param adaptive_lr_kl_margin: The band of the rule, > 1 (default 2: adapt above 2 x target or below target / 2)
+    :param adaptive_lr_factor: The multiplier of the rule, > 1 (default 1.5)
+    :param adaptive_lr_min: Lower bound of the adapted rate, > 0 (default 1e-5)
+    :param adaptive_lr_max: Upper bound of the adapted rate, > adaptive_lr_min (default 1e-2)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -167,6 +196,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         device: th.device | str,
         supported_action_spaces: tuple[type[spaces.Space], ...] = SUPPORTED_ACTION_SPACES,
         _init_setup_model: bool = True,
+        normalize_advantage_scope: str = "minibatch",
+        value_clip_form: str = "prediction",
+        recompute_advantage: bool = False,
+        adaptive_lr_target_kl: float | None = None,
+        adaptive_lr_every: str = "minibatch",
+        adaptive_lr_kl_margin: float = 2.0,
+        adaptive_lr_factor: float = 1.5,
+        adaptive_lr_min: float = 1e-5,
+        adaptive_lr_max: float = 1e-2,
     ):
         owner = type(self).__name__
         # Checks that need no environment come first, so that bad input fails before an env is built.
@@ -188,6 +226,21 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         verbose = check_int("verbose", verbose, minimum=0, owner=owner)
         if seed is not None:
             seed = check_int("seed", seed, minimum=0, owner=owner)
+        normalize_advantage_scope = check_choice(
+            "normalize_advantage_scope", normalize_advantage_scope, ADVANTAGE_SCOPES, owner=owner
+        )
+        value_clip_form = check_choice("value_clip_form", value_clip_form, VALUE_CLIP_FORMS, owner=owner)
+        recompute_advantage = check_bool("recompute_advantage", recompute_advantage, owner=owner)
+        adaptive_lr = check_adaptive_lr(
+            target_kl=adaptive_lr_target_kl,
+            every=adaptive_lr_every,
+            kl_margin=adaptive_lr_kl_margin,
+            factor=adaptive_lr_factor,
+            lr_min=adaptive_lr_min,
+            lr_max=adaptive_lr_max,
+            owner=owner,
+        )
+        initial_lr = _initial_adaptive_lr(owner, learning_rate, adaptive_lr)
         _check_argument_types(
             owner,
             self.policy_aliases,
@@ -261,6 +314,22 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         self.clip_range_vf = clip_range_vf
         self.normalize_advantage = bool(normalize_advantage)
         self.target_kl = target_kl
+        self.normalize_advantage_scope = normalize_advantage_scope
+        self.value_clip_form = value_clip_form
+        self.recompute_advantage = recompute_advantage
+        self.adaptive_lr_target_kl: float | None = adaptive_lr["target_kl"]
+        self.adaptive_lr_every: str = adaptive_lr["every"]
+        self.adaptive_lr_kl_margin: float = adaptive_lr["kl_margin"]
+        self.adaptive_lr_factor: float = adaptive_lr["factor"]
+        self.adaptive_lr_min: float = adaptive_lr["lr_min"]
+        self.adaptive_lr_max: float = adaptive_lr["lr_max"]
+        # Training state lives here, not in _setup_model(): load() restores __dict__ and then calls _setup_model().
+        #: the adapted learning rate of the next gradient step (None when the rate follows `learning_rate`)
+        self.current_learning_rate: float | None = initial_lr
+        #: the KL the adaptive rule last used (logged as train/adaptive_lr_kl)
+        self._adaptive_lr_kl = float("nan")
+        #: (step, env, terminal observation, bootstrapped value) of this rollout's truncations, for recompute_advantage
+        self._truncations: list[tuple[int, int, Any, float]] = []
 
     # ------------------------------------------------------------------ set-up
 
@@ -348,13 +417,21 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         return {}
 
     def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment)."""
+        """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment).
+
+        With ``recompute_advantage`` the terminal observations are kept (for this rollout) so that their value can be
+        recomputed with the current critic as well.
+        """
+        if self.recompute_advantage and self.rollout_buffer.pos == 0:
+            self._truncations = []  # the first step of a new rollout
         for idx, done in enumerate(dones):
             if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
                 terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
                 with th.no_grad():
                     terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
                 rewards[idx] += self.gamma * terminal_value
+                if self.recompute_advantage:
+                    self._truncations.append((self.rollout_buffer.pos, idx, terminal_obs, float(terminal_value)))
 
     # ------------------------------------------------------------------ rollouts
 
@@ -453,7 +530,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
     def _train(self) -> None:
         set_training_mode(self.policy, True)
-        self._update_learning_rate(self.policy.optimizer)
+        if self.current_learning_rate is None:
+            self._update_learning_rate(self.policy.optimizer)
+        else:
+            self._set_learning_rate(self.current_learning_rate)
         progress = self._current_progress_remaining
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
@@ -467,8 +547,13 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         approx_kl_divs: list[th.Tensor] = []
         loss: th.Tensor | None = None
         continue_training = True
+        adapt_every_minibatch = self.current_learning_rate is not None and self.adaptive_lr_every == "minibatch"
         for epoch in range(self.n_epochs):
             approx_kl_divs = []
+            if epoch > 0 and self.recompute_advantage:
+                self._recompute_advantages()
+            if epoch == 0 or self.recompute_advantage:
+                self._normalize_batch_advantages()
             for batch in self.rollout_buffer.get(self.batch_size):
                 loss, approx_kl_div = self._minibatch_loss(batch, calls, clip_range_vf, stats)
                 approx_kl_divs.append(approx_kl_div)
@@ -477,6 +562,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                     if self.verbose >= 1:
                         print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div.item():.2f}")
                     break
+                if adapt_every_minibatch:
+                    # rsl_rl's order: the KL of this minibatch before the step sets the rate of this very step
+                    self._adapt_learning_rate(approx_kl_div.item())
 
                 clipped_step.zero_grad()
                 loss.backward()
@@ -487,8 +575,96 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 break
 
         self._check_update_finite(grad_norms)
+        if self.current_learning_rate is not None:
+            self.logger.record("train/learning_rate", self.current_learning_rate)  # the rate of the last step
+            if self.adaptive_lr_every == "update":
+                self._adapt_learning_rate(self._batch_approx_kl())  # the rate of the next update
+            self.logger.record("train/adaptive_lr_kl", self._adaptive_lr_kl)
         self._on_update_end()
         self._record_update_logs(stats, approx_kl_divs, loss, clip_range_vf)
+
+    # ------------------------------------------------------------------ controls (docs/controls.md)
+
+    def _set_learning_rate(self, learning_rate: float) -> None:
+        for group in self.policy.optimizer.param_groups:
+            group["lr"] = learning_rate
+
+    def _adapt_learning_rate(self, kl: float) -> None:
+        """One application of the KL-adaptive rule: the next rate from ``kl``, set on the optimizer."""
+        assert self.current_learning_rate is not None and self.adaptive_lr_target_kl is not None
+        self._adaptive_lr_kl = kl
+        self.current_learning_rate = adapt_learning_rate(
+            self.current_learning_rate,
+            kl,
+            self.adaptive_lr_target_kl,
+            self.adaptive_lr_kl_margin,
+            self.adaptive_lr_factor,
+            self.adaptive_lr_min,
+            self.adaptive_lr_max,
+        )
+        self._set_learning_rate(self.current_learning_rate)
+
+    def _chunk_size(self) -> int:
+        buffer = self.rollout_buffer
+        return max(self.batch_size or buffer.buffer_size * buffer.n_envs, 4096)
+
+    def _batch_approx_kl(self) -> float:
+        """Mean approximate KL[pi_rollout, pi_now] over the whole batch, the estimator of ``train/approx_kl``."""
+        discrete = isinstance(self.action_space, spaces.Discrete)
+        total, count = 0.0, 0
+        with th.no_grad():
+            for batch in samples_in_order(self.rollout_buffer, self._chunk_size()):
+                actions = batch.actions.long().flatten() if discrete else batch.actions
+                log_ratio = self.policy.get_distribution(batch.observations).log_prob(actions) - batch.old_log_prob
+                total += float(((th.exp(log_ratio) - 1) - log_ratio).sum())
+                count += len(log_ratio)
+        return total / count
+
+    def _normalize_batch_advantages(self) -> None:
+        """``normalize_advantage_scope="batch"``: normalise the advantages of the whole rollout, in the buffer."""
+        if not (self.normalize_advantage and self.normalize_advantage_scope == "batch"):
+            return
+        buffer = self.rollout_buffer
+        buffer.advantages[...] = normalize_advantages(buffer.advantages)
+        _drop_cached_tensors(buffer)
+
+    def _recompute_advantages(self) -> None:
+        """``recompute_advantage``: the critic's values of the whole batch, then GAE with them (Tianshou).
+
+        As in Tianshou, the recomputed values also become the ``old_values`` of value clipping. Truncated episodes
+        had ``gamma * V(terminal observation)`` added to their last reward during the rollout (SB3's treatment);
+        that value is recomputed too. The old log-probabilities stay those of the rollout policy.
+        """
+        buffer = self.rollout_buffer
+        assert buffer.generator_ready, "recompute after the first epoch, once the buffer is flattened"
+        n_steps, n_envs = buffer.buffer_size, buffer.n_envs
+        with th.no_grad():
+            flat_values = th.cat(
+                [
+                    self.policy.predict_values(batch.observations).flatten()
+                    for batch in samples_in_order(buffer, self._chunk_size())
+                ]
+            )
+            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+            for index, (step, env, terminal_obs, old_value) in enumerate(self._truncations):
+                new_value = float(self.policy.predict_values(terminal_obs)[0])
+                buffer.rewards[step, env] += self.gamma * (new_value - old_value)
+                self._truncations[index] = (step, env, terminal_obs, new_value)
+        # the flattened buffer is env-major (SB3's swap_and_flatten): index env * n_steps + step
+        values = flat_values.cpu().numpy().reshape(n_envs, n_steps).T.copy()
+        advantages, returns = compute_gae(
+            buffer.rewards,
+            values,
+            buffer.episode_starts,
+            last_values.flatten().cpu().numpy(),
+            np.asarray(self._last_episode_starts),
+            self.gamma,
+            self.gae_lambda,
+        )
+        buffer.values[...] = values.T.reshape(buffer.values.shape)
+        buffer.advantages[...] = advantages.T.reshape(buffer.advantages.shape)
+        buffer.returns[...] = returns.T.reshape(buffer.returns.shape)
+        _drop_cached_tensors(buffer)
 
     def _minibatch_loss(
         self, batch: Any, calls: PolicyCalls, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
@@ -504,7 +680,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         advantages = batch.advantages
         # normalising a single sample would divide by a zero std (SB3 issue #325)
-        if self.normalize_advantage and len(advantages) > 1:
+        if self.normalize_advantage and self.normalize_advantage_scope == "minibatch" and len(advantages) > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         log_ratio = log_prob - batch.old_log_prob
@@ -515,13 +691,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
         loss = policy_loss + self.ent_coef * entropy_loss if self.ent_coef != 0 else policy_loss
         if values is not None:
-            values = values.flatten()
-            if clip_range_vf is None:
-                values_pred = values
-            else:
-                values_pred = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
             # value loss to the TD(lambda) return (or the reward-to-go for REINFORCE's baseline)
-            value_loss = F.mse_loss(batch.returns, values_pred)
+            value_loss = value_function_loss(
+                values.flatten(), batch.old_values, batch.returns, clip_range_vf, self.value_clip_form
+            )
             loss = loss + self.vf_coef * value_loss
             stats["value_loss"].append(value_loss.detach())
 
@@ -578,6 +751,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             )
 
     # ------------------------------------------------------------------ save / load
+
+    def _excluded_save_params(self) -> list[str]:
+        # the terminal observations of the last rollout are scratch space of recompute_advantage, not state
+        return [*super()._excluded_save_params(), "_truncations"]
 
     @classmethod
     def load(  # type: ignore[override]
@@ -653,6 +830,32 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _initial_adaptive_lr(owner: str, learning_rate: Any, adaptive_lr: dict[str, Any]) -> float | None:
+    """The first rate of the KL-adaptive learning rate (None when it is off); the rule replaces a schedule."""
+    if adaptive_lr["target_kl"] is None:
+        return None
+    initial = float(learning_rate(1.0)) if callable(learning_rate) else float(learning_rate)
+    if callable(learning_rate):
+        warnings.warn(
+            f"{owner}: `adaptive_lr_target_kl` replaces the `learning_rate` schedule: its value at the start, {initial}, "
+            "is the initial rate, then the KL rule alone sets the rate",
+            stacklevel=4,
+        )
+    if not adaptive_lr["lr_min"] <= initial <= adaptive_lr["lr_max"]:
+        raise ValueError(
+            f"{owner}: with the adaptive learning rate, `learning_rate` ({initial}) must lie within "
+            f"[`adaptive_lr_min`, `adaptive_lr_max`] = [{adaptive_lr['lr_min']}, {adaptive_lr['lr_max']}]"
+        )
+    return initial
+
+
+def _drop_cached_tensors(buffer: RolloutBuffer) -> None:
+    """Our buffers cache torch copies of the flattened fields: drop them after the numpy arrays were rewritten."""
+    drop = getattr(buffer, "_drop_tensors", None)
+    if drop is not None:
+        drop()
 
 
 def _check_finite(observations: Any, rewards: np.ndarray, timestep: int) -> None:

@@ -8,6 +8,7 @@ reward-to-go) subclass them in the algorithm's folder.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,13 @@ import torch as th
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, RolloutBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
+
+
+def samples_in_order(buffer: RolloutBuffer, chunk: int) -> Iterator[Any]:
+    """The buffer's (already flattened) samples in storage order, ``chunk`` at a time (env-major, as SB3 flattens)."""
+    n_samples = buffer.buffer_size * buffer.n_envs
+    for start in range(0, n_samples, chunk):
+        yield buffer._get_samples(np.arange(start, min(start + chunk, n_samples)))
 
 
 class _TensorSamplingMixin:

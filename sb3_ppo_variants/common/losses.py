@@ -40,7 +40,7 @@ def dual_clip_fraction(ratio: th.Tensor, advantages: th.Tensor, dual_clip: float
         return ((advantages < 0) & (ratio > dual_clip)).float().mean()
 
 
-def value_loss(
+def value_function_loss(
     values: th.Tensor,
     old_values: th.Tensor,
     returns: th.Tensor,
@@ -81,9 +81,11 @@ def kl_penalty_loss(
     kl: th.Tensor,
     beta: float,
     clip_range: float | None = None,
+    dual_clip: float | None = None,
 ) -> th.Tensor:
-    """``-mean(r_t A_t - beta * KL_t)`` (paper eq. 8); with ``clip_range`` the clipped surrogate replaces ``r_t A_t``."""
-    return surrogate_loss(ratio, advantages, clip_range) + beta * kl.mean()
+    """``-mean(r_t A_t - beta * KL_t)`` (paper eq. 8); with ``clip_range`` the clipped surrogate (and with ``dual_clip``
+    the dual-clipped one) replaces ``r_t A_t``."""
+    return surrogate_loss(ratio, advantages, clip_range, dual_clip) + beta * kl.mean()
 
 
 def reinforce_loss(log_prob: th.Tensor, weights: th.Tensor) -> th.Tensor:

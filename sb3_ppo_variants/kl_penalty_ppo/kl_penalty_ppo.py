@@ -15,6 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.buffers import samples_in_order
 from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
 from sb3_ppo_variants.kl_penalty_ppo.kl import (
@@ -25,8 +26,8 @@ from sb3_ppo_variants.kl_penalty_ppo.kl import (
     sample_kl_k1,
     sample_kl_k3,
 )
-from sb3_ppo_variants.common.losses import clip_fraction, kl_penalty_loss
-from sb3_ppo_variants.common.validation import check_choice, check_float, check_schedule
+from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, kl_penalty_loss
+from sb3_ppo_variants.common.validation import check_choice, check_dual_clip, check_float, check_schedule
 
 #: ``kl_estimator`` values: the closed form, the low-variance sample estimate (r-1) - log r, the plain -log r.
 KL_ESTIMATORS = ("closed_form", "sample_low_var", "sample_log_ratio")
@@ -111,6 +112,30 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param dual_clip: Dual-clip constant c > 1 (Ye et al. 2020; Tianshou's ``dual_clip``; 3 is common): for a negative
+        advantage the objective becomes ``max(min(r A, clip(r, 1 - eps, 1 + eps) A), c A)``. ``None`` (default): off.
+        Needs ``clip_range``.
+    :param normalize_advantage_scope: Over which samples ``normalize_advantage`` normalises: ``"minibatch"`` (SB3,
+        default) or ``"batch"`` (the whole rollout, once per update; rsl_rl, RLlib). ``normalize_advantage=False``: off.
+    :param value_clip_form: How ``clip_range_vf`` clips the value loss: ``"prediction"`` (SB3, default: clip the
+        prediction around the old value, then MSE) or ``"max"`` (OpenAI baselines / CleanRL:
+        ``max((V - R)^2, (V_clip - R)^2)``); no effect without ``clip_range_vf``
+    :param recompute_advantage: Before each epoch after the first, recompute the critic's values of the whole batch and
+        GAE with them (Tianshou's ``recompute_advantage``; Andrychowicz et al. 2020). Default False.
+    :param adaptive_lr_target_kl: KL target of the KL-adaptive learning rate (rsl_rl's ``desired_kl``, typically
+        0.01); ``None`` (default) follows ``learning_rate``. When set, the rate is multiplied by
+        ``adaptive_lr_factor`` when the KL is below ``target / adaptive_lr_kl_margin``, divided by it above
+        ``target * adaptive_lr_kl_margin``, clamped to ``[adaptive_lr_min, adaptive_lr_max]``; it replaces a
+        ``learning_rate`` schedule (whose start value becomes the initial rate, with a warning). Distinct from
+        ``target_kl`` (SB3's early stop). The adapted rate is saved with the model and logged as
+        ``train/learning_rate``.
+    :param adaptive_lr_every: ``"minibatch"`` (rsl_rl, default: before each gradient step, from the approximate KL of
+        that minibatch measured before the step) or ``"update"`` (once per update, from the approximate KL over the
+        whole batch after the update; the rate of the next update)
+    :param adaptive_lr_kl_margin: The band of the rule, > 1 (default 2)
+    :param adaptive_lr_factor: The multiplier of the rule, > 1 (default 1.5)
+    :param adaptive_lr_min: Lower bound of the adapted rate, > 0 (default 1e-5)
+    :param adaptive_lr_max: Upper bound of the adapted rate, > ``adaptive_lr_min`` (default 1e-2)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -149,6 +174,16 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        dual_clip: float | None = None,
+        normalize_advantage_scope: str = "minibatch",
+        value_clip_form: str = "prediction",
+        recompute_advantage: bool = False,
+        adaptive_lr_target_kl: float | None = None,
+        adaptive_lr_every: str = "minibatch",
+        adaptive_lr_kl_margin: float = 2.0,
+        adaptive_lr_factor: float = 1.5,
+        adaptive_lr_min: float = 1e-5,
+        adaptive_lr_max: float = 1e-2,
         _init_setup_model: bool = True,
     ):
         owner = type(self).__name__
@@ -164,6 +199,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         beta_factor = check_float("beta_factor", beta_factor, low=1.0, low_open=True, owner=owner)
         kl_estimator = check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS, owner=owner)
         clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=owner)
+        dual_clip = check_dual_clip(dual_clip, clip_range, owner=owner)
         if not isinstance(adaptive_beta, (bool, np.bool_)):
             raise TypeError(f"{owner}: `adaptive_beta` must be a bool, got {adaptive_beta!r}")
         super().__init__(
@@ -192,6 +228,15 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
             seed=seed,
             device=device,
             _init_setup_model=False,
+            normalize_advantage_scope=normalize_advantage_scope,
+            value_clip_form=value_clip_form,
+            recompute_advantage=recompute_advantage,
+            adaptive_lr_target_kl=adaptive_lr_target_kl,
+            adaptive_lr_every=adaptive_lr_every,
+            adaptive_lr_kl_margin=adaptive_lr_kl_margin,
+            adaptive_lr_factor=adaptive_lr_factor,
+            adaptive_lr_min=adaptive_lr_min,
+            adaptive_lr_max=adaptive_lr_max,
         )
         # Training state lives here, not in _setup_model(): load() restores __dict__ and then calls
         # _setup_model(), so anything reset there would silently lose the adapted beta.
@@ -207,6 +252,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         self.beta_max = beta_max
         self.kl_estimator = kl_estimator
         self.clip_range = clip_range
+        self.dual_clip = dual_clip
         self._update_beta: float = beta
         self._update_kl_target: float = float("nan")
         self._current_clip_range: float | None = None
@@ -279,10 +325,12 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         advantages: th.Tensor,
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
         kl = self._kl(batch, log_prob, lambda: outputs.distribution)
-        loss = kl_penalty_loss(ratio, advantages, kl, self._update_beta, self._current_clip_range)
+        loss = kl_penalty_loss(ratio, advantages, kl, self._update_beta, self._current_clip_range, self.dual_clip)
         extra = {"kl_penalty": (self._update_beta * kl.mean()).detach()}
         if self._current_clip_range is not None:
             extra["clip_fraction"] = clip_fraction(ratio, self._current_clip_range)
+            if self.dual_clip is not None:
+                extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
         return loss, extra
 
     def measure_kl(self) -> float:
@@ -297,7 +345,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         total = 0.0
         assert buffer.generator_ready, "measure_kl() reads the rollout buffer after train() has flattened it"
         with th.no_grad():
-            for batch in _in_order(buffer, chunk):
+            for batch in samples_in_order(buffer, chunk):
                 actions = batch.actions.long().flatten() if discrete else batch.actions
                 distribution = self.policy.get_distribution(batch.observations)
                 log_prob = distribution.log_prob(actions)
@@ -314,10 +362,3 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         self.logger.record("train/beta", beta_used)
         self.logger.record("train/kl", kl)
         self.logger.record("train/kl_target", self._update_kl_target)
-
-
-def _in_order(buffer: RolloutBuffer, chunk: int) -> Any:
-    """The buffer's (already flattened) samples in storage order, ``chunk`` at a time."""
-    n_samples = buffer.buffer_size * buffer.n_envs
-    for start in range(0, n_samples, chunk):
-        yield buffer._get_samples(np.arange(start, min(start + chunk, n_samples)))

@@ -7,7 +7,11 @@ uniform or log-uniform search is sensible:
 - ``one_minus_gamma`` and ``one_minus_gae_lambda`` on a log scale (0.99 and 0.999 are as far apart as 0.9 and 0.99);
 - ``n_steps_pow`` and ``batch_size_pow``, exponents of powers of two;
 - ``learning_rate``, ``ent_coef``, ``max_grad_norm``, ``kl_target`` and ``beta`` on a log scale;
-- ``net_arch`` and ``activation_fn`` as names (see :data:`NET_ARCHS`, :data:`ACTIVATIONS`).
+- ``net_arch`` and ``activation_fn`` as names (see :data:`NET_ARCHS`, :data:`ACTIVATIONS`);
+- the PPO controls (docs/controls.md) of ClipPPO and KLPenaltyPPO: ``adaptive_lr`` (on/off) with its
+  ``adaptive_lr_target_kl`` on a log scale, ``dual_clip`` (ClipPPO), ``clip_range_vf`` with ``value_clip_form``,
+  ``advantage_normalization`` (``"minibatch"``, ``"batch"`` or ``"off"``) and ``recompute_advantage``, all as plain
+  dimensions (no conditional branch: ``adaptive_lr_target_kl`` is drawn whether or not ``adaptive_lr`` is on).
 
 The real values of the transformed ones are recorded with ``trial.set_user_attr`` (``gamma``, ``gae_lambda``,
 ``n_steps``, ``batch_size``), so that the dashboard and ``study.trials_dataframe()`` show them.
@@ -98,11 +102,37 @@ TRIAL_KEYS: dict[str, frozenset[str]] = {
     "kl_ppo": _PPO_KEYS | {"kl_target", "beta"},
     "reinforce": _COMMON_KEYS | {"n_steps_pow", "use_baseline"},
 }
+_CONTROL_KEYS = frozenset(
+    {
+        "adaptive_lr",
+        "adaptive_lr_target_kl",
+        "clip_range_vf",
+        "value_clip_form",
+        "advantage_normalization",
+        "recompute_advantage",
+    }
+)
+#: The raw parameters of the PPO controls each algorithm's trials record. A trial stored before the samplers drew
+#: them has none of them: it converts to the controls' defaults (all off).
+CONTROL_TRIAL_KEYS: dict[str, frozenset[str]] = {
+    "clip_ppo": _CONTROL_KEYS | {"dual_clip"},
+    "kl_ppo": _CONTROL_KEYS,
+    "reinforce": frozenset(),
+}
+#: Choices of the categorical control dimensions.
+DUAL_CLIP_CHOICES = (None, 2.0, 3.0, 5.0)
+CLIP_RANGE_VF_CHOICES = (None, 0.1, 0.2, 0.5, 1.0)
+ADVANTAGE_NORMALIZATIONS = ("minibatch", "batch", "off")
+#: Range of the KL target of the adaptive learning rate (rsl_rl's default 0.01 in the middle, log scale).
+ADAPTIVE_LR_TARGET_KL_RANGE = (0.003, 0.03)
 
 
 def _convert(params: Mapping[str, Any], algo: str) -> dict[str, Any]:
     """Map the raw values of a trial of ``algo`` to constructor keyword arguments."""
     expected = TRIAL_KEYS[algo]
+    controls = CONTROL_TRIAL_KEYS[algo]
+    if controls & set(params):  # a trial with the controls must have all of them
+        expected = expected | controls
     missing, unknown = sorted(expected - set(params)), sorted(set(params) - expected)
     if missing or unknown:
         raise ValueError(
@@ -126,6 +156,26 @@ def _convert(params: Mapping[str, Any], algo: str) -> dict[str, Any]:
         "net_arch": {key: list(layers) for key, layers in NET_ARCHS[net_arch].items()},
         "activation_fn": ACTIVATIONS[activation],
     }
+    if "adaptive_lr" in params:
+        hyperparams.update(_convert_controls(params))
+    return hyperparams
+
+
+def _convert_controls(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of the PPO controls from a trial's raw values."""
+    normalization = params["advantage_normalization"]
+    if normalization not in ADVANTAGE_NORMALIZATIONS:
+        raise ValueError(f"Unknown `advantage_normalization` {normalization!r}; expected one of {ADVANTAGE_NORMALIZATIONS}")
+    hyperparams: dict[str, Any] = {
+        "adaptive_lr_target_kl": float(params["adaptive_lr_target_kl"]) if params["adaptive_lr"] else None,
+        "clip_range_vf": params["clip_range_vf"],
+        "value_clip_form": params["value_clip_form"],
+        "normalize_advantage": normalization != "off",
+        "normalize_advantage_scope": "batch" if normalization == "batch" else "minibatch",
+        "recompute_advantage": bool(params["recompute_advantage"]),
+    }
+    if "dual_clip" in params:
+        hyperparams["dual_clip"] = params["dual_clip"]
     return hyperparams
 
 
@@ -185,6 +235,21 @@ def _suggest_ppo_family(trial: BaseTrial, n_envs: int) -> dict[str, Any]:
     return params
 
 
+def _suggest_controls(trial: BaseTrial, dual_clip: bool) -> dict[str, Any]:
+    """The PPO controls (docs/controls.md); ``dual_clip`` only where the objective is clipped (ClipPPO)."""
+    params: dict[str, Any] = {
+        "adaptive_lr": trial.suggest_categorical("adaptive_lr", [False, True]),
+        "adaptive_lr_target_kl": trial.suggest_float("adaptive_lr_target_kl", *ADAPTIVE_LR_TARGET_KL_RANGE, log=True),
+        "clip_range_vf": trial.suggest_categorical("clip_range_vf", list(CLIP_RANGE_VF_CHOICES)),
+        "value_clip_form": trial.suggest_categorical("value_clip_form", ["prediction", "max"]),
+        "advantage_normalization": trial.suggest_categorical("advantage_normalization", list(ADVANTAGE_NORMALIZATIONS)),
+        "recompute_advantage": trial.suggest_categorical("recompute_advantage", [False, True]),
+    }
+    if dual_clip:
+        params["dual_clip"] = trial.suggest_categorical("dual_clip", list(DUAL_CLIP_CHOICES))
+    return params
+
+
 def _finish(trial: BaseTrial, params: dict[str, Any], algo: str, n_envs: int) -> dict[str, Any]:
     """Convert, check the minibatch against the rollout, and record the real values as user attributes."""
     hyperparams = _convert(params, algo)
@@ -205,7 +270,8 @@ def _finish(trial: BaseTrial, params: dict[str, Any], algo: str, n_envs: int) ->
 def sample_clip_ppo_params(
     trial: BaseTrial, n_actions: int, n_envs: int, additional_args: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Sample ClipPPO hyperparameters: the PPO search space plus the clipping epsilon ``clip_range`` in [0.05, 0.4].
+    """Sample ClipPPO hyperparameters: the PPO search space, the clipping epsilon ``clip_range`` in [0.05, 0.4], and the
+    PPO controls with ``dual_clip`` in {None, 2, 3, 5}.
 
     :param trial: The Optuna trial (or :class:`optuna.trial.FixedTrial`)
     :param n_actions: Dimension of a Box action space (rl_zoo3's signature; unused by on-policy samplers)
@@ -216,6 +282,7 @@ def sample_clip_ppo_params(
     n_envs = _check_n_envs(n_envs)
     params = _suggest_ppo_family(trial, n_envs)
     params["clip_range"] = trial.suggest_float("clip_range", 0.05, 0.4)
+    params.update(_suggest_controls(trial, dual_clip=True))
     return _finish(trial, params, "clip_ppo", n_envs)
 
 
@@ -226,7 +293,8 @@ def sample_kl_ppo_params(
 
     ``kl_target`` (d_targ) is log-uniform in [0.001, 0.05] (the paper tried 0.003, 0.01 and 0.03) and the initial
     ``beta`` log-uniform in [0.1, 10] (the paper found the result insensitive to it; its fixed-beta runs used 0.3 to
-    10). beta adapts (``adaptive_beta=True``, the constructor's default).
+    10). beta adapts (``adaptive_beta=True``, the constructor's default). Plus the PPO controls except dual-clip (the
+    sampled objective has no ``clip_range``).
 
     :param trial: The Optuna trial (or :class:`optuna.trial.FixedTrial`)
     :param n_actions: Dimension of a Box action space (rl_zoo3's signature; unused by on-policy samplers)
@@ -238,6 +306,7 @@ def sample_kl_ppo_params(
     params = _suggest_ppo_family(trial, n_envs)
     params["kl_target"] = trial.suggest_float("kl_target", 1e-3, 0.05, log=True)
     params["beta"] = trial.suggest_float("beta", 0.1, 10.0, log=True)
+    params.update(_suggest_controls(trial, dual_clip=False))  # no clip_range here, so no dual-clip
     return _finish(trial, params, "kl_ppo", n_envs)
 
 
