@@ -424,7 +424,8 @@ def test_diverged_and_failing_trials_are_recorded_and_the_study_goes_on(tmp_path
         study_name="div",
         direction="maximize",
     )
-    study.enqueue_trial({"learning_rate": 1e30})  # out of the search space on purpose: training diverges
+    # out of the search space on purpose: training diverges (with the fixed rate; the adaptive one would refuse it)
+    study.enqueue_trial({"learning_rate": 1e30, "adaptive_lr": False})
     study.enqueue_trial({"n_steps_pow": 4, "batch_size_pow": 10})  # the sampler refuses batch_size > rollout
     summary = run_study("clip_ppo", ENV_ID, n_trials=3, study_name="div", output_dir=tmp_path, pruner="none", **TINY)
     diverged, failed, good = summary.study.get_trials(deepcopy=False)
