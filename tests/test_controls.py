@@ -9,7 +9,7 @@ import pytest
 import torch as th
 
 from sb3_ppo_variants.common.controls import adapt_learning_rate, compute_gae, normalize_advantages
-from sb3_ppo_variants.common.losses import dual_clip_fraction, surrogate_loss, value_function_loss
+from sb3_ppo_variants.common.losses import dual_clip_fraction, kl_penalty_loss, surrogate_loss, value_function_loss
 
 # ---------------------------------------------------------------------------------------------------- dual-clip
 
@@ -42,6 +42,13 @@ def test_without_dual_clip_the_negative_advantage_is_unbounded():
     assert loss.item() == pytest.approx(1.22)
     loss.backward()
     assert th.allclose(ratio.grad, th.tensor([0.0, 0.2, 0.2, 0.0, 0.4]))
+
+
+def test_dual_clip_with_the_kl_penalty_by_hand():
+    # KLPenaltyPPO with a clip_range: the dual-clipped surrogate (loss 1.02 above) plus beta * mean(KL) = 3 * 0.02
+    kl = th.tensor([0.01, 0.02, 0.03, 0.04, 0.0])
+    loss = kl_penalty_loss(th.tensor(DC_RATIO), th.tensor(DC_ADV), kl, beta=3.0, clip_range=0.2, dual_clip=3.0)
+    assert loss.item() == pytest.approx(1.08)
 
 
 def test_dual_clip_needs_clipping():
