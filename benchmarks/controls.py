@@ -14,7 +14,7 @@ Variants (docs/controls.md describes each control):
 Each (env, variant, seed) trains in this process (one torch thread) for the env's budget and is evaluated
 deterministically on 10 episodes of a fresh env (seed + 1000). Episode returns during training are kept for the
 learning curves. Results go to ``--out/results.jsonl`` as each run finishes (a rerun skips finished jobs);
-``--report`` writes ``table.md`` and ``curves.png`` from them.
+``--report`` writes ``table.md``, ``curves.png`` and ``learning_rates.png`` from them.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/controls.py         # the study (~45 min on a busy 2-core box)
     OMP_NUM_THREADS=1 python benchmarks/controls.py --envs CartPole-v1 --seeds 0 --variants baseline dual_clip
@@ -131,14 +131,13 @@ def _load(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in file if line.strip()]
 
 
-def _curve(episodes: list[list[float]], budget: int, points: int = 40) -> np.ndarray:
-    """Mean return of the episodes that ended in each of ``points`` equal slices of the budget (NaN if none)."""
-    edges = np.linspace(0, budget, points + 1)
+def _curve(episodes: list[list[float]], budget: int, points: int = 25) -> np.ndarray:
+    """At ``points`` steps across the budget, the mean return of the episodes that ended in the trailing tenth of it."""
     steps = np.array([t for t, _ in episodes])
     rewards = np.array([r for _, r in episodes])
     out = np.full(points, np.nan)
-    for i in range(points):
-        mask = (steps > edges[i]) & (steps <= edges[i + 1])
+    for i, end in enumerate(np.linspace(budget / points, budget, points)):
+        mask = (steps > end - budget / 10) & (steps <= end)
         if mask.any():
             out[i] = rewards[mask].mean()
     return out
@@ -153,49 +152,72 @@ def report(out: str) -> str:
     rows = _load(os.path.join(out, "results.jsonl"))
     envs = [env for env in ENVS if any(row["env"] == env for row in rows)]
     variants = [v for v in VARIANTS if any(row["variant"] == v for row in rows)]
-    lines = [
-        "| variant | " + " | ".join(f"{env} eval (train, last 10%)" for env in envs) + " |",
-        "|---|" + "---|" * len(envs),
-    ]
-    base: dict[str, float] = {}
-    for variant in variants:
-        cells = []
-        for env in envs:
-            runs = [row for row in rows if row["env"] == env and row["variant"] == variant]
-            if not runs:
-                cells.append("-")
-                continue
-            evals = np.array([row["eval_mean"] for row in runs])
-            trains = np.array([row["train_last10pct"] for row in runs])
-            if variant == "baseline":
-                base[env] = float(evals.mean())
-            cells.append(
-                f"{evals.mean():.1f} ± {evals.std():.1f} ({np.nanmean(trains):.1f}) [n={len(runs)}, "
-                f"{np.mean([row['seconds'] for row in runs]):.0f} s]"
-            )
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    with open(os.path.join(out, "table.md"), "w") as file:
-        file.write(table + "\n")
-
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4.2), squeeze=False)
-    for ax, env in zip(axes[0], envs, strict=True):
-        budget = ENVS[env][0]
+    lines: list[str] = []
+    for env in envs:
+        lines += [
+            f"**{env}** ({ENVS[env][0]:,} steps; mean ± std over seeds)",
+            "",
+            "| variant | seeds | eval return (10 episodes, deterministic) | training return, last 10% | "
+            "training return, whole run | s/run |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for variant in variants:
             runs = [row for row in rows if row["env"] == env and row["variant"] == variant]
             if not runs:
                 continue
-            curves = np.array([_curve(row["episodes"], budget) for row in runs])
-            x = np.linspace(0, budget, curves.shape[1] + 1)[1:]
-            style = {"color": "black", "linewidth": 2.2} if variant == "baseline" else {"linewidth": 1.2}
-            ax.plot(x, np.nanmean(curves, axis=0), label=variant, **style)
-        ax.set_title(f"{env} (ClipPPO, {len(runs)} seeds)")
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("training episode return (mean over seeds)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+            evals = np.array([row["eval_mean"] for row in runs])
+            lasts = np.array([row["train_last10pct"] for row in runs])
+            wholes = np.array([np.mean([r for _, r in row["episodes"]]) for row in runs])
+            seconds = np.mean([row["seconds"] for row in runs])
+            lines.append(
+                f"| {variant} | {len(runs)} | {evals.mean():.1f} ± {evals.std():.1f} | {np.nanmean(lasts):.1f} ± "
+                f"{np.nanstd(lasts):.1f} | {wholes.mean():.1f} ± {wholes.std():.1f} | {seconds:.0f} |"
+            )
+        lines.append("")
+    table = "\n".join(lines)
+    with open(os.path.join(out, "table.md"), "w") as file:
+        file.write(table + "\n")
+
+    # one panel per (env, control): the control (colour) against the baseline (black), mean over seeds
+    controls = [v for v in variants if v != "baseline"]
+    fig, axes = plt.subplots(len(envs), len(controls), figsize=(2.6 * len(controls), 2.3 * len(envs)), squeeze=False)
+    for row_axes, env in zip(axes, envs, strict=True):
+        budget = ENVS[env][0]
+        mean_curves = {}
+        for variant in variants:
+            runs = [row for row in rows if row["env"] == env and row["variant"] == variant]
+            if runs:
+                mean_curves[variant] = (len(runs), np.nanmean([_curve(row["episodes"], budget) for row in runs], axis=0))
+        x = np.linspace(budget / 25, budget, 25)
+        for ax, variant in zip(row_axes, controls, strict=True):
+            if "baseline" in mean_curves:
+                ax.plot(x, mean_curves["baseline"][1], color="black", linewidth=1.2)
+            if variant in mean_curves:
+                ax.plot(x, mean_curves[variant][1], color="tab:red", linewidth=1.4)
+                ax.set_title(f"{variant} ({mean_curves[variant][0]} seeds)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        row_axes[0].set_ylabel(f"{env}\ntraining return", fontsize=8)
+    fig.suptitle("Each control (red) against ClipPPO with every control off (black); mean training return over seeds")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
+    fig.savefig(os.path.join(out, "curves.png"), dpi=80)
+
+    # the adapted learning rate at the start of each rollout, seed 0
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 3.2), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        for variant in ("baseline", "adaptive_lr", "adaptive_lr_update"):
+            runs = [row for row in rows if row["env"] == env and row["variant"] == variant and row["seed"] == 0]
+            if runs:
+                rates = runs[0]["learning_rates"]
+                steps = np.linspace(0, runs[0]["timesteps"], len(rates), endpoint=False)
+                ax.step(steps, rates, where="post", label=variant)
+        ax.set_yscale("log")
+        ax.set_title(f"{env}: learning rate at each rollout (seed 0)")
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "learning_rates.png"), dpi=90)
     return table
 
 
@@ -205,7 +227,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--report", action="store_true", help="only write table.md and curves.png from the results")
+    parser.add_argument("--report", action="store_true", help="only write table.md and the plots from the results")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if not args.report:
