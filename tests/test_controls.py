@@ -420,3 +420,23 @@ def test_each_control_changes_training(control):
     """Guards against a control that is accepted and ignored (and the equivalence test passing vacuously)."""
     baseline = _parameters_after(**({"clip_range_vf": 0.05} if "value_clip_form" in control else {}))
     assert (baseline - _parameters_after(**control)).abs().max().item() > 1e-6
+
+
+def test_controls_with_dict_observations():
+    """The batch-wide passes (recomputed values, batch normalisation, per-update KL) also read Dict observations."""
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    model = ClipPPO(
+        "MultiInputPolicy",
+        SimpleMultiObsEnv(),
+        n_steps=64,
+        batch_size=32,
+        n_epochs=3,
+        recompute_advantage=True,
+        normalize_advantage_scope="batch",
+        adaptive_lr_target_kl=0.01,
+        adaptive_lr_every="update",
+        seed=0,
+    )
+    model.learn(2 * 64)
+    assert model.current_learning_rate != 3e-4 and np.isfinite(model._adaptive_lr_kl)
