@@ -3,7 +3,9 @@
 :class:`PolicyGradientAlgorithm` subclasses SB3's :class:`~stable_baselines3.common.on_policy_algorithm.OnPolicyAlgorithm`
 and owns everything the variants share: minibatch epochs over SB3's rollout buffer, advantage
 normalisation, the value loss (optionally clipped around the old value), the entropy bonus, gradient
-clipping, SB3's ``target_kl`` early stop, the learning-rate and other schedules, and the logging.
+clipping, SB3's ``target_kl`` early stop, the learning-rate and other schedules, the logging, and the PPO controls
+of other libraries (``docs/controls.md``: KL-adaptive learning rate, the value-loss clipping forms, batch-level
+advantage normalisation, per-epoch advantage recomputation; dual-clip is a loss term of the clipped algorithms).
 
 An algorithm plugs in through a few hooks, so a fix to the loop lands once for all three:
 
