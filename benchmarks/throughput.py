@@ -84,8 +84,10 @@ and writes ``profile_cartpole.md`` (where the time goes) and the raw ``.prof`` f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gc
+import io
 import json
 import os
 import platform
@@ -130,6 +132,8 @@ class AlgoSpec:
     label: str
     algo: str
     kwargs: dict[str, Any]
+    #: the package source the worker imports instead of the current one (``--compare-ref``: an earlier commit's)
+    pythonpath: str | None = None
 
 
 @dataclass(frozen=True)
@@ -471,6 +475,33 @@ def snapshot_package(dest_root: Path) -> Path:
     return target.resolve()
 
 
+def snapshot_ref(ref: str, dest_root: Path) -> tuple[str, Path]:
+    """The package as of git ``ref`` (``git archive``), in ``dest_root/ref_<short sha>/``: (short sha, directory)."""
+    import tarfile
+
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], capture_output=True, text=True, check=True).stdout.strip()
+    target = (dest_root / f"ref_{sha}").resolve()
+    if not (target / "sb3_ppo_variants").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", ref, "sb3_ppo_variants"], capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(target, filter="data")
+    return sha, target
+
+
+def with_ref_algorithms(settings: list[Setting], sha: str, source: Path) -> list[Setting]:
+    """Each setting with our algorithms also run from ``source`` (labelled ``<label> @<sha>``), right after them."""
+    out = []
+    for setting in settings:
+        algos: list[AlgoSpec] = []
+        for algo in setting.algos:
+            algos.append(algo)
+            if algo.algo in ("ClipPPO", "KLPenaltyPPO", "REINFORCE"):
+                algos.append(AlgoSpec(f"{algo.label} @{sha}", algo.algo, algo.kwargs, str(source)))
+        out.append(dataclasses.replace(setting, algos=tuple(algos)))
+    return out
+
+
 def launch_worker(spec: dict[str, Any], pythonpath: Path | None = None) -> dict[str, Any]:
     """Run one worker (this script with ``--worker``) in a fresh process and return its result.
 
@@ -523,7 +554,7 @@ def run_benchmark(
                     bar.set_description(f"{setting.name} | {algo.label} | {phase}")
                     run_seed = seed + max(repeat, 0)
                     spec = _spec(setting, algo, timesteps, run_seed, warmup=setting.rollout_size)
-                    result = launch_worker(spec, pythonpath)
+                    result = launch_worker(spec, Path(algo.pythonpath) if algo.pythonpath else pythonpath)
                     records.append(RunRecord(setting.name, algo.label, repeat, run_seed, result))
                     bar.update(1)
                     if repeat >= 0:
@@ -1095,6 +1126,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="workers import the live package instead of a copy frozen at the start (see snapshot_package)",
     )
+    parser.add_argument(
+        "--compare-ref",
+        metavar="GIT_REF",
+        help="also run our algorithms as of this commit, interleaved (e.g. the previous main), to measure a regression",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first round (round r: seed + r)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output directory")
     parser.add_argument("--name", default="throughput", help="file name stem of the outputs")
@@ -1131,6 +1167,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = [s for s in settings if any(part in s.name for part in args.only)]
     if not settings:
         raise SystemExit("no setting selected")
+    if args.compare_ref:
+        sha, source = snapshot_ref(args.compare_ref, args.out / "tmp")
+        settings = with_ref_algorithms(settings, sha, source)
+        print(f"runs labelled @{sha} import the package of {args.compare_ref} from {source}", file=sys.stderr)
     budgets = resolve_timesteps(settings, args.timesteps, args.quick)
     for setting in settings:
         print(
