@@ -35,6 +35,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.workers.processes import kill_point
 from sb3_ppo_variants.zoo.samplers import SAMPLERS
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
@@ -184,6 +185,7 @@ class TrialEvalCallback(BaseCallback):
         seeds = [runs[index] for runs in self.history] + [value]
         step = self.seed_index * self.settings.n_timesteps + point
         self.trial.report(float(np.mean(seeds)), step)
+        kill_point("mid-trial")
         if check_prune and self.trial.should_prune():
             self.pruned_at = step
             return False

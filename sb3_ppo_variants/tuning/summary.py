@@ -28,8 +28,9 @@ import yaml
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
+from sb3_ppo_variants.tuning.budget import Budget
 from sb3_ppo_variants.tuning.objective import TrialSettings
-from sb3_ppo_variants.tuning.workers import FAIL_REASON_ATTR, RETRY_ATTR, Budget
+from sb3_ppo_variants.workers import FAIL_REASON_ATTR, retried_numbers
 from sb3_ppo_variants.zoo.samplers import CONVERTERS
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
@@ -270,11 +271,7 @@ def write_plots(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path],
 
 def _failures(trials: list[FrozenTrial]) -> list[tuple[int, str, str]]:
     """``(number, state, reason)`` of the failed and diverged trials, with the retry that replaced each, if any."""
-    retried_by: dict[int, int] = {}
-    for trial in trials:
-        history = trial.user_attrs.get(RETRY_ATTR)
-        if isinstance(history, list) and history:
-            retried_by[int(history[-1])] = trial.number
+    retried_by = retried_numbers(trials)
     failures = []
     for trial in trials:
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)
