@@ -9,7 +9,8 @@ belong to the client (tuning: a budget of finished trials; ablation: a grid of p
 Linux boot id and PID namespace, ``pid``, ``started``: the process start time, so that a reused PID is not
 mistaken for the worker), ``fail_reason``, ``retry_of`` (a retry: the failed trials it replaces, oldest first),
 ``heartbeat`` (journal files) and ``progress``. Studies of the previous release resume: ``retry_history`` (tuning)
-is read as ``retry_of`` and ``start_time`` (ablation) as ``started`` (:data:`~.loop.OLD_NAMES`).
+is read as ``retry_of``, ``start_time`` (ablation) as ``started`` and the ``fail_reason`` ``stale`` (ablation) as
+a dead worker's (:data:`~.loop.OLD_NAMES`).
 
 **Claiming.** With the study's claim lock held (:class:`~.storage.ClaimLock`, which the operating system or the
 database server releases when its holder dies), a worker fails dead workers' trials, lets the client plan

@@ -41,9 +41,9 @@ HEARTBEAT_ATTR = "heartbeat"
 #: Trial user attribute: the steps trained so far, written with each heartbeat (when the objective reports them).
 PROGRESS_ATTR = "progress"
 #: Start of the ``fail_reason`` of a trial whose worker died, and of one whose worker was interrupted.
-DIED, INTERRUPTED = "worker died", "interrupted"
+DIED, INTERRUPTED = "worker process died", "interrupted"
 #: Names written by the previous release, read as the current ones: ``{current: old}``.
-OLD_NAMES = {RETRY_ATTR: "retry_history", "started": "start_time"}
+OLD_NAMES = {RETRY_ATTR: "retry_history", "started": "start_time", DIED: "stale"}
 #: Longest ``fail_reason`` stored in a trial.
 MAX_REASON_LENGTH = 1000
 
@@ -184,7 +184,7 @@ def needs_retry(trial: FrozenTrial) -> bool:
     """A FAIL trial cut short for a reason unrelated to its parameters: its worker died or was interrupted, or
     Optuna's heartbeat check failed it (such a trial has no reason: a finished trial takes no attribute)."""
     reason = trial.user_attrs.get(FAIL_REASON_ATTR)
-    return trial.state == TrialState.FAIL and (not reason or str(reason).startswith((DIED, INTERRUPTED)))
+    return trial.state == TrialState.FAIL and (not reason or str(reason).startswith((DIED, OLD_NAMES[DIED], INTERRUPTED)))
 
 
 # ---------------------------------------------------------------------------------------------------- heartbeat
