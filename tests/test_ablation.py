@@ -36,8 +36,8 @@ from sb3_ppo_variants.ablation.grid import (
 from sb3_ppo_variants.ablation.report import load_results, markdown_report, normalise, summarise
 from sb3_ppo_variants.ablation.runner import GRID_ATTR, WorkerOptions, grid_state, open_study, prepare_round
 from sb3_ppo_variants.ablation.runner import run_ablation, run_job
-from sb3_ppo_variants.workers import DIED, Liveness, StorageSpec, WorkerIdentity, open_storage, recover_dead_trials
-from sb3_ppo_variants.workers import resolve_storage
+from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recover_dead_trials
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = "InvertedPendulum-v5"  # cheap to build

@@ -21,7 +21,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_ppo_variants.ablation.grid import GRIDS
 from sb3_ppo_variants.tuning import Budget
-from sb3_ppo_variants.workers import DIED, FAIL_REASON_ATTR, StorageSpec, open_storage, retried_numbers, retry_of
+from sb3_ppo_variants.workers.loop import DIED, FAIL_REASON_ATTR, retried_numbers, retry_of
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage
 from sb3_ppo_variants.workers.processes import KILL_ENV_VAR, WORKER_HOST_ENV_VAR
 
 REPO = Path(__file__).resolve().parents[1]

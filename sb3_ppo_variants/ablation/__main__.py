@@ -28,7 +28,8 @@ import optuna
 
 from sb3_ppo_variants.ablation.grid import GRIDS, PAPER_ENVS, SETTINGS, GridSpec, estimate_seconds, get_grid
 from sb3_ppo_variants.common.validation import int_argument, timesteps_argument
-from sb3_ppo_variants.workers import PROGRESS_ATTR, StorageError, resolve_storage, sigterm_interrupts
+from sb3_ppo_variants.workers.loop import PROGRESS_ATTR, sigterm_interrupts
+from sb3_ppo_variants.workers.storage import StorageError, resolve_storage
 
 PROG = "python -m sb3_ppo_variants.ablation"
 COMMANDS = ("run", "report", "status", "probe", "list")
@@ -190,11 +191,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.given_up else 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from sb3_ppo_variants.ablation.report import load_results, write_report
-    from sb3_ppo_variants.ablation.runner import collect_results, load_study_spec
+def _load_study(args: argparse.Namespace) -> tuple[optuna.Study, GridSpec, str]:
+    """The existing study of the command's location, its grid, and where it is (a CLIError if there is none)."""
+    from sb3_ppo_variants.ablation.runner import load_study_spec
 
     output_dir, storage, study_name = _location(args)
+    storage_spec = resolve_storage(storage, output_dir)
+    if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
+        raise CLIError(f"no study journal at {storage_spec.location}: run the grid first, or pass --storage")
+    try:
+        return (*load_study_spec(storage_spec, study_name), storage_spec.display)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sb3_ppo_variants.ablation.report import load_results, write_report
+    from sb3_ppo_variants.ablation.runner import collect_results
+
+    output_dir = _location(args)[0]
     if args.results is not None:
         try:
             results = load_results(args.results)
@@ -202,31 +217,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
         output_dir = args.output_dir or args.results.parent
     else:
-        storage_spec = resolve_storage(storage, output_dir)
-        if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
-            raise CLIError(f"no study journal at {storage_spec.location}: run the grid first, or pass --storage/--results")
-        try:
-            study, spec = load_study_spec(storage_spec, study_name)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-        results = collect_results(study, spec, study_name, storage_spec.display)
+        study, spec, where = _load_study(args)
+        results = collect_results(study, spec, study.study_name, where)
     write_report(results, output_dir, reps=args.reps)
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from sb3_ppo_variants.ablation.runner import grid_state, load_study_spec
+    from sb3_ppo_variants.ablation.runner import grid_state
 
-    output_dir, storage, study_name = _location(args)
-    storage_spec = resolve_storage(storage, output_dir)
-    if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
-        raise CLIError(f"no study journal at {storage_spec.location}")
-    try:
-        study, spec = load_study_spec(storage_spec, study_name)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    study, spec, where = _load_study(args)
     state = grid_state(study, spec)
-    print(f"study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs, {state.n_trials} trials")
+    print(f"study {study.study_name!r} in {where}: {spec.n_jobs} jobs, {state.n_trials} trials")
     for (setting, env_id, seed), point in state.points.items():
         if point.complete:
             trial = min(point.complete, key=lambda t: t.number)

@@ -6,29 +6,24 @@ the last 100 training episodes (the paper's measure), and its learning curve, ``
 there; it is kept, flagged ``diverged_at``, and scored by its episodes so far (a re-run with the same seed would
 diverge again).
 
-**The study.** Every job is one trial of an Optuna study whose sampler is a :class:`optuna.samplers.GridSampler`
-over ``{setting, env, seed}``; the curve and the other results are the trial's user attributes. The study lives in
-a shared storage: a journal file by default (``<output_dir>/study.journal``), or any database URL. Any number of
-workers, in processes of one machine (``workers``) or on several machines (same storage and study name), take jobs
-from it until every grid point has a COMPLETE trial. The grid is stored in the study; a worker with another grid
-stops with an error naming the difference.
+**The study.** Every job is one trial of an Optuna study over ``{setting, env, seed}``; the curve and the other
+results are the trial's user attributes. The study lives in a shared storage: a journal file by default
+(``<output_dir>/study.journal``), or any database URL. Any number of workers, in processes of one machine
+(``workers``) or on several machines (same storage and study name), take jobs from it until every grid point has a
+COMPLETE trial. The grid is stored in the study; a worker with another grid stops with an error naming the
+difference.
 
 **Who runs what.** The workers are the shared loop of :mod:`sb3_ppo_variants.workers` (claim lock, identity,
 liveness, heartbeat, recovery of dead workers' trials, signals); this module plans each round
-(:func:`prepare_round`, with the claim lock held):
+(:func:`prepare_round`, with the claim lock held): a point without a COMPLETE, RUNNING or WAITING trial is added
+as a WAITING trial that already holds the point as its parameters (one storage record: a trial claimed by a worker
+killed at once still names its point), with ``retry_of``, the point's failed trials; points that failed before go
+first, and Optuna pops WAITING trials first. (The study's ``GridSampler`` is not asked for points: it counts a FAIL
+trial's point as done.) A point whose job failed ``max_failures`` times (errors and dead workers; interruptions do
+not count) is given up and reported.
 
-1. Optuna's ``GridSampler`` counts a point as done once a trial of it is *finished*, FAIL included, and would
-   never run it again. Each point without a COMPLETE, RUNNING or WAITING trial that already had a trial is
-   therefore enqueued again (:meth:`optuna.Study.enqueue_trial`, with ``retry_of``: its failed trials); Optuna pops
-   WAITING trials first. A point whose job failed ``max_failures`` times (errors and dead workers; interruptions do
-   not count) is given up and reported.
-2. Otherwise, while the study has fewer trials than the grid has points, ``GridSampler`` hands out the next fresh
-   point (trial number ``i`` gets the ``i``-th point of its shuffled grid). Points it has not handed out by then
-   are enqueued.
-
-Claims are serialised by the lock; should two trials still have the same point (a storage without a claim lock),
-the objective prunes the newer one (``skipped="duplicate"``) before any training, and the results take the
-lowest-numbered COMPLETE trial of each point.
+Should two trials still have the same point (claims are serialised by the lock, but a storage may have none), the
+objective prunes the newer one (``skipped="duplicate"``) before training; results take each point's first COMPLETE.
 
 **Resuming** is re-running the same command: COMPLETE trials are kept, the killed process's RUNNING trials are
 failed and re-run, and only the missing jobs run.
@@ -51,13 +46,15 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.samplers import GridSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
 from sb3_ppo_variants.ablation.report import RESULTS_FORMAT, write_report
-from sb3_ppo_variants.workers import FAIL_REASON_ATTR, INTERRUPTED, PROGRESS_ATTR, RETRY_ATTR, WORKER_ATTR, Heartbeat
-from sb3_ppo_variants.workers import Liveness, StorageSpec, open_storage, resolve_storage, sigterm_interrupts, work
+from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, INTERRUPTED, PROGRESS_ATTR, RETRY_ATTR, WORKER_ATTR, Heartbeat
+from sb3_ppo_variants.workers.loop import Client, Liveness, sigterm_interrupts, work
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
 from sb3_ppo_variants.workers.processes import kill_point
 
 Point = tuple[str, str, int]
@@ -177,6 +174,14 @@ class GridState:
         return [p for p, s in self.points.items() if not s.complete and s.failures >= max_failures]
 
 
+_BUCKETS = {
+    TrialState.COMPLETE: "complete",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+    TrialState.FAIL: "failed",
+}
+
+
 def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
     """Read the study's trials, grouped by grid point (trials of unknown points are ignored)."""
     trials = study.get_trials(deepcopy=False)
@@ -187,14 +192,8 @@ def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
             continue
         state = points[point]
         state.n_trials += 1
-        if trial.state == TrialState.COMPLETE:
-            state.complete.append(trial)
-        elif trial.state == TrialState.RUNNING:
-            state.running.append(trial)
-        elif trial.state == TrialState.WAITING:
-            state.waiting.append(trial)
-        elif trial.state == TrialState.FAIL:
-            state.failed.append(trial)
+        if trial.state in _BUCKETS:
+            getattr(state, _BUCKETS[trial.state]).append(trial)
     return GridState(points, len(trials))
 
 
@@ -232,23 +231,20 @@ def prepare_round(study: optuna.Study, spec: GridSpec, options: WorkerOptions) -
         return state, True
     retries = [p for p in unclaimed if state.points[p].n_trials > 0]
     fresh = [p for p in unclaimed if state.points[p].n_trials == 0]
-    if retries:  # a random one, so that concurrent workers rarely enqueue the same point
-        point = _RNG.choice(retries)
-        _enqueue(study, point, state.points[point])
-        return state, True
-    if fresh and state.n_trials < spec.n_jobs:
-        return state, True  # GridSampler hands out trial number n_trials's point, a fresh one
-    if fresh:
-        point = _RNG.choice(fresh)
-        _enqueue(study, point, state.points[point])
+    if retries or fresh:  # retries first; a random one, so that workers without a claim lock rarely collide
+        point = _RNG.choice(retries or fresh)
+        space = spec.search_space()
+        user_attrs = {"point": list(point), RETRY_ATTR: [t.number for t in state.points[point].failed]}
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=dict(zip(space, point, strict=True)),
+                distributions={name: CategoricalDistribution(values) for name, values in space.items()},
+                user_attrs=user_attrs,
+            )
+        )
         return state, True
     return state, False
-
-
-def _enqueue(study: optuna.Study, point: Point, state: PointState) -> None:
-    setting, env_id, seed = point
-    params = {"setting": setting, "env": env_id, "seed": seed}
-    study.enqueue_trial(params, user_attrs={"point": list(point), RETRY_ATTR: [t.number for t in state.failed]})
 
 
 # ---------------------------------------------------------------------------------------------------- one job
@@ -336,7 +332,7 @@ def run_job(
 # ---------------------------------------------------------------------------------------------------- worker loop
 
 
-class _Ablation:
+class _Ablation(Client):
     """The ablation's part of the worker loop (:class:`sb3_ppo_variants.workers.loop.Client`): plan the grid, train
     the trial's point and store the result in the trial."""
 
@@ -350,9 +346,6 @@ class _Ablation:
 
     def pending(self, study: optuna.Study, liveness: Liveness) -> bool:
         return not grid_state(study, self.spec).done(self.options.max_failures)
-
-    def finished(self, study: optuna.Study, number: int, state: TrialState, seconds: float) -> None:
-        return None
 
     def objective(self, trial: optuna.Trial, heartbeat: Heartbeat) -> float:
         spec = self.spec
@@ -661,56 +654,40 @@ def run_ablation(
     """
     if workers < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}")
+    output_dir, options = Path(output_dir), options or WorkerOptions()
     with quiet_optuna():
-        return _run_ablation(
-            spec, Path(output_dir), storage, study_name, workers, options or WorkerOptions(), progress_interval, report, log
+        start = time.time()
+        output_dir.mkdir(parents=True, exist_ok=True)
+        storage_spec = resolve_storage(storage, output_dir)
+        study = open_study(storage_spec, study_name, spec, options)
+        state = grid_state(study, spec)
+        log(
+            f"[ablation] study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs ({len(spec.settings)} "
+            f"settings x {len(spec.envs)} envs x {len(spec.seeds)} seeds, {spec.timesteps:,} steps each), "
+            f"{state.count('complete')} already done; {workers} worker(s)"
         )
+        ensure_random_scores(study, spec, log)
 
+        def factory() -> optuna.Study:
+            return open_study(storage_spec, study_name, spec, options)
 
-def _run_ablation(
-    spec: GridSpec,
-    output_dir: Path,
-    storage: str | None,
-    study_name: str,
-    workers: int,
-    options: WorkerOptions,
-    progress_interval: float,
-    report: bool,
-    log: Log,
-) -> RunSummary:
-    """:func:`run_ablation` with its arguments checked."""
-    start = time.time()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    storage_spec = resolve_storage(storage, output_dir)
-    study = open_study(storage_spec, study_name, spec, options)
-    state = grid_state(study, spec)
-    log(
-        f"[ablation] study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs "
-        f"({len(spec.settings)} settings x {len(spec.envs)} envs x {len(spec.seeds)} seeds, {spec.timesteps:,} steps each), "
-        f"{state.count('complete')} already done; {workers} worker(s)"
-    )
-    ensure_random_scores(study, spec, log)
+        with _monitor(factory, spec, progress_interval, log):
+            if workers == 1:
+                worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
+            else:
+                _run_processes(storage_spec, study_name, spec, options, workers)
 
-    def factory() -> optuna.Study:
-        return open_study(storage_spec, study_name, spec, options)
-
-    with _monitor(factory, spec, progress_interval, log):
-        if workers == 1:
-            worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
-        else:
-            _run_processes(storage_spec, study_name, spec, options, workers)
-
-    state = grid_state(study, spec)
-    given_up = state.given_up(options.max_failures)
-    for point in given_up:
-        errors = [t.user_attrs.get(FAIL_REASON_ATTR, "?") for t in state.points[point].failed]
-        log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
-    files: dict[str, Path] = {}
-    if report:
-        files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)
-    n_complete = state.count("complete")
-    log(f"[ablation] {n_complete}/{spec.n_jobs} jobs complete after {_duration(time.time() - start)}")
-    return RunSummary(n_complete == spec.n_jobs, n_complete, spec.n_jobs, given_up, files, time.time() - start)
+        state = grid_state(study, spec)
+        given_up = state.given_up(options.max_failures)
+        for point in given_up:
+            errors = [t.user_attrs.get(FAIL_REASON_ATTR, "?") for t in state.points[point].failed]
+            log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
+        files: dict[str, Path] = {}
+        if report:
+            files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)
+        n_complete = state.count("complete")
+        log(f"[ablation] {n_complete}/{spec.n_jobs} jobs complete after {_duration(time.time() - start)}")
+        return RunSummary(n_complete == spec.n_jobs, n_complete, spec.n_jobs, given_up, files, time.time() - start)
 
 
 def _run_processes(storage: StorageSpec, study_name: str, spec: GridSpec, options: WorkerOptions, workers: int) -> None:

@@ -18,8 +18,8 @@ from sb3_ppo_variants.tuning.budget import Budget
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings
 from sb3_ppo_variants.tuning.study import run_study
 from sb3_ppo_variants.tuning.summary import StudySummary, render_zoo_yaml, zoo_entry
-from sb3_ppo_variants.workers import FAIL_REASON_ATTR, RETRY_ATTR, STORAGE_ENV_VAR, WORKER_ATTR, StorageSpec, mask_url
-from sb3_ppo_variants.workers import resolve_storage
+from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, RETRY_ATTR, WORKER_ATTR
+from sb3_ppo_variants.workers.storage import STORAGE_ENV_VAR, StorageSpec, mask_url, resolve_storage
 
 __all__ = [
     "FAIL_REASON_ATTR",

@@ -1,14 +1,13 @@
-"""The budget of a tuning study and its retries: how many trials it still needs, and which failed trials run again.
+"""The budget of a tuning study and its retries (workers, liveness and recovery are :mod:`sb3_ppo_variants.workers`).
 
 **Budget.** ``n_trials`` is the number of *finished* trials the study should hold, over all workers and all runs
 of the command. A trial counts when it is COMPLETE, PRUNED or FAIL, except a FAIL trial that has been retried
 (its retry counts instead). RUNNING and WAITING trials hold a place too, so that workers never start more trials
 than the budget (:class:`Budget`). A rerun after an interruption therefore only tops the study up.
 
-**Retries** (:func:`enqueue_retries`): a FAIL trial cut short for a reason unrelated to its parameters (its worker
-died or was interrupted, see :func:`sb3_ppo_variants.workers.needs_retry`) is replaced by a WAITING trial with the
-same parameters, at most ``max_retry`` times per original trial; ``retry_of`` lists the failed trials it replaces.
-Workers, liveness and recovery are :mod:`sb3_ppo_variants.workers`.
+**Retries** (:func:`enqueue_retries`): a FAIL trial cut short for a reason unrelated to its parameters (see
+:func:`sb3_ppo_variants.workers.loop.needs_retry`) is replaced by a WAITING trial with the same parameters, at
+most ``max_retry`` times per original trial; ``retry_of`` lists the failed trials it replaces.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_ppo_variants.workers import RETRY_ATTR, needs_retry, retried_numbers, retry_of
-from sb3_ppo_variants.workers.loop import OLD_NAMES
+from sb3_ppo_variants.workers.loop import OLD_NAMES, RETRY_ATTR, needs_retry, retried_numbers, retry_of
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 

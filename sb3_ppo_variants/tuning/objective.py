@@ -90,19 +90,22 @@ class TrialSettings:
             "seed": self.seed,
             "eval_freq": self.eval_freq,
             "n_eval_episodes": self.n_eval_episodes,
-            "hyperparams": {key: _json_value(value) for key, value in sorted(self.hyperparams.items())},
+            "hyperparams": {key: json_safe(value) for key, value in sorted(self.hyperparams.items())},
             "normalize": self.normalize,
             "policy": self.policy,
         }
 
 
-def _json_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON: non-finite floats, classes and other objects as strings."""
+    if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
-        return [_json_value(item) for item in value]
+        return [json_safe(item) for item in value]
     if isinstance(value, Mapping):
-        return {str(key): _json_value(item) for key, item in value.items()}
+        return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
     return repr(value)

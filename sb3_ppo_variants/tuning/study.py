@@ -1,20 +1,16 @@
 """``run_study``: an Optuna study of one of our algorithms on one environment, resumable and shared by several workers.
 
 Each worker (a call of :func:`run_study`, one process of ``sb3-ppo-variants-tune``) runs the shared worker loop
-(:func:`sb3_ppo_variants.workers.work`):
-
-1. with the study's claim lock held: fail the trials of dead workers, enqueue the retries they need
-   (:func:`~sb3_ppo_variants.tuning.budget.enqueue_retries`), count the trials
-   (:class:`~sb3_ppo_variants.tuning.budget.Budget`) and, if the budget allows, ask for a trial (a WAITING retry
-   first) and sign it with the worker's identity;
-2. run it (:class:`~sb3_ppo_variants.tuning.objective.Objective`) with a heartbeat, and tell the result: COMPLETE
-   with the mean final evaluation return; PRUNED when the pruner stops it, or when training diverges
-   (``FloatingPointError``, NaN/inf return), with ``fail_reason``; FAIL with ``fail_reason`` for any other
-   exception. Ctrl-C (and SIGTERM, in the command) marks the trial FAIL, enqueues a retry, and stops the worker;
-3. stop when ``n_trials`` trials are finished or started, or when the time limit has passed (a running trial is
-   finished, as in Optuna). A worker that has nothing left to start waits for RUNNING trials that may still fail
-   (those of this machine, or any with heartbeats), so that a trial of a killed worker is retried before the study
-   ends.
+(:func:`sb3_ppo_variants.workers.loop.work`). Each round, with the claim lock held, it enqueues the retries that
+failed trials need (:func:`~sb3_ppo_variants.tuning.budget.enqueue_retries`), counts the trials
+(:class:`~sb3_ppo_variants.tuning.budget.Budget`) and, if the budget allows, claims a trial (a WAITING retry first);
+it runs it (:class:`~sb3_ppo_variants.tuning.objective.Objective`) and tells the result: COMPLETE with the mean
+final evaluation return; PRUNED when the pruner stops it, or when training diverges (``FloatingPointError``,
+NaN/inf return), with ``fail_reason``; FAIL with ``fail_reason`` for any other exception. Ctrl-C (and SIGTERM, in
+the command) fails the trial, enqueues its retry and stops the worker. It stops when ``n_trials`` trials are
+finished or started, or at the time limit (a running trial is finished, as in Optuna); with nothing left to start
+it waits for RUNNING trials that may still fail (those of this machine, or any with heartbeats), so that a killed
+worker's trial is retried before the study ends.
 
 Then it writes the summary (:mod:`sb3_ppo_variants.tuning.summary`). Running the same command again continues the
 same study (``load_if_exists``) and only runs the missing trials; the study's settings are stored in it and a
@@ -44,8 +40,8 @@ from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
 from sb3_ppo_variants.tuning.summary import StudySummary, summarize
-from sb3_ppo_variants.workers import FAIL_REASON_ATTR, Heartbeat, Liveness, StorageSpec, open_storage, work
-from sb3_ppo_variants.workers.storage import redact, resolve_storage
+from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, Client, Heartbeat, Liveness, work
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, redact, resolve_storage
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 
@@ -199,19 +195,11 @@ def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: 
     best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
     best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
     target = "" if n_trials is None else f"/{n_trials}"
-    logger.info(
-        "[trial %d] %s in %.1f s | %s | finished %d%s, running %d",
-        number,
-        outcome,
-        seconds,
-        best_text,
-        budget.finished,
-        target,
-        budget.running,
-    )
+    progress = f"finished {budget.finished}{target}, running {budget.running}"
+    logger.info(f"[trial {number}] {outcome} in {seconds:.1f} s | {best_text} | {progress}")
 
 
-class _Tuning:
+class _Tuning(Client):
     """The tuning study's part of the worker loop (:class:`sb3_ppo_variants.workers.loop.Client`)."""
 
     def __init__(self, objective: Objective, n_trials: int | None, max_retry: int | None) -> None:
@@ -238,19 +226,11 @@ class _Tuning:
 
 
 def _log_start(study: optuna.Study, spec: StorageSpec, settings: TrialSettings, n_trials: int | None, timeout: Any) -> None:
-    budget = Budget.of(study.get_trials(deepcopy=False), n_trials)
+    finished, target = Budget.of(study.get_trials(deepcopy=False), n_trials).finished, n_trials or "no limit"
+    limit = "" if timeout is None else f", time limit {timeout:.0f} s"
     logger.info(
-        "Study %r in %s (%s): %d trial(s) finished of %s; %s on %s, %d steps x %d seed(s) per trial%s",
-        study.study_name,
-        spec.display,
-        spec.source,
-        budget.finished,
-        "no limit" if n_trials is None else n_trials,
-        settings.algo,
-        settings.env_id,
-        settings.n_timesteps,
-        settings.n_seeds,
-        "" if timeout is None else f", time limit {timeout:.0f} s",
+        f"Study {study.study_name!r} in {spec.display} ({spec.source}): {finished} trial(s) finished of {target}; "
+        f"{settings.algo} on {settings.env_id}, {settings.n_timesteps} steps x {settings.n_seeds} seed(s) per trial{limit}"
     )
 
 

@@ -2,7 +2,8 @@
 
 A study lives in a shared Optuna storage (:mod:`~sb3_ppo_variants.workers.storage`: a journal file by default, or a
 database URL); any number of workers, in processes of one machine or on several machines, claim its trials and run
-them (:func:`~sb3_ppo_variants.workers.loop.work`). What a trial is, which trials a study needs and when it is done
+them (:func:`~sb3_ppo_variants.workers.loop.work`). :mod:`~sb3_ppo_variants.workers.processes` tells machines and
+processes apart. What a trial is, which trials a study needs and when it is done
 belong to the client (tuning: a budget of finished trials; ablation: a grid of points).
 
 **Trial attributes** (user attributes, one set for both clients): ``worker`` (``host``, ``machine``: host name,
@@ -45,53 +46,3 @@ failed (a result written but not told is run again); a FAIL trial without its re
 at named points (:data:`~.processes.KILL_ENV_VAR`). SIGTERM (:func:`~.loop.sigterm_interrupts`) and Ctrl-C fail the
 running trial as interrupted and queue its retry.
 """
-
-from sb3_ppo_variants.workers.loop import (
-    DIED,
-    FAIL_REASON_ATTR,
-    HEARTBEAT_ATTR,
-    INTERRUPTED,
-    PROGRESS_ATTR,
-    RETRY_ATTR,
-    WORKER_ATTR,
-    Heartbeat,
-    Liveness,
-    WorkerIdentity,
-    fail_trial,
-    needs_retry,
-    recover_dead_trials,
-    retried_numbers,
-    retry_of,
-    run_trial,
-    sigterm_interrupts,
-    work,
-)
-from sb3_ppo_variants.workers.storage import STORAGE_ENV_VAR, StorageError, StorageSpec, mask_url, open_storage
-from sb3_ppo_variants.workers.storage import resolve_storage
-
-__all__ = [
-    "DIED",
-    "FAIL_REASON_ATTR",
-    "HEARTBEAT_ATTR",
-    "INTERRUPTED",
-    "PROGRESS_ATTR",
-    "RETRY_ATTR",
-    "STORAGE_ENV_VAR",
-    "WORKER_ATTR",
-    "Heartbeat",
-    "Liveness",
-    "StorageError",
-    "StorageSpec",
-    "WorkerIdentity",
-    "fail_trial",
-    "mask_url",
-    "needs_retry",
-    "open_storage",
-    "recover_dead_trials",
-    "resolve_storage",
-    "retried_numbers",
-    "retry_of",
-    "run_trial",
-    "sigterm_interrupts",
-    "work",
-]

@@ -16,7 +16,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any, Protocol
 
@@ -85,7 +85,7 @@ class WorkerIdentity:
 
     def to_attr(self) -> dict[str, Any]:
         """The JSON value stored in the trial's :data:`WORKER_ATTR` user attribute."""
-        return {"host": self.host, "machine": self.machine, "pid": self.pid, "started": self.started}
+        return asdict(self)
 
     @classmethod
     def from_attr(cls, value: Any) -> WorkerIdentity | None:
@@ -258,17 +258,17 @@ class Client(Protocol):
     """What a kind of study (tuning, ablation) adds to the loop."""
 
     def plan(self, study: optuna.Study) -> bool:
-        """With the claim lock held, dead trials failed: enqueue the retries and trials that need one; return
-        whether this worker may ask for a trial now."""
+        """Claim lock held, dead trials failed: enqueue retries and needed trials; whether to ask for a trial now."""
 
     def pending(self, study: optuna.Study, liveness: Liveness) -> bool:
         """Nothing to start: whether to wait for running trials (they may fail and need a retry)."""
 
     def objective(self, trial: optuna.Trial, heartbeat: Heartbeat) -> float:
-        """Run the trial; the return value is told as COMPLETE (see :func:`run_trial` for exceptions)."""
+        """Run the trial (see :func:`run_trial` for what its result and exceptions become)."""
 
     def finished(self, study: optuna.Study, number: int, state: TrialState, seconds: float) -> None:
-        """Called after a trial of this worker was told."""
+        """Called after a trial of this worker was told (by default: nothing)."""
+        return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -314,12 +314,6 @@ def run_trial(
     return state
 
 
-def _ask(study: optuna.Study) -> optuna.Trial:
-    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": the loop beats
-        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
-        return study.ask()
-
-
 def work(
     study: optuna.Study,
     storage: StorageSpec,
@@ -345,11 +339,13 @@ def work(
     try:
         while deadline is None or time.monotonic() < deadline:
             trial = None
-            with lock:
+            with lock.held():
                 kill_point("locked")
                 recover_dead_trials(study, liveness, log)
                 if client.plan(study):
-                    trial = _ask(study)
+                    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": we beat
+                        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
+                        trial = study.ask()
                     kill_point("asked")
                     heartbeat = Heartbeat(study, trial, liveness.heartbeat_interval, parent_pid)
                     if liveness.kind == "rdb" and liveness.heartbeat_interval is not None:
@@ -366,7 +362,7 @@ def work(
                 with heartbeat:
                     state = run_trial(study, trial, client.objective, heartbeat, log)
             except (KeyboardInterrupt, SystemExit):
-                with lock:
+                with lock.held():
                     client.plan(study)  # queue the interrupted trial's retry now
                 raise
             client.finished(study, trial.number, state, time.monotonic() - started)

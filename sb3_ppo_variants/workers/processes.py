@@ -19,10 +19,9 @@ from pathlib import Path
 
 #: Environment variable that overrides :func:`machine_key`, for machines that cannot be told apart otherwise.
 WORKER_HOST_ENV_VAR = "SB3PV_WORKER_HOST"
-#: Test hook: ``point`` or ``point:N`` (the N-th time this process reaches it), comma-separated; the process SIGKILLs
-#: itself there. Points: ``locked`` (claim lock held), ``recovered`` (a dead worker's trial just failed), ``asked``
-#: (a trial claimed, not yet signed), ``signed``, ``mid-trial`` (an evaluation reported), ``result`` (the objective
-#: returned, its results written, the state not yet), ``told`` (state written), ``journal-write`` (a torn append).
+#: Test hook: ``point`` or ``point:N`` (the N-th pass), comma-separated: the process SIGKILLs itself there. Points:
+#: ``locked``, ``recovered``, ``asked``, ``signed`` (:func:`sb3_ppo_variants.workers.loop.work`), ``mid-trial``,
+#: ``result``, ``told`` (:func:`~sb3_ppo_variants.workers.loop.run_trial`), ``journal-write`` (a torn append).
 KILL_ENV_VAR = "SB3PV_KILL_AT"
 _passes: Counter[str] = Counter()
 

@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -246,31 +246,21 @@ class FlockJournalLock(BaseJournalFileLock):
     """
 
     def __init__(self, journal_path: str) -> None:
-        self._path = journal_path + JOURNAL_LOCK_SUFFIX
-        self._thread_lock = threading.Lock()
-        self._handle: IO[bytes] | None = None
+        self._path = Path(journal_path + JOURNAL_LOCK_SUFFIX)
+        self._thread_lock = threading.Lock()  # flock is per open file: threads of one process need their own lock
+        self._held = contextlib.ExitStack()
 
     def acquire(self) -> bool:
-        import fcntl
-
-        self._thread_lock.acquire()
-        try:
-            handle = open(self._path, "ab")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        self._handle = handle
+        with contextlib.ExitStack() as undo:
+            self._thread_lock.acquire()
+            undo.callback(self._thread_lock.release)
+            self._held.enter_context(_file_lock(self._path))
+            undo.pop_all()
         return True
 
     def release(self) -> None:
-        import fcntl
-
-        handle, self._handle = self._handle, None
         try:
-            if handle is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                handle.close()
+            self._held.close()
         finally:
             self._thread_lock.release()
 
@@ -304,7 +294,7 @@ class RepairingJournalBackend(JournalFileBackend):
                 kill_point("journal-write", force=True)
 
 
-# ---------------------------------------------------------------------------------------------------- budget lock
+# ---------------------------------------------------------------------------------------------------- claim lock
 
 
 def _lock_key(study_name: str) -> int:
@@ -330,7 +320,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 class ClaimLock:
-    """An inter-process lock for one study, used as ``with lock: ...`` around recovering, counting and claiming.
+    """An inter-process lock for one study, held (:meth:`held`) while recovering, counting and claiming.
 
     :param spec: The study's storage; picks the mechanism (see the module docstring)
     :param study_name: The study (PostgreSQL/MySQL lock names are derived from it)
@@ -388,17 +378,11 @@ class ClaimLock:
             finally:
                 connection.execute(text(release), params)
 
-    def __enter__(self) -> None:
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """The lock as a context manager: ``with lock.held(): ...``."""
         if self._path is not None:
-            self._context: contextlib.AbstractContextManager[None] = _file_lock(self._path)
-        elif self._engine is not None:
-            self._context = self._database_lock()
-        else:
-            self._context = contextlib.nullcontext()
-        self._context.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._context.__exit__(*exc_info)
+            return _file_lock(self._path)
+        return self._database_lock() if self._engine is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         """Release the database engine, if any."""
