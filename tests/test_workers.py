@@ -125,31 +125,27 @@ KILLS = [
 ]
 
 
-def _killed(result: subprocess.CompletedProcess[str]) -> None:
-    assert result.returncode == -signal.SIGKILL, f"not killed at its point:\n{result.stdout}{result.stderr}"
+def _kill_then_resume(command: list[str], kills: list[str], journal: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` once per kill (each must die at its point), then once more to the end."""
+    for kill_at in kills:
+        result = _run(command, kill_at)
+        assert result.returncode == -signal.SIGKILL, f"not killed at {kill_at}:\n{result.stdout}{result.stderr}"
+        if kill_at.startswith("journal-write"):
+            assert not journal.read_bytes().endswith(b"\n")  # torn for real
+    result = _run(command)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 @pytest.mark.parametrize("kills", KILLS)
 def test_tuning_worker_killed_at_any_point_resumes(tmp_path, kills):
     command = [*TUNING, "--n-trials", "3", "--study-name", "kill", "-o", str(tmp_path)]
-    for kill_at in kills:
-        _killed(_run(command, kill_at))
-        if kill_at.startswith("journal-write"):
-            assert not (tmp_path / "study.journal").read_bytes().endswith(b"\n")  # torn for real
-    result = _run(command)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "finished trials: 3 of 3" in result.stdout
+    assert "finished trials: 3 of 3" in _kill_then_resume(command, kills, tmp_path / "study.journal").stdout
     _check_tuning(tmp_path / "study.journal", "kill", 3)
 
 
 @pytest.mark.parametrize("kills", KILLS)
 def test_ablation_worker_killed_at_any_point_resumes(tmp_path, kills):
-    command = [*ABLATION, "-o", str(tmp_path)]
-    for kill_at in kills:
-        _killed(_run(command, kill_at))
-        if kill_at.startswith("journal-write"):
-            assert not (tmp_path / "study.journal").read_bytes().endswith(b"\n")  # torn for real
-    result = _run(command)
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _kill_then_resume([*ABLATION, "-o", str(tmp_path)], kills, tmp_path / "study.journal")
     assert "2/2 jobs complete" in result.stdout
     _check_ablation(tmp_path / "study.journal", "ablation-tiny")
