@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import logging
 import os
 import sys
@@ -180,34 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         with sigterm_interrupts():  # SIGTERM: the trial is failed and retried
-            summary = run_study(
-                algo=args.algo,
-                env_id=args.env_id,
-                n_trials=args.n_trials,
-                timeout=args.timeout,
-                n_timesteps_per_trial=args.n_timesteps_per_trial,
-                n_seeds=args.n_seeds,
-                n_envs=args.n_envs,
-                storage=args.storage,
-                study_name=args.study_name,
-                sampler=args.sampler,
-                pruner=args.pruner,
-                eval_freq=args.eval_freq,
-                n_eval_episodes=args.n_eval_episodes,
-                output_dir=args.output_dir,
-                hyperparams=hyperparams,
-                normalize=args.normalize,
-                seed=args.seed,
-                sampler_seed=args.sampler_seed,
-                n_startup_trials=args.n_startup_trials,
-                heartbeat_interval=args.heartbeat_interval,
-                grace_period=args.grace_period,
-                max_retry=args.max_retry,
-                wait_for_running=not args.no_wait,
-                device=args.device,
-                plots=not args.no_plots,
-                verbose=verbose,
-            )
+            same_names = {key: value for key, value in vars(args).items() if key in inspect.signature(run_study).parameters}
+            extra = {"wait_for_running": not args.no_wait, "plots": not args.no_plots, "verbose": verbose}
+            summary = run_study(**{**same_names, "hyperparams": hyperparams, **extra})
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     except RuntimeError as exc:
