@@ -47,7 +47,7 @@ from sb3_ppo_variants.tuning import (
 )
 from sb3_ppo_variants.tuning.budget import enqueue_retries
 from sb3_ppo_variants.tuning.cli import main, parse_hyperparams
-from sb3_ppo_variants.workers.loop import Liveness, WorkerIdentity, recover_dead_trials
+from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recover_dead_trials
 from sb3_ppo_variants.workers.storage import open_storage
 from sb3_ppo_variants.workers.processes import machine_key, process_alive, process_start_time
 
@@ -227,9 +227,10 @@ def test_recover_dead_trials_fails_and_retries_only_dead_local_ones(tmp_path):
     # the retry runs with the same parameters; it may be retried max_retry=1 time in all
     popped = study.ask()
     assert popped.number == retry.number and popped.suggest_float("x", 0.0, 1.0) == dead.params["x"]
-    popped.set_user_attr(FAIL_REASON_ATTR, "worker died again")
+    popped.set_user_attr(FAIL_REASON_ATTR, f"{DIED} again")
     study.tell(popped, state=TrialState.FAIL)
-    assert enqueue_retries(study, max_retry=1) == []
+    assert enqueue_retries(study, max_retry=1) == []  # needs a retry, but max_retry is spent
+    assert enqueue_retries(study, max_retry=2) == [popped.number]
 
 
 def test_journal_trial_from_before_a_reboot_is_dead(tmp_path, monkeypatch):
@@ -247,7 +248,7 @@ def test_journal_trial_from_before_a_reboot_is_dead(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_heartbeat_stale_trial_is_failed_and_retried(tmp_path):
-    """The database path (here SQLite): Optuna's heartbeat check fails the trial, our callback enqueues its retry."""
+    """The database path (here SQLite): Optuna's heartbeat check fails the trial, the retry sweep enqueues its retry."""
     spec = resolve_storage(f"sqlite:///{tmp_path / 'hb.db'}", tmp_path)
     storage = open_storage(spec, heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(storage=storage, study_name="hb", direction="maximize")
