@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import GridSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -235,12 +235,12 @@ def prepare_round(study: optuna.Study, spec: GridSpec, options: WorkerOptions) -
         point = _RNG.choice(retries or fresh)
         space = spec.search_space()
         user_attrs = {"point": list(point), RETRY_ATTR: [t.number for t in state.points[point].failed]}
+        params = dict(zip(space, point, strict=True))
+        distributions: dict[str, BaseDistribution] = {name: CategoricalDistribution(values) for name, values in space.items()}
+        fixed = {"fixed_params": params}  # as enqueue_trial marks it: GridSampler then leaves the trial alone
         study.add_trial(
             optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=dict(zip(space, point, strict=True)),
-                distributions={name: CategoricalDistribution(values) for name, values in space.items()},
-                user_attrs=user_attrs,
+                state=TrialState.WAITING, params=params, distributions=distributions, user_attrs=user_attrs, system_attrs=fixed
             )
         )
         return state, True
