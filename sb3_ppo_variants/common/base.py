@@ -52,7 +52,7 @@ from sb3_ppo_variants.common.controls import (
 from sb3_ppo_variants.common.distributions import no_distribution_validation
 from sb3_ppo_variants.common.losses import value_function_loss
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep, with_fast_optimizer
-from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, set_training_mode
+from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, is_exact_sb3_policy, set_training_mode
 from sb3_ppo_variants.common.validation import (
     check_adaptive_lr,
     check_bool,
@@ -330,7 +330,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         self.current_learning_rate: float | None = initial_lr
         #: the KL the adaptive rule last used (logged as train/adaptive_lr_kl)
         self._adaptive_lr_kl = float("nan")
-        #: (step, env, terminal observation, bootstrapped value) of this rollout's truncations, for recompute_advantage
+        #: (step, env, terminal observation, reward before bootstrapping) of this rollout's truncations, for
+        #: recompute_advantage
         self._truncations: list[tuple[int, int, Any, float]] = []
 
     # ------------------------------------------------------------------ set-up
@@ -421,19 +422,40 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
         """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment).
 
-        With ``recompute_advantage`` the terminal observations are kept (for this rollout) so that their value can be
-        recomputed with the current critic as well.
+        SB3 calls ``predict_values`` once per truncated env; with a policy that is exactly SB3's (the rule of
+        :mod:`sb3_ppo_variants.common.policies`) the truncated envs of a step share one call, the same values.
+        With ``recompute_advantage`` the terminal observations and the rewards before bootstrapping are kept (for this
+        rollout), so that the bootstrapped value can be recomputed with the current critic as well.
         """
-        if self.recompute_advantage and self.rollout_buffer.pos == 0:
+        if self.recompute_advantage:
+            self._remember_truncations(rewards, dones, infos)
+        truncated = [
+            idx
+            for idx, done in enumerate(dones)
+            if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False)
+        ]
+        if not truncated:
+            return
+        if len(truncated) > 1 and is_exact_sb3_policy(self.policy):
+            terminal_obs = _stack_observations([infos[idx]["terminal_observation"] for idx in truncated])
+            with th.no_grad():
+                values = self.policy.predict_values(self.policy.obs_to_tensor(terminal_obs)[0])  # type: ignore[arg-type]
+            rewards[truncated] += (self.gamma * values[:, 0]).cpu().numpy()
+            return
+        for idx in truncated:
+            terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+            with th.no_grad():
+                terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+            rewards[idx] += self.gamma * terminal_value
+
+    def _remember_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """For ``recompute_advantage``: this step's truncated envs, their terminal observation and raw reward."""
+        if self.rollout_buffer.pos == 0:
             self._truncations = []  # the first step of a new rollout
         for idx, done in enumerate(dones):
             if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
                 terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
-                with th.no_grad():
-                    terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
-                rewards[idx] += self.gamma * terminal_value
-                if self.recompute_advantage:
-                    self._truncations.append((self.rollout_buffer.pos, idx, terminal_obs, float(terminal_value)))
+                self._truncations.append((self.rollout_buffer.pos, idx, terminal_obs, float(rewards[idx])))
 
     # ------------------------------------------------------------------ rollouts
 
@@ -648,10 +670,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 ]
             )
             last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
-            for index, (step, env, terminal_obs, old_value) in enumerate(self._truncations):
-                new_value = float(self.policy.predict_values(terminal_obs)[0])
-                buffer.rewards[step, env] += self.gamma * (new_value - old_value)
-                self._truncations[index] = (step, env, terminal_obs, new_value)
+            for step, env, terminal_obs, raw_reward in self._truncations:
+                buffer.rewards[step, env] = raw_reward + self.gamma * float(self.policy.predict_values(terminal_obs)[0])
         # the flattened buffer is env-major (SB3's swap_and_flatten): index env * n_steps + step
         values = flat_values.cpu().numpy().reshape(n_envs, n_steps).T.copy()
         advantages, returns = compute_gae(
@@ -858,6 +878,13 @@ def _drop_cached_tensors(buffer: RolloutBuffer) -> None:
     drop = getattr(buffer, "_drop_tensors", None)
     if drop is not None:
         drop()
+
+
+def _stack_observations(observations: list[Any]) -> Any:
+    """A batch of single-env observations (arrays, or dicts of arrays) with a leading batch dimension."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+    return np.stack(observations)
 
 
 def _check_finite(observations: Any, rewards: np.ndarray, timestep: int) -> None:
