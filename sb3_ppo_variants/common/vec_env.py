@@ -68,7 +68,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv, VectorWrapper
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
@@ -218,6 +219,7 @@ class GymnasiumVecEnv(VecEnv):
                     "AsyncVectorEnv(shared_memory=False) in NEXT_STEP mode does not clear a pending autoreset on a "
                     "partial reset: use shared_memory=True (the default) or autoreset_mode=AutoresetMode.SAME_STEP"
                 )
+            self._refuse_record_episode_statistics(venv)
             return _reset_mask_reset
         native = PARTIAL_RESETS.get(type(venv))
         if native is not None:
@@ -229,6 +231,21 @@ class GymnasiumVecEnv(VecEnv):
             "vectorization_mode='sync' or 'async'), an environment in SAME_STEP mode, or pass "
             "partial_reset=fn(venv, mask) -> (obs, infos) that resets only the masked environments."
         )
+
+    @staticmethod
+    def _refuse_record_episode_statistics(venv: VectorEnv) -> None:
+        """gymnasium 1.x's vector ``RecordEpisodeStatistics`` looks for ``reset_mask`` in the options after the
+        environment below it has popped it, so a partial reset zeroes the statistics of *every* environment."""
+        env: Any = venv
+        while isinstance(env, VectorWrapper):
+            if isinstance(env, RecordEpisodeStatistics):
+                raise ValueError(
+                    "gymnasium.wrappers.vector.RecordEpisodeStatistics loses the episodes of all environments on the "
+                    "partial resets this autoreset mode needs (it misses the reset_mask its inner environment removed "
+                    "from the options): leave it out, the adapter reports Monitor-style statistics itself (monitor=True), "
+                    "or use autoreset_mode=AutoresetMode.SAME_STEP"
+                )
+            env = env.env
 
     # ------------------------------------------------------------------ reset / step
 
@@ -368,18 +385,16 @@ class GymnasiumVecEnv(VecEnv):
         if isinstance(base, SyncVectorEnv):
             for i in targets:
                 base.envs[i].set_wrapper_attr(attr_name, value)
+        elif sorted(targets) != list(range(self.num_envs)):
+            if isinstance(base, AsyncVectorEnv):
+                what = "AsyncVectorEnv sets an attribute in all its environments at once"
+            else:
+                what = f"{self.venv} is a native vectorised environment: its attributes belong to all its environments"
+            raise NotImplementedError(f"{what}, so set_attr takes indices=None only")
         elif isinstance(base, AsyncVectorEnv):
-            values = list(base.get_attr(attr_name)) if len(targets) < self.num_envs else [value] * self.num_envs
-            for i in targets:
-                values[i] = value
-            base.set_attr(attr_name, values)
-        elif sorted(targets) == list(range(self.num_envs)):
-            setattr(self.venv, attr_name, value)
+            base.set_attr(attr_name, value)
         else:
-            raise NotImplementedError(
-                f"{self.venv} is a native vectorised environment: its attributes belong to all its environments at once, "
-                "so set_attr takes indices=None only"
-            )
+            setattr(self.venv, attr_name, value)
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
