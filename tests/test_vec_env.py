@@ -360,6 +360,7 @@ def test_attributes_methods_and_wrappers_of_sync_sub_envs():
 def test_attributes_of_a_native_env():
     ours = GymnasiumVecEnv(_native(N_ENVS))
     assert ours.get_attr("max_episode_steps") == [MAX_STEPS] * N_ENVS
+    assert ours.has_attr("force_mag") and not ours.has_attr("answer")
     ours.set_attr("force_mag", 5.0)
     assert ours.venv.force_mag == 5.0  # type: ignore[attr-defined]
     with pytest.raises(NotImplementedError, match="indices=None"):
@@ -372,7 +373,9 @@ def test_attributes_of_a_native_env():
 def test_async_attributes():
     ours = _ours(AutoresetMode.SAME_STEP, "async", n_envs=2)
     try:
+        assert not ours.has_attr("answer")  # asked without breaking the workers
         ours.set_attr("answer", 7)
+        assert ours.has_attr("answer")
         assert ours.get_attr("answer", indices=[1]) == [7]
         with pytest.raises(NotImplementedError, match="indices=None"):
             ours.set_attr("answer", 8, indices=[1])

@@ -366,6 +366,16 @@ class GymnasiumVecEnv(VecEnv):
         frames = self.venv.render()
         return [None] * self.num_envs if frames is None else list(frames)  # type: ignore[arg-type]
 
+    def has_attr(self, attr_name: str) -> bool:
+        """Whether all environments have the attribute, asked without an error (an ``AttributeError`` inside an
+        ``AsyncVectorEnv`` worker shuts the worker down; sb3-contrib's MaskablePPO asks for ``action_masks``)."""
+        base = self.venv.unwrapped
+        if isinstance(base, SyncVectorEnv):
+            return all(env.has_wrapper_attr(attr_name) for env in base.envs)
+        if isinstance(base, AsyncVectorEnv):
+            return all(base.call("has_wrapper_attr", attr_name))
+        return hasattr(self.venv, attr_name)
+
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """Sub-environments' attributes (``SyncVectorEnv``/``AsyncVectorEnv``); for a native vectorised environment,
         which has no sub-environments, the vector environment's attribute, once per index."""
