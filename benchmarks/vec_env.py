@@ -268,6 +268,11 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         per_repeat[k]["steps_per_s"] / dummy[k]["steps_per_s"] for k in per_repeat if k in dummy
                     ),
                     "load": statistics.median(r["load_1min"] for r in rs),
+                    "cpu_ratio": statistics.median(
+                        dummy[k]["cpu_s"] / dummy[k]["steps"] / (per_repeat[k]["cpu_s"] / per_repeat[k]["steps"])
+                        for k in per_repeat
+                        if k in dummy
+                    ),
                 }
                 if "rollout_steps_per_s" in rs[0]:
                     row["rollout_steps_per_s"] = statistics.median(r["rollout_steps_per_s"] for r in rs)
@@ -300,9 +305,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"lin_1e-3, clip lin_0.2) with n_steps = {meta['total_batch']} / n_envs, `learn({meta['timesteps']})` timed "
         f"after a one-update warm-up, fresh process per run, {meta['repeats']} rounds, medians. Ratio: adapter / "
         "DummyVecEnv, median of the per-round ratios. Rollout: time inside `collect_rollouts` (environment steps and "
-        "the policy's forward passes); share: its part of `learn()`.",
+        "the policy's forward passes); share: its part of `learn()`. CPU ratio: the same ratio of steps per second of "
+        "process CPU time (less sensitive to the load of other processes).",
         "",
-        "| algorithm | n_envs | environment | steps/s (min-max) | ratio | rollout steps/s | rollout ratio | rollout share |",
+        "| algorithm | n_envs | environment | steps/s (min-max) | ratio (CPU) | rollout steps/s | rollout ratio "
+        "| rollout share |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -310,7 +317,8 @@ def markdown(data: dict[str, Any]) -> str:
             continue
         lines.append(
             f"| {r['algo']} | {r['n_envs']} | {LABELS[r['env']]} | {r['steps_per_s']:.0f} ({r['min']:.0f}-{r['max']:.0f}) "
-            f"| {r['ratio']:.2f} | {r['rollout_steps_per_s']:.0f} | {r['rollout_ratio']:.2f} | {r['rollout_share']:.0%} |"
+            f"| {r['ratio']:.2f} ({r['cpu_ratio']:.2f}) | {r['rollout_steps_per_s']:.0f} | {r['rollout_ratio']:.2f} "
+            f"| {r['rollout_share']:.0%} |"
         )
     env_only = [r for r in rows if r["algo"] == "env-only"]
     if env_only:
@@ -318,13 +326,13 @@ def markdown(data: dict[str, Any]) -> str:
             "",
             "Environment alone (random actions, no policy, SB3 `VecEnv.step` calls):",
             "",
-            "| n_envs | environment | env steps/s (min-max) | ratio to DummyVecEnv |",
+            "| n_envs | environment | env steps/s (min-max) | ratio to DummyVecEnv (CPU) |",
             "|---:|---|---:|---:|",
         ]
         for r in env_only:
             lines.append(
                 f"| {r['n_envs']} | {LABELS[r['env']]} | {r['steps_per_s']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | "
-                f"{r['ratio']:.2f} |"
+                f"{r['ratio']:.2f} ({r['cpu_ratio']:.2f}) |"
             )
     return "\n".join(lines) + "\n"
 
