@@ -123,6 +123,36 @@ def test_dict_observations_same_as_dummy_vec_env(mode):
     assert terminations and truncations
 
 
+@pytest.mark.parametrize("env_id", ["FrozenLake-v1", "Pendulum-v1"])
+def test_other_spaces_same_as_dummy_vec_env(env_id):
+    """Discrete observations (FrozenLake: slippery, terminations) and Box actions (Pendulum: truncations only)."""
+    mode = AutoresetMode.NEXT_STEP
+    reference = DummyVecEnv([lambda: Monitor(gym.make(env_id, max_episode_steps=10)) for _ in range(N_ENVS)])
+    ours = make_gymnasium_vec_env(env_id, N_ENVS, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode},
+                                  max_episode_steps=10)
+    assert ours.observation_space == reference.observation_space and ours.action_space == reference.action_space
+    reference.seed(SEED)
+    ours.seed(SEED)
+    _assert_obs_equal(reference.reset(), ours.reset())
+    space = copy.deepcopy(reference.action_space)
+    space.seed(0)
+    ends = 0
+    for _ in range(60):
+        actions = np.stack([space.sample() for _ in range(N_ENVS)])
+        obs_ref, rew_ref, done_ref, infos_ref = reference.step(actions)
+        obs, rew, done, infos = ours.step(actions)
+        _assert_obs_equal(obs_ref, obs)
+        np.testing.assert_array_equal(rew_ref, rew)
+        np.testing.assert_array_equal(done_ref, done)
+        for info_ref, info in zip(infos_ref, infos, strict=True):
+            assert info_ref["TimeLimit.truncated"] == info["TimeLimit.truncated"]
+            if "terminal_observation" in info_ref:
+                ends += 1
+                np.testing.assert_array_equal(info_ref["terminal_observation"], info["terminal_observation"])
+                assert info_ref["episode"]["r"] == info["episode"]["r"]
+    assert ends > 5
+
+
 def test_second_reset_and_seedless_reset_as_dummy_vec_env():
     """Seeds are used once: a reset after some steps, without seed(), continues each env's generator, as DummyVecEnv."""
     reference, ours = _dummy(), _ours(AutoresetMode.NEXT_STEP)
