@@ -347,11 +347,11 @@ def plot(data: dict[str, Any], path: Path) -> None:
     algos = list(dict.fromkeys(r["algo"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, title in ((axes[0], "steps_per_s", "learn() steps/s"), (axes[1], "rollout_steps_per_s", "rollout steps/s")):
-        for algo in algos:
+        for color, algo in zip(("tab:blue", "tab:red"), algos, strict=False):
             for kind, style in (("dummy", "--"), ("adapter", "-")):
                 pts = sorted((r["n_envs"], r[key]) for r in rows if r["algo"] == algo and r["env"] == kind)
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), style, marker="o", label=f"{algo}, {LABELS[kind]}")
+                    ax.plot(*zip(*pts, strict=True), style, color=color, marker="o", label=f"{algo}, {LABELS[kind]}")
         ax.set_xscale("log", base=2)
         ax.set_xticks([r["n_envs"] for r in rows if r["algo"] == algos[0] and r["env"] == "dummy"])
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
