@@ -27,6 +27,7 @@ between rounds); reported: medians over rounds and the median of the per-round a
 Run from the repository root::
 
     .venv/bin/python benchmarks/vec_env.py --repeats 3 --out benchmarks/results           # ~20 min on 2 busy cores
+    .venv/bin/python benchmarks/vec_env.py --repeats 2 --env-only --append --out benchmarks/results  # 2 rounds more
     .venv/bin/python benchmarks/vec_env.py --quick --out /tmp/vec_env                      # smoke test
     .venv/bin/python benchmarks/vec_env.py --render benchmarks/results/vec_env.json        # redo .md/.png
 
@@ -199,10 +200,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="vec_env_bench_"))
     pythonpath = snapshot_package(tmp)
     runs: list[dict[str, Any]] = []
+    previous: dict[str, Any] | None = None
+    if args.append:  # more rounds for an earlier vec_env.json: rounds (and their seeds) continue its numbering
+        previous = json.loads((out / "vec_env.json").read_text())
+        runs = previous["runs"]
+    first = max((r["repeat"] for r in runs), default=-1) + 1
     algos = list(args.algos) + (["env-only"] if args.env_only else [])
     started = dt.datetime.now(dt.timezone.utc)
     try:
-        for repeat in range(args.repeats):
+        for repeat in range(first, first + args.repeats):
             for n_envs in args.n_envs:
                 for algo in algos:
                     kinds = list(ENV_KINDS) + (["sync"] if algo == "env-only" else [])
@@ -231,6 +237,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "timesteps": args.timesteps,
         "total_batch": TOTAL_BATCH,
     }
+    if previous is not None:
+        meta["date_utc"] = f"{previous['meta']['date_utc']} and {meta['date_utc']}"
+        meta["command"] = f"{previous['meta']['command']}, then {meta['command']}"
+        meta["git_head"] = f"{previous['meta']['git_head']}, then {meta['git_head']}"
+        meta["repeats"] = previous["meta"]["repeats"] + args.repeats
     data = {"meta": meta, "runs": runs}
     (out / "vec_env.json").write_text(json.dumps(data, indent=1))
     return data
@@ -383,6 +394,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--env-only-timesteps", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--append", action="store_true", help="add --repeats rounds to <out>/vec_env.json")
     parser.add_argument("--quick", action="store_true", help="1 round, 2 updates, 8 and 64 envs")
     parser.add_argument("--render", help="rewrite the .md and .png of an earlier vec_env.json")
     args = parser.parse_args(argv)
