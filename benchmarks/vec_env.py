@@ -275,9 +275,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "steps_per_s": statistics.median(r["steps_per_s"] for r in rs),
                     "min": min(r["steps_per_s"] for r in rs),
                     "max": max(r["steps_per_s"] for r in rs),
-                    "ratio": statistics.median(
-                        per_repeat[k]["steps_per_s"] / dummy[k]["steps_per_s"] for k in per_repeat if k in dummy
-                    ),
+                    "ratios": [per_repeat[k]["steps_per_s"] / dummy[k]["steps_per_s"] for k in per_repeat if k in dummy],
                     "load": statistics.median(r["load_1min"] for r in rs),
                     "cpu_ratio": statistics.median(
                         dummy[k]["cpu_s"] / dummy[k]["steps"] / (per_repeat[k]["cpu_s"] / per_repeat[k]["steps"])
@@ -285,16 +283,22 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         if k in dummy
                     ),
                 }
+                row["ratio"] = statistics.median(row["ratios"])
                 if "rollout_steps_per_s" in rs[0]:
                     row["rollout_steps_per_s"] = statistics.median(r["rollout_steps_per_s"] for r in rs)
-                    row["rollout_ratio"] = statistics.median(
+                    row["rollout_ratios"] = [
                         per_repeat[k]["rollout_steps_per_s"] / dummy[k]["rollout_steps_per_s"]
                         for k in per_repeat
                         if k in dummy
-                    )
+                    ]
+                    row["rollout_ratio"] = statistics.median(row["rollout_ratios"])
                     row["rollout_share"] = statistics.median(r["rollout_wall_s"] / r["wall_s"] for r in rs)
                 rows.append(row)
     return rows
+
+
+def _span(values: Sequence[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -319,8 +323,8 @@ def markdown(data: dict[str, Any]) -> str:
         "the policy's forward passes); share: its part of `learn()`. CPU ratio: the same ratio of steps per second of "
         "process CPU time (less sensitive to the load of other processes).",
         "",
-        "| algorithm | n_envs | environment | steps/s (min-max) | ratio (CPU) | rollout steps/s | rollout ratio "
-        "| rollout share |",
+        "| algorithm | n_envs | environment | steps/s (min-max) | ratio (per-round min-max; CPU) | rollout steps/s "
+        "| rollout ratio (min-max) | rollout share |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -328,8 +332,8 @@ def markdown(data: dict[str, Any]) -> str:
             continue
         lines.append(
             f"| {r['algo']} | {r['n_envs']} | {LABELS[r['env']]} | {r['steps_per_s']:.0f} ({r['min']:.0f}-{r['max']:.0f}) "
-            f"| {r['ratio']:.2f} ({r['cpu_ratio']:.2f}) | {r['rollout_steps_per_s']:.0f} | {r['rollout_ratio']:.2f} "
-            f"| {r['rollout_share']:.0%} |"
+            f"| {r['ratio']:.2f} ({_span(r['ratios'])}; CPU {r['cpu_ratio']:.2f}) | {r['rollout_steps_per_s']:.0f} "
+            f"| {r['rollout_ratio']:.2f} ({_span(r['rollout_ratios'])}) | {r['rollout_share']:.0%} |"
         )
     env_only = [r for r in rows if r["algo"] == "env-only"]
     if env_only:
