@@ -20,11 +20,11 @@ import torch as th
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode, VectorEnv
-from stable_baselines3 import PPO
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
-from sb3_ppo_variants import ClipPPO
+from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants.common.vec_env import GymnasiumVecEnv, make_gymnasium_vec_env
 
 N_ENVS = 4
@@ -345,6 +345,23 @@ def test_training_on_native_cartpole(cls, make_model):
     assert model.num_timesteps == 3 * 32 * 8
     assert len(model.ep_info_buffer) > 0  # rollout/ep_rew_mean is logged
     assert _max_param_diff(fresh, model.policy) > 1e-4
+
+
+@pytest.mark.parametrize("cls", [KLPenaltyPPO, REINFORCE], ids=lambda cls: cls.__name__)
+def test_our_other_algorithms_train_on_it(cls, make_model):
+    model = make_model(cls, env=make_gymnasium_vec_env("CartPole-v1", 4, vectorization_mode="vector_entry_point"))
+    model.learn(2 * 64 * 4)
+    assert model.num_timesteps == 2 * 64 * 4 and len(model.ep_info_buffer) > 0
+
+
+@pytest.mark.parametrize("cls", [A2C, DQN], ids=lambda cls: cls.__name__)
+def test_sb3_algorithms_train_on_it(cls):
+    """Any SB3 algorithm: on-policy A2C, and off-policy DQN, which stores ``terminal_observation`` as next obs."""
+    env = make_gymnasium_vec_env("CartPole-v1", 4, seed=0, vectorization_mode="sync", max_episode_steps=MAX_STEPS)
+    kwargs: dict[str, Any] = dict(learning_starts=16) if cls is DQN else {}
+    model = cls("MlpPolicy", env, seed=0, device="cpu", policy_kwargs=dict(net_arch=[16]), **kwargs)
+    model.learn(200)
+    assert model.num_timesteps >= 200 and len(model.ep_info_buffer) > 0
 
 
 def test_vec_normalize_on_top_and_its_statistics_saved_and_loaded(tmp_path):
