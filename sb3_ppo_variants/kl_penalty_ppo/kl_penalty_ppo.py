@@ -215,16 +215,24 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
             if self.rollout_buffer_class is None:
                 dict_obs = isinstance(self.observation_space, spaces.Dict)
                 self.rollout_buffer_class = DictDistParamsRolloutBuffer if dict_obs else DistParamsRolloutBuffer
-            self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "dist_params_dim": dist_params_dim(self.action_space)}
+            self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "dist_params_dim": self._dist_params_dim()}
         super()._setup_model()
         self.kl_target = FloatSchedule(self.kl_target)
         if self.clip_range is not None:
             self.clip_range = FloatSchedule(self.clip_range)
-        if closed_form and not has_closed_form_kl(self.policy.action_dist):
+        if closed_form and not self._has_closed_form_kl(self.policy.action_dist):
             raise ValueError(
                 f"{type(self).__name__}: `kl_estimator='closed_form'` has no closed form for the action distribution "
                 f"{type(self.policy.action_dist).__name__}; use one of 'sample_low_var', 'sample_log_ratio'"
             )
+
+    def _dist_params_dim(self) -> int:
+        """Floats per sample of the old distribution's parameters kept for the closed-form KL."""
+        return dist_params_dim(self.action_space)
+
+    def _has_closed_form_kl(self, distribution: Distribution) -> bool:
+        """Whether :meth:`_kl` has a closed form for the policy's distribution (the masked variant has its own)."""
+        return has_closed_form_kl(distribution)
 
     # ------------------------------------------------------------------ hooks of the shared loop
 
