@@ -77,6 +77,7 @@ def no_distribution_validation() -> Iterator[None]:
 def _check_argument_types(
     owner: str,
     policy_aliases: dict[str, type[BasePolicy]],
+    policy_base: type[BasePolicy],
     policy: Any,
     normalize_advantage: Any,
     use_sde: Any,
@@ -87,8 +88,8 @@ def _check_argument_types(
     device: Any,
 ) -> None:
     """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
-    if isinstance(policy, type) and not issubclass(policy, ActorCriticPolicy):
-        raise TypeError(f"{owner}: `policy` must be an ActorCriticPolicy subclass or one of {sorted(policy_aliases)}")
+    if isinstance(policy, type) and not issubclass(policy, policy_base):
+        raise TypeError(f"{owner}: `policy` must be a {policy_base.__name__} subclass or one of {sorted(policy_aliases)}")
     if isinstance(policy, str) and policy not in policy_aliases:
         raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
     for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
@@ -154,6 +155,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         "CnnPolicy": ActorCriticCnnPolicy,
         "MultiInputPolicy": MultiInputActorCriticPolicy,
     }
+    #: the class every policy must subclass
+    policy_base: ClassVar[type[BasePolicy]] = ActorCriticPolicy
     policy: ActorCriticPolicy
     rollout_buffer: RolloutBuffer
 
@@ -209,6 +212,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         _check_argument_types(
             owner,
             self.policy_aliases,
+            self.policy_base,
             policy=policy,
             normalize_advantage=normalize_advantage,
             use_sde=use_sde,
@@ -313,6 +317,14 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """Extra keyword arguments for ``rollout_buffer.add`` computed from the rollout step's distribution."""
         return {}
 
+    def _rollout_policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
+        """Extra keyword arguments of the policy calls of one rollout step, also stored with the step in the buffer."""
+        return {}
+
+    def _minibatch_policy_kwargs(self, batch: Any) -> dict[str, Any]:
+        """Extra keyword arguments of the policy calls on one minibatch (e.g. its stored ``action_masks``)."""
+        return {}
+
     def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
         """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment)."""
         for idx, done in enumerate(dones):
@@ -354,10 +366,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
             with th.inference_mode(), no_distribution_validation():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                distribution, values = policy_outputs(self.policy, obs_tensor, with_values=uses_critic)
-                actions_tensor = distribution.get_actions()
-                log_probs = distribution.log_prob(actions_tensor)
-                extras = self._rollout_extras(distribution)
+                policy_kwargs = self._rollout_policy_kwargs(env)
+                if policy_kwargs or not isinstance(self.policy, ActorCriticPolicy):  # PROTOTYPE public path
+                    actions_tensor, values, log_probs = self.policy(obs_tensor, **policy_kwargs)
+                    extras = self._rollout_extras(self.policy.get_distribution(obs_tensor, **policy_kwargs))
+                else:
+                    distribution, values = policy_outputs(self.policy, obs_tensor, with_values=uses_critic)
+                    actions_tensor = distribution.get_actions()
+                    log_probs = distribution.log_prob(actions_tensor)
+                    extras = self._rollout_extras(distribution)
             if values is None:
                 values = th.zeros((env.num_envs, 1), device=self.device)
             actions = actions_tensor.reshape((-1, *self.action_space.shape)).cpu().numpy()  # type: ignore[misc]
@@ -391,6 +408,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 self._last_episode_starts,  # type: ignore[arg-type]
                 values,
                 log_probs,
+                **policy_kwargs,
                 **extras,
             )
             self._last_obs = new_obs  # type: ignore[assignment]
@@ -459,7 +477,12 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         Appends the detached loss terms to ``stats``.
         """
         actions = batch.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else batch.actions
-        distribution, values = policy_outputs(self.policy, batch.observations, with_values=self.uses_critic)
+        policy_kwargs = self._minibatch_policy_kwargs(batch)
+        if policy_kwargs or not isinstance(self.policy, ActorCriticPolicy):  # PROTOTYPE public path
+            distribution = self.policy.get_distribution(batch.observations, **policy_kwargs)
+            values = self.policy.predict_values(batch.observations) if self.uses_critic else None
+        else:
+            distribution, values = policy_outputs(self.policy, batch.observations, with_values=self.uses_critic)
         log_prob = distribution.log_prob(actions)
         # with a zero coefficient the entropy is only logged: no graph, no backward through it
         with th.set_grad_enabled(self.ent_coef != 0):

@@ -287,7 +287,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         with th.no_grad():
             for batch in _in_order(buffer, chunk):
                 actions = batch.actions.long().flatten() if discrete else batch.actions
-                distribution = self.policy.get_distribution(batch.observations)
+                distribution = self.policy.get_distribution(batch.observations, **self._minibatch_policy_kwargs(batch))
                 log_prob = distribution.log_prob(actions)
                 total += float(self._kl(batch, distribution, log_prob).sum())
         return total / n_samples

@@ -76,6 +76,7 @@ class MaskableAlgorithmMixin:
     action_space: spaces.Space
     observation_space: spaces.Space
     policy: Any
+    policy_class: Any
     env: VecEnv | None
     rollout_buffer_class: type[RolloutBuffer] | None
 
@@ -85,9 +86,19 @@ class MaskableAlgorithmMixin:
             mask_dim(self.action_space)
         except ValueError as exc:
             raise ValueError(f"{owner}: the action space of `env` is not maskable: {exc}") from None
+        if getattr(self, "use_sde", False):
+            raise ValueError(f"{owner}: `use_sde=True` (gSDE) is for continuous actions; masked policies are categorical")
         if self.rollout_buffer_class is None:
             self.rollout_buffer_class = self._mask_buffer_classes[isinstance(self.observation_space, spaces.Dict)]
-        super()._setup_model()  # type: ignore[misc]
+        # SB3's OnPolicyAlgorithm._setup_model builds the policy with `use_sde=...`, which sb3-contrib's maskable
+        # policies do not take (MaskablePPO re-implements _setup_model for that); the class is swapped for one call
+        # that drops it, and restored, so that the saved `policy_class` is the user's.
+        policy_class = self.policy_class
+        self.policy_class = _without_use_sde(policy_class)
+        try:
+            super()._setup_model()  # type: ignore[misc]
+        finally:
+            self.policy_class = policy_class
         if not isinstance(self.policy, MaskableActorCriticPolicy):
             raise TypeError(
                 f"{owner}: `policy` must be sb3-contrib's MaskableActorCriticPolicy or a subclass of it, "
@@ -169,6 +180,16 @@ class MaskableAlgorithmMixin:
         return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
 
 
+def _without_use_sde(policy_class: type[BasePolicy]) -> Any:
+    """``policy_class`` as a callable that accepts and drops SB3's ``use_sde=False`` keyword."""
+
+    def build(*args: Any, use_sde: bool = False, **kwargs: Any) -> BasePolicy:
+        return policy_class(*args, **kwargs)
+
+    build.__name__ = policy_class.__name__
+    return build
+
+
 def _n_observations(observation: Any, observation_space: spaces.Space) -> int | None:
     """The number of observations in ``observation`` (1 if not vectorized); None when it cannot be told here."""
     try:
@@ -182,7 +203,7 @@ def _n_observations(observation: Any, observation_space: spaces.Space) -> int | 
         return None  # the policy's own checks report a malformed observation
 
 
-class MaskableClipPPO(MaskableAlgorithmMixin, ClipPPO):
+class MaskableClipPPO(MaskableAlgorithmMixin, ClipPPO):  # type: ignore[misc]  # learn() takes use_masking, as MaskablePPO's
     """:class:`~sb3_ppo_variants.ClipPPO` with invalid-action masking: sb3-contrib's ``MaskablePPO`` on our loop.
 
     Parameters are ClipPPO's (and so SB3 PPO's and ``MaskablePPO``'s); ``policy`` is a ``MaskableActorCriticPolicy``
@@ -192,7 +213,7 @@ class MaskableClipPPO(MaskableAlgorithmMixin, ClipPPO):
     """
 
 
-class MaskableKLPenaltyPPO(MaskableAlgorithmMixin, KLPenaltyPPO):
+class MaskableKLPenaltyPPO(MaskableAlgorithmMixin, KLPenaltyPPO):  # type: ignore[misc]  # learn() takes use_masking, as MaskablePPO's
     """:class:`~sb3_ppo_variants.KLPenaltyPPO` with invalid-action masking.
 
     The closed-form KL (``kl_estimator="closed_form"``, default) is taken over the legal actions of each state
@@ -229,7 +250,7 @@ class MaskableKLPenaltyPPO(MaskableAlgorithmMixin, KLPenaltyPPO):
         return super()._kl(batch, distribution, log_prob)
 
 
-class MaskableREINFORCE(MaskableAlgorithmMixin, REINFORCE):
+class MaskableREINFORCE(MaskableAlgorithmMixin, REINFORCE):  # type: ignore[misc]  # learn() takes use_masking, as MaskablePPO's
     """:class:`~sb3_ppo_variants.REINFORCE` with invalid-action masking: the log-probabilities in the loss are those of
     the masked policy. Parameters are REINFORCE's; ``policy`` is a ``MaskableActorCriticPolicy``."""
 

@@ -78,13 +78,13 @@ class MaskableTensorRolloutBuffer(_MaskTensorsMixin, MaskableRolloutBuffer):
     Parameters are those of ``MaskableRolloutBuffer``; samples are ``MaskableRolloutBufferSamples``.
     """
 
-    _samples_class = MaskableRolloutBufferSamples
+    _samples_class: type = MaskableRolloutBufferSamples
 
 
 class MaskableDictTensorRolloutBuffer(_MaskTensorsMixin, MaskableDictRolloutBuffer):
     """sb3-contrib's :class:`~sb3_contrib.common.maskable.buffers.MaskableDictRolloutBuffer`, sampling in torch."""
 
-    _samples_class = MaskableDictRolloutBufferSamples
+    _samples_class: type = MaskableDictRolloutBufferSamples
 
 
 class MaskableDistParamsRolloutBuffer(_DistParamsMixin, MaskableTensorRolloutBuffer):  # type: ignore[misc]
