@@ -348,3 +348,42 @@ def test_masks_match_get_action_masks_of_a_vec_env():
     vec_env.reset()
     masks = check_action_masks(get_action_masks(vec_env), vec_env.action_space, 3)
     assert masks.shape == (3, 15) and masks.dtype == np.bool_
+
+
+# ---------------------------------------------------------------------------------------------- rl_zoo3
+
+
+def test_zoo_registers_the_masked_algorithms_with_the_unmasked_samplers():
+    import gymnasium
+    from rl_zoo3 import hyperparams_opt, utils
+
+    from sb3_ppo_variants.registry import MASKABLE_ALGOS
+    from sb3_ppo_variants.zoo import SAMPLERS, register_zoo, zoo_config
+
+    register_zoo()
+    for name, unmasked in (("clip_ppo_mask", "clip_ppo"), ("kl_ppo_mask", "kl_ppo"), ("reinforce_mask", "reinforce")):
+        assert utils.ALGOS[name] is MASKABLE_ALGOS[name] is ALGOS[name]
+        assert hyperparams_opt.HYPERPARAMS_SAMPLER[name] is SAMPLERS[unmasked]
+        assert zoo_config(name).is_file()
+    env = gymnasium.make("InvalidActionDiscrete-v0")
+    assert len(env.unwrapped.action_masks()) == 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_zoo_train_and_enjoy_on_an_env_with_action_masks(algo, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"}
+    common = ["--algo", algo, "--env", "InvalidActionMultiDiscrete-v0", "-f", str(tmp_path), "--seed", "0"]
+    for args in (["train", *common, "-n", "1024", "--eval-freq", "-1"], ["enjoy", *common[:-2], "--no-render", "-n", "200"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "sb3_ppo_variants.zoo", *args], env=env, capture_output=True, text=True, timeout=400
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    model = ALGOS[algo].load(next(tmp_path.glob(f"{algo}/InvalidActionMultiDiscrete-v0_1/*.zip")), device="cpu")
+    assert model.num_timesteps >= 1024

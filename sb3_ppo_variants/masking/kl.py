@@ -83,7 +83,6 @@ def masked_closed_form_kl(old_params: th.Tensor, new: Distribution, masks: th.Te
     old_chunks = th.split(old_params, sizes, dim=1)
     mask_chunks: list[th.Tensor | None] = list(th.split(masks, sizes, dim=1)) if masks is not None else [None] * len(sizes)
     kls = [
-        masked_categorical_kl(old, logits, mask)
-        for old, logits, mask in zip(old_chunks, new_logits, mask_chunks, strict=True)
+        masked_categorical_kl(old, logits, mask) for old, logits, mask in zip(old_chunks, new_logits, mask_chunks, strict=True)
     ]
     return kls[0] if len(kls) == 1 else th.stack(kls, dim=1).sum(dim=1)
