@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint format type commit-checks benchmark clean
+.PHONY: install demo test test-slow lint format type commit-checks benchmark docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ commit-checks: format type lint
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/throughput.py
+
+# the documentation site (Sphinx: docs/*.md and the docstrings), warnings as errors; open docs/_build/html/index.html
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

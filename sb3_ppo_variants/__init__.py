@@ -13,7 +13,7 @@ from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, Mask
 from sb3_ppo_variants.reinforce import REINFORCE
 from sb3_ppo_variants.registry import ALGOS
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ALGOS",

@@ -22,7 +22,6 @@ SHARED_CASES = [
     ("learning_rate", lambda p: -p, ValueError, "learning_rate"),
     ("n_steps", 0, ValueError, ">= 1"),
     ("n_steps", 2.5, TypeError, "int"),
-    ("batch_size", 10_000, ValueError, "n_steps * n_envs"),
     ("batch_size", 0, ValueError, ">= 1"),
     ("n_epochs", 0, ValueError, ">= 1"),
     ("n_epochs", "10", TypeError, "int"),
@@ -91,15 +90,9 @@ def test_bad_constructor_argument(cls, name, value, error, words):
     assert cls.__name__ in message, message
 
 
-@pytest.mark.parametrize("cls", ALL)
-def test_inverted_beta_bounds_and_batch_larger_than_rollout(cls):
-    if cls is KLPenaltyPPO:
-        with pytest.raises(ValueError, match=re.escape("`beta_min` (1.0) must be < `beta_max` (0.5)")):
-            cls("MlpPolicy", "CartPole-v1", beta_min=1.0, beta_max=0.5)
-    env = make_vec_env("CartPole-v1", n_envs=2)
-    with pytest.raises(ValueError, match=re.escape("n_steps * n_envs = 16 * 2 = 32")):
-        cls("MlpPolicy", env, n_steps=16, batch_size=33)
-    cls("MlpPolicy", env, n_steps=16, batch_size=32)  # the limit itself is fine
+def test_inverted_beta_bounds():
+    with pytest.raises(ValueError, match=re.escape("`beta_min` (1.0) must be < `beta_max` (0.5)")):
+        KLPenaltyPPO("MlpPolicy", "CartPole-v1", beta_min=1.0, beta_max=0.5)
 
 
 class _TupleActionEnv(gym.Env):

@@ -144,7 +144,7 @@ def _loss(policy: ActorCriticPolicy, obs: th.Tensor, scale: float, critic: bool 
 def test_clipped_adam_step_equals_clip_grad_norm_and_adam(max_grad_norm: float) -> None:
     """Bit-identical to ``clip_grad_norm_(foreach=True)`` + fused ``Adam.step()``, incl. the optimizer state."""
     ours, reference = _trained_pair(fused=True)
-    step = ClippedAdamStep(ours.optimizer)
+    step = ClippedAdamStep(ours, ours.optimizer)
     assert step.direct
     reference_params = list(reference.parameters())
     for i in range(5):
@@ -173,7 +173,7 @@ def test_clipped_adam_step_equals_clip_grad_norm_and_adam(max_grad_norm: float) 
 def test_clipped_adam_step_skips_parameters_without_gradient() -> None:
     """Parameters that got no gradient (REINFORCE's unused critic) are left alone, as Adam.step does."""
     ours, reference = _trained_pair(fused=True)
-    step = ClippedAdamStep(ours.optimizer)
+    step = ClippedAdamStep(ours, ours.optimizer)
     obs = th.rand(32, 4)
     step.zero_grad()
     _loss(ours, obs, 1.0, critic=False).backward()
@@ -189,10 +189,10 @@ def test_clipped_adam_step_skips_parameters_without_gradient() -> None:
 
 def test_clipped_adam_step_falls_back_for_other_optimizers() -> None:
     ours, _ = _trained_pair(fused=False)
-    assert not ClippedAdamStep(ours.optimizer).direct
+    assert not ClippedAdamStep(ours, ours.optimizer).direct
     sgd = th.optim.SGD(ours.parameters(), lr=0.1)
-    assert not ClippedAdamStep(sgd).direct
-    step = ClippedAdamStep(sgd)
+    assert not ClippedAdamStep(ours, sgd).direct
+    step = ClippedAdamStep(ours, sgd)
     before = [p.detach().clone() for p in ours.parameters()]
     step.zero_grad()
     _loss(ours, th.rand(8, 4), 1.0).backward()
@@ -204,7 +204,7 @@ def test_clipped_adam_step_falls_back_when_hooks_are_registered() -> None:
     ours, _ = _trained_pair(fused=True)
     calls: list[int] = []
     ours.optimizer.register_step_post_hook(lambda *_: calls.append(1))
-    step = ClippedAdamStep(ours.optimizer)
+    step = ClippedAdamStep(ours, ours.optimizer)
     assert not step.direct
     step.zero_grad()
     _loss(ours, th.rand(8, 4), 1.0).backward()
@@ -215,11 +215,11 @@ def test_clipped_adam_step_falls_back_when_hooks_are_registered() -> None:
 def test_clipped_adam_step_falls_back_when_a_global_hook_is_registered() -> None:
     """``register_optimizer_step_pre_hook`` hooks (for every optimizer) run only through ``Optimizer.step``."""
     ours, _ = _trained_pair(fused=True)
-    assert ClippedAdamStep(ours.optimizer).direct
+    assert ClippedAdamStep(ours, ours.optimizer).direct
     calls: list[int] = []
     handle = register_optimizer_step_pre_hook(lambda *_: calls.append(1))
     try:
-        step = ClippedAdamStep(ours.optimizer)
+        step = ClippedAdamStep(ours, ours.optimizer)
         assert not step.direct
         step.zero_grad()
         _loss(ours, th.rand(8, 4), 1.0).backward()
@@ -227,7 +227,7 @@ def test_clipped_adam_step_falls_back_when_a_global_hook_is_registered() -> None
     finally:
         handle.remove()
     assert calls == [1]
-    assert ClippedAdamStep(ours.optimizer).direct
+    assert ClippedAdamStep(ours, ours.optimizer).direct
 
 
 def test_trained_model_state_loads_into_a_plain_adam() -> None:

@@ -6,12 +6,12 @@ from typing import Any
 
 import torch as th
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.losses import clip_fraction, surrogate_loss
 from sb3_ppo_variants.common.validation import check_schedule
 
@@ -142,7 +142,7 @@ class ClipPPO(PolicyGradientAlgorithm):
     def _policy_loss(
         self,
         batch: Any,
-        distribution: Distribution,
+        outputs: PolicyOutputs,
         log_prob: th.Tensor,
         ratio: th.Tensor,
         advantages: th.Tensor,

@@ -18,7 +18,6 @@ An algorithm plugs in through a few hooks, so a fix to the loop lands once for a
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -27,15 +26,13 @@ import pathlib
 import warnings
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -44,8 +41,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.common.distributions import no_distribution_validation
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep, with_fast_optimizer
-from sb3_ppo_variants.common.policies import policy_outputs, set_training_mode
+from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, set_training_mode
 from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
@@ -56,22 +54,6 @@ SUPPORTED_ACTION_SPACES: tuple[type[spaces.Space], ...] = (
     spaces.MultiDiscrete,
     spaces.MultiBinary,
 )
-
-
-@contextlib.contextmanager
-def no_distribution_validation() -> Iterator[None]:
-    """Skip torch's argument validation of distributions inside our own computations, and restore the user's setting.
-
-    Validation re-checks every logits/scale tensor each time a distribution is built (a noticeable share of a small
-    MLP's step); our explicit checks cover what it would catch: non-finite environment output in every rollout step
-    and non-finite losses or parameters after every update. Callbacks and user code run outside this scope.
-    """
-    previous = th.distributions.Distribution._validate_args
-    th.distributions.Distribution.set_default_validate_args(False)
-    try:
-        yield
-    finally:
-        th.distributions.Distribution.set_default_validate_args(previous)
 
 
 def _check_argument_types(
@@ -89,7 +71,7 @@ def _check_argument_types(
 ) -> None:
     """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
     if isinstance(policy, type) and not issubclass(policy, policy_base):
-        raise TypeError(f"{owner}: `policy` must be a {policy_base.__name__} subclass or one of {sorted(policy_aliases)}")
+        raise TypeError(f"{owner}: `policy` must be a subclass of {policy_base.__name__} or one of {sorted(policy_aliases)}")
     if isinstance(policy, str) and policy not in policy_aliases:
         raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
     for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
@@ -155,7 +137,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         "CnnPolicy": ActorCriticCnnPolicy,
         "MultiInputPolicy": MultiInputActorCriticPolicy,
     }
-    #: the class every policy must subclass
+    #: the class a ``policy`` given as a class must subclass (the masked algorithms: sb3-contrib's maskable policy)
     policy_base: ClassVar[type[BasePolicy]] = ActorCriticPolicy
     policy: ActorCriticPolicy
     rollout_buffer: RolloutBuffer
@@ -252,15 +234,29 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 names = ", ".join(space.__name__ for space in supported_action_spaces)
                 raise ValueError(f"{owner}: the action space of `env` must be one of {names}; got {self.action_space}")
             buffer_size = self.env.num_envs * n_steps
-            if batch_size is not None and batch_size > buffer_size:
-                raise ValueError(
-                    f"{owner}: `batch_size` must be <= n_steps * n_envs = {n_steps} * {self.env.num_envs} = {buffer_size}; "
-                    f"got {batch_size}"
-                )
-            if normalize_advantage and min(batch_size or buffer_size, buffer_size) < 2:
-                raise ValueError(
-                    f"{owner}: with `normalize_advantage=True` the minibatch needs >= 2 samples "
-                    f"(`batch_size` >= 2 and n_steps * n_envs >= 2)"
+            if normalize_advantage:
+                # SB3's PPO asserts these two; the wording is SB3's
+                if batch_size is not None and batch_size < 2:
+                    raise ValueError(
+                        f"{owner}: `batch_size` must be greater than 1 with `normalize_advantage=True`, got {batch_size}. "
+                        "See https://github.com/DLR-RM/stable-baselines3/issues/440"
+                    )
+                if buffer_size < 2:
+                    raise ValueError(
+                        f"{owner}: `n_steps * n_envs` must be greater than 1 with `normalize_advantage=True`. "
+                        f"Currently n_steps={n_steps} and n_envs={self.env.num_envs}"
+                    )
+            if batch_size is not None and buffer_size % batch_size > 0:
+                # SB3's warning: the last minibatch of each epoch is smaller (with batch_size > n_steps * n_envs,
+                # the only one: each epoch is one step on the whole rollout), as rl_zoo3's configs rely on
+                warnings.warn(
+                    f"You have specified a mini-batch size of {batch_size},"
+                    f" but because the `RolloutBuffer` is of size `n_steps * n_envs = {buffer_size}`,"
+                    f" after every {buffer_size // batch_size} untruncated mini-batches,"
+                    f" there will be a truncated mini-batch of size {buffer_size % batch_size}\n"
+                    f"We recommend using a `batch_size` that is a factor of `n_steps * n_envs`.\n"
+                    f"Info: (n_steps={n_steps} and n_envs={self.env.num_envs})",
+                    stacklevel=3,
                 )
         #: saved with the model, so that load() can refuse a file of another algorithm
         self._algorithm_name = type(self).__name__
@@ -273,11 +269,20 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     # ------------------------------------------------------------------ set-up
 
     def _setup_model(self) -> None:
+        dict_obs = isinstance(self.observation_space, spaces.Dict)
         if self.rollout_buffer_class is None:
-            dict_obs = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = DictTensorRolloutBuffer if dict_obs else TensorRolloutBuffer
-        self.policy_kwargs = with_fast_optimizer(self.policy_kwargs, self.device)
-        super()._setup_model()
+        else:
+            self._check_rollout_buffer_class(self.rollout_buffer_class, dict_obs)
+        # The policy is built with the fused-Adam choice and the buffer with the algorithm's own arguments, while
+        # `policy_kwargs` and `rollout_buffer_kwargs` (what save() stores and load() compares) stay what the user passed.
+        user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.rollout_buffer_kwargs
+        self.policy_kwargs = with_fast_optimizer(user_policy_kwargs, self.device)
+        self.rollout_buffer_kwargs = {**user_buffer_kwargs, **self._rollout_buffer_extra_kwargs()}
+        try:
+            super()._setup_model()
+        finally:
+            self.policy_kwargs, self.rollout_buffer_kwargs = user_policy_kwargs, user_buffer_kwargs
         if self.clip_range_vf is not None:
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
 
@@ -288,13 +293,41 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ hooks
 
+    def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
+        """The class a user's ``rollout_buffer_class`` must subclass (None: any ``RolloutBuffer`` of the right kind)."""
+        return None
+
+    def _check_rollout_buffer_class(self, buffer_class: type[RolloutBuffer], dict_obs: bool) -> None:
+        """A user's ``rollout_buffer_class`` must fit the observation space and the algorithm (a clear error, not one from
+        deep inside SB3 at the first rollout)."""
+        owner = type(self).__name__
+        name = buffer_class.__name__
+        if dict_obs != issubclass(buffer_class, DictRolloutBuffer):
+            kind = "Dict" if dict_obs else "non-Dict"
+            wanted = "a DictRolloutBuffer subclass" if dict_obs else "a RolloutBuffer subclass that is not a DictRolloutBuffer"
+            raise ValueError(f"{owner}: with a {kind} observation space, `rollout_buffer_class` must be {wanted}; got {name}")
+        required = self._required_rollout_buffer(dict_obs)
+        if required is not None and not issubclass(buffer_class, required):
+            raise ValueError(
+                f"{owner}: `rollout_buffer_class` must be a subclass of {required.__module__}.{required.__name__} "
+                f"{self._required_rollout_buffer_reason()}; got {name}"
+            )
+
+    def _required_rollout_buffer_reason(self) -> str:
+        """Why :meth:`_required_rollout_buffer` is required (completes the error message)."""
+        return ""
+
+    def _rollout_buffer_extra_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments the algorithm itself passes to its rollout buffer, beside the user's ``rollout_buffer_kwargs``."""
+        return {}
+
     def _on_update_start(self) -> None:
         """Called once at the start of :meth:`train`, before any epoch: evaluate schedules here."""
 
     def _policy_loss(
         self,
         batch: Any,
-        distribution: Distribution,
+        outputs: PolicyOutputs,
         log_prob: th.Tensor,
         ratio: th.Tensor,
         advantages: th.Tensor,
@@ -302,7 +335,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """The policy-loss term of one minibatch (to be minimised).
 
         :param batch: the minibatch from the rollout buffer (``old_log_prob``, ``advantages``, ... and extra fields)
-        :param distribution: the current policy's action distribution on ``batch.observations``
+        :param outputs: the current policy's outputs on ``batch.observations`` (``outputs.distribution``: the action
+            distribution; on SB3's public path it costs a ``policy.get_distribution`` call, so use it only when needed)
         :param log_prob: log pi_theta(a_t|s_t) of the stored actions
         :param ratio: r_t(theta) = pi_theta(a_t|s_t) / pi_old(a_t|s_t)
         :param advantages: the advantages, normalised when ``normalize_advantage``
@@ -313,16 +347,19 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     def _on_update_end(self) -> None:
         """Called once after all epochs of :meth:`train` (KLPenaltyPPO adapts beta here)."""
 
-    def _rollout_extras(self, distribution: Distribution) -> dict[str, Any]:
-        """Extra keyword arguments for ``rollout_buffer.add`` computed from the rollout step's distribution."""
+    def _rollout_extras(self, outputs: PolicyOutputs) -> dict[str, Any]:
+        """Extra keyword arguments for ``rollout_buffer.add`` computed from the rollout step's policy outputs."""
         return {}
 
     def _rollout_policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
-        """Extra keyword arguments of the policy calls of one rollout step, also stored with the step in the buffer."""
+        """Extra keyword arguments of the policy calls of one rollout step (``policy(obs, **kwargs)``,
+        ``get_distribution``), stored with the step too (``rollout_buffer.add(..., **kwargs)``): the masked algorithms
+        return ``{"action_masks": ...}``, sb3-contrib's convention for both. Default: none."""
         return {}
 
     def _minibatch_policy_kwargs(self, batch: Any) -> dict[str, Any]:
-        """Extra keyword arguments of the policy calls on one minibatch (e.g. its stored ``action_masks``)."""
+        """Extra keyword arguments of the policy calls on one minibatch (``evaluate_actions``, ``get_distribution``):
+        the masked algorithms return the minibatch's stored ``action_masks``. Default: none."""
         return {}
 
     def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
@@ -353,6 +390,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """
         assert self._last_obs is not None, "No previous observation was provided"
         set_training_mode(self.policy, False)
+        calls = PolicyCalls(self.policy)
+        # SB3's collect_rollouts runs the policy under no_grad; the lean path may use inference mode (faster)
+        grad_mode = th.inference_mode if calls.lean else th.no_grad
         uses_critic = self.uses_critic
         n_steps = 0
         rollout_buffer.reset()
@@ -364,19 +404,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
 
-            with th.inference_mode(), no_distribution_validation():
+            with grad_mode(), no_distribution_validation():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 policy_kwargs = self._rollout_policy_kwargs(env)
-                if policy_kwargs or not isinstance(self.policy, ActorCriticPolicy):  # PROTOTYPE public path
-                    actions_tensor, values, log_probs = self.policy(obs_tensor, **policy_kwargs)
-                    extras = self._rollout_extras(self.policy.get_distribution(obs_tensor, **policy_kwargs))
-                else:
-                    distribution, values = policy_outputs(self.policy, obs_tensor, with_values=uses_critic)
-                    actions_tensor = distribution.get_actions()
-                    log_probs = distribution.log_prob(actions_tensor)
-                    extras = self._rollout_extras(distribution)
+                outputs = calls.act(obs_tensor, with_values=uses_critic, **policy_kwargs)
+                actions_tensor, values, log_probs = outputs.actions, outputs.values, outputs.log_prob
+                extras = self._rollout_extras(outputs)
             if values is None:
                 values = th.zeros((env.num_envs, 1), device=self.device)
+            assert actions_tensor is not None
             actions = actions_tensor.reshape((-1, *self.action_space.shape)).cpu().numpy()  # type: ignore[misc]
 
             clipped_actions = actions
@@ -438,7 +474,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         progress = self._current_progress_remaining
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
-        clipped_step = ClippedAdamStep(self.policy.optimizer)
+        # the fast paths are chosen once per update (see common/policies.py and common/optimizer.py)
+        calls = PolicyCalls(self.policy)
+        clipped_step = ClippedAdamStep(self.policy, self.policy.optimizer)
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
         stats: dict[str, list[th.Tensor]] = defaultdict(list)
@@ -449,7 +487,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         for epoch in range(self.n_epochs):
             approx_kl_divs = []
             for batch in self.rollout_buffer.get(self.batch_size):
-                loss, approx_kl_div = self._minibatch_loss(batch, clip_range_vf, stats)
+                loss, approx_kl_div = self._minibatch_loss(batch, calls, clip_range_vf, stats)
                 approx_kl_divs.append(approx_kl_div)
                 if self.target_kl is not None and approx_kl_div.item() > 1.5 * self.target_kl:
                     continue_training = False
@@ -470,23 +508,22 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         self._record_update_logs(stats, approx_kl_divs, loss, clip_range_vf)
 
     def _minibatch_loss(
-        self, batch: Any, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
+        self, batch: Any, calls: PolicyCalls, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
     ) -> tuple[th.Tensor, th.Tensor]:
         """Loss of one minibatch: ``policy term + c2 * entropy term + c1 * value term``, and the approximate KL.
 
         Appends the detached loss terms to ``stats``.
         """
         actions = batch.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else batch.actions
-        policy_kwargs = self._minibatch_policy_kwargs(batch)
-        if policy_kwargs or not isinstance(self.policy, ActorCriticPolicy):  # PROTOTYPE public path
-            distribution = self.policy.get_distribution(batch.observations, **policy_kwargs)
-            values = self.policy.predict_values(batch.observations) if self.uses_critic else None
-        else:
-            distribution, values = policy_outputs(self.policy, batch.observations, with_values=self.uses_critic)
-        log_prob = distribution.log_prob(actions)
-        # with a zero coefficient the entropy is only logged: no graph, no backward through it
-        with th.set_grad_enabled(self.ent_coef != 0):
-            entropy = distribution.entropy()
+        # with a zero coefficient the entropy is only logged: no graph, no backward through it (lean path)
+        outputs = calls.evaluate(
+            batch.observations,
+            actions,
+            with_values=self.uses_critic,
+            entropy_grad=self.ent_coef != 0,
+            **self._minibatch_policy_kwargs(batch),
+        )
+        log_prob, entropy, values = outputs.log_prob, outputs.entropy, outputs.values
 
         advantages = batch.advantages
         # normalising a single sample would divide by a zero std (SB3 issue #325)
@@ -495,7 +532,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         log_ratio = log_prob - batch.old_log_prob
         ratio = th.exp(log_ratio)
-        policy_loss, extra_stats = self._policy_loss(batch, distribution, log_prob, ratio, advantages)
+        policy_loss, extra_stats = self._policy_loss(batch, outputs, log_prob, ratio, advantages)
 
         # entropy bonus; where the distribution has no analytical entropy, -log_prob estimates it
         entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
@@ -580,10 +617,13 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         Before unpickling anything, the file is checked: it must be a complete zip archive holding a saved SB3 model,
         and a model saved by another of our algorithms is refused (SB3 would silently load it into this class).
+        ``policy_kwargs``, if given, must equal the stored ones, as in SB3; a file of release 0.1.0, which stored the
+        fused-Adam choice inside ``policy_kwargs``, also accepts the ``policy_kwargs`` it was built with.
         Loading runs pickled code, as in SB3: only load files from a trusted source.
         """
         _check_model_file(cls.__name__, path)
-        return super().load(
+        requested = kwargs.pop("policy_kwargs", _NOT_GIVEN)
+        model = super().load(
             path,
             env=env,
             device=device,
@@ -592,6 +632,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             force_reset=force_reset,
             **kwargs,
         )
+        if requested is not _NOT_GIVEN and requested != model.policy_kwargs:
+            if not _stored_by_release_0_1(model.policy_kwargs, requested):
+                # SB3's check and wording
+                raise ValueError(
+                    f"The specified policy kwargs do not equal the stored policy kwargs."
+                    f"Stored kwargs: {model.policy_kwargs}, specified kwargs: {requested}"
+                )
+            model.policy_kwargs = requested
+        return model
 
     # ------------------------------------------------------------------ learn
 
@@ -643,6 +692,22 @@ def _check_finite(observations: Any, rewards: np.ndarray, timestep: int) -> None
             raise ValueError(f"The environment returned a non-finite observation at timestep {timestep}")
 
 
+_NOT_GIVEN = object()
+
+
+def _stored_by_release_0_1(stored: dict[str, Any], requested: Any) -> bool:
+    """Whether ``stored`` is ``requested`` with the fused/foreach Adam choice release 0.1.0 wrote into policy_kwargs."""
+    if not isinstance(requested, dict):
+        return False
+    optimizer_kwargs = requested.get("optimizer_kwargs")
+    if optimizer_kwargs is None:
+        optimizer_kwargs = {"eps": 1e-5} if requested.get("optimizer_class", th.optim.Adam) is th.optim.Adam else {}
+    return any(
+        stored == {**requested, "optimizer_kwargs": {**optimizer_kwargs, implementation: True}}
+        for implementation in ("fused", "foreach")
+    )
+
+
 def _check_model_file(class_name: str, path: str | pathlib.Path | io.BufferedIOBase) -> None:
     """Clear errors for a path that is not a complete saved model, or holds another algorithm's model."""
     if not isinstance(path, (str, pathlib.Path)):
@@ -651,7 +716,7 @@ def _check_model_file(class_name: str, path: str | pathlib.Path | io.BufferedIOB
     if not os.path.exists(path) and os.path.exists(path + ".zip"):
         path += ".zip"
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No model file at {path!r}")
+        raise FileNotFoundError(f"No model file at {path!r} (nor with '.zip' added): No such file or directory")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -664,7 +729,10 @@ def _check_model_file(class_name: str, path: str | pathlib.Path | io.BufferedIOB
                 raise ValueError(f"{path!r} is corrupted (CRC check failed)")
             data = json.loads(archive.read("data"))
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path!r} is not a saved model: not a zip archive, or a truncated one ({exc})") from None
+        # SB3's wording ("wasn't a zip-file") kept for code that matches it
+        raise ValueError(
+            f"Error: the file {path} wasn't a zip-file: not a saved model (not a zip archive, or a truncated one: {exc})"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path!r} is not a saved model: its 'data' entry is not valid JSON ({exc})") from None
     saved = data.get("_algorithm_name")

@@ -7,6 +7,7 @@ reward-to-go) subclass them in the algorithm's folder.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -98,3 +99,19 @@ class DictTensorRolloutBuffer(_TensorSamplingMixin, DictRolloutBuffer):
     def reset(self) -> None:
         self._drop_tensors()
         super().reset()
+
+
+#: Buffers that lived here in release 0.1.0: files saved by it name them in this module (pickled rollout_buffer_class)
+_MOVED = {
+    "DistParamsRolloutBuffer": "sb3_ppo_variants.kl_penalty_ppo.buffers",
+    "DictDistParamsRolloutBuffer": "sb3_ppo_variants.kl_penalty_ppo.buffers",
+    "RewardToGoRolloutBuffer": "sb3_ppo_variants.reinforce.buffers",
+    "DictRewardToGoRolloutBuffer": "sb3_ppo_variants.reinforce.buffers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The buffers that moved to their algorithm's folder, under their old address (so old model files load)."""
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

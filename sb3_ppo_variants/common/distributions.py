@@ -10,9 +10,19 @@ attribute becomes a :class:`LeanCategorical` / :class:`LeanNormal`. These are su
 ``log_prob`` and ``entropy`` (so the random draws and the sampled actions are those of SB3), built without torch's
 generic constructor. Any other distribution, or a policy class that overrides ``_get_action_dist_from_latent``, goes
 through SB3's method (see :mod:`sb3_ppo_variants.common.policies` for when the fast paths run at all).
+
+The lean classes set private attributes of torch's distributions (``_param``, ``_num_events``, ``_batch_shape``, ...)
+and of SB3's gSDE distribution (``_latent_sde``). :func:`lean_distributions_available` checks once per process, on
+small tensors, that they still give exactly torch's and SB3's numbers and draws; where they do not (a renamed
+internal in a new release), SB3's method runs. :func:`no_distribution_validation` likewise touches torch's
+validation flag only where it can read it.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
 
 import torch as th
 from stable_baselines3.common.distributions import (
@@ -23,6 +33,8 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical, Normal
+
+from sb3_ppo_variants.common import internals
 
 
 class LeanCategorical(Categorical):
@@ -62,10 +74,88 @@ class LeanNormal(Normal):
         self._event_shape = th.Size()
 
 
+def _same(a: th.Tensor, b: th.Tensor) -> bool:
+    return a.shape == b.shape and bool(th.equal(a, b))
+
+
+def _draws(distribution: th.distributions.Distribution) -> th.Tensor:
+    with th.random.fork_rng():
+        th.manual_seed(0)
+        return distribution.sample()
+
+
+def _lean_matches_torch() -> bool:
+    logits = th.linspace(-2.0, 3.0, 12).reshape(3, 4)
+    reference, lean = Categorical(logits=logits), LeanCategorical(logits)
+    actions = th.tensor([0, 3, 1])
+    categorical = (
+        _same(reference.logits, lean.logits)
+        and _same(reference.probs, lean.probs)
+        and _same(reference.log_prob(actions), lean.log_prob(actions))
+        and _same(reference.entropy(), lean.entropy())
+        and _same(_draws(reference), _draws(lean))
+    )
+    loc, scale = th.linspace(-1.0, 1.0, 6).reshape(3, 2), th.linspace(0.5, 2.0, 6).reshape(3, 2)
+    normal, lean_normal = Normal(loc, scale), LeanNormal(loc, scale)
+    value = th.zeros(3, 2)
+    gaussian = (
+        _same(normal.log_prob(value), lean_normal.log_prob(value))
+        and _same(normal.entropy(), lean_normal.entropy())
+        and _same(_draws(normal), _draws(lean_normal))
+        and normal.batch_shape == lean_normal.batch_shape
+    )
+    return categorical and gaussian
+
+
+def _lean_gsde_matches_sb3() -> bool:
+    sb3, ours = StateDependentNoiseDistribution(2), StateDependentNoiseDistribution(2)
+    _, log_std = sb3.proba_distribution_net(latent_dim=3, log_std_init=-0.5)
+    mean, latent = th.linspace(-1.0, 1.0, 8).reshape(4, 2), th.linspace(-2.0, 2.0, 12).reshape(4, 3)
+    sb3.proba_distribution(mean, log_std, latent)
+    variance = th.mm(latent**2, ours.get_std(log_std) ** 2)
+    ours._latent_sde = latent
+    ours.distribution = LeanNormal(mean, th.sqrt(variance + ours.epsilon))
+    return _same(sb3.distribution.scale, ours.distribution.scale) and _same(sb3._latent_sde, ours._latent_sde)
+
+
+@functools.cache
+def lean_distributions_available() -> bool:
+    """Whether the lean classes give exactly torch's and SB3's numbers and draws in this process (checked once)."""
+    try:
+        # the check draws random numbers and initialises a layer: the caller's random state must not move
+        with th.random.fork_rng(), th.no_grad():
+            return _lean_matches_torch() and _lean_gsde_matches_sb3()
+    except Exception:  # any change of the internals we rely on: use SB3's own construction
+        return False
+
+
+@contextlib.contextmanager
+def no_distribution_validation() -> Iterator[None]:
+    """Skip torch's argument validation of distributions inside our own computations, and restore the user's setting.
+
+    Validation re-checks every logits/scale tensor each time a distribution is built (a noticeable share of a small
+    MLP's step); our explicit checks cover what it would catch: non-finite environment output in every rollout step
+    and non-finite losses or parameters after every update. Callbacks and user code run outside this scope. Where the
+    current setting cannot be read (torch's private ``Distribution._validate_args``), nothing is changed.
+    """
+    previous = internals.private(th.distributions.Distribution, "_validate_args")
+    if not isinstance(previous, bool):
+        yield
+        return
+    th.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        th.distributions.Distribution.set_default_validate_args(previous)
+
+
 def action_distribution(policy: ActorCriticPolicy, latent_pi: th.Tensor) -> Distribution:
     """SB3's ``policy._get_action_dist_from_latent(latent_pi)``, with the lean torch distributions where they apply."""
     dist = policy.action_dist
-    if type(policy)._get_action_dist_from_latent is ActorCriticPolicy._get_action_dist_from_latent:
+    if (
+        type(policy)._get_action_dist_from_latent is ActorCriticPolicy._get_action_dist_from_latent
+        and lean_distributions_available()
+    ):
         dist_type = type(dist)
         if dist_type is CategoricalDistribution:
             dist.distribution = LeanCategorical(policy.action_net(latent_pi))  # type: ignore[attr-defined]

@@ -1,19 +1,33 @@
-"""Gradient clipping and the Adam step in one direct call, computing what ``clip_grad_norm_`` + ``Adam.step()`` compute.
+"""The optimizer: Adam's fused implementation by default, and one direct call for gradient clipping + the Adam step.
 
-Every Adam step and gradient clip regroups the parameter list by device and dtype in Python. :class:`ClippedAdamStep`
-clips (``clip_grad_norm_(..., foreach=True)``'s arithmetic) and calls the fused Adam kernel directly with the
-optimizer's own state tensors, for ``torch.optim.Adam(fused=True)`` with one parameter group (what our algorithms
-create by default on the CPU and CUDA). The optimizer's state dict is the one ``Adam.step`` keeps (``step``,
-``exp_avg``, ``exp_avg_sq``), so saving, loading and falling back to ``optimizer.step()`` are unaffected. Any other
-optimizer or setting uses ``clip_grad_norm_`` and ``step()``.
+- :func:`with_fast_optimizer`: the ``policy_kwargs`` the policy is built with, selecting the fused Adam kernel unless
+  the user chose an implementation. Only the policy sees them: ``model.policy_kwargs`` (what ``save`` stores) stays
+  what the user passed.
+- :class:`ClippedAdamStep`: SB3's ``optimizer.zero_grad()``, ``clip_grad_norm_(policy.parameters(), max_grad_norm)``
+  and ``optimizer.step()``. Every Adam step and gradient clip regroups the parameter list by device and dtype in
+  Python; where the optimizer is exactly ``torch.optim.Adam(fused=True)`` over exactly the policy's parameters, in
+  one group, with no step hooks (its own or global), the direct path clips (``clip_grad_norm_``'s foreach arithmetic)
+  and calls the fused Adam kernel with the optimizer's own state tensors (bit-identical, same state dict, so saving,
+  loading and falling back to ``optimizer.step()`` are unaffected). Otherwise SB3's three calls run.
+
+Both use private torch internals (``torch._fused_adam_``, ``torch._foreach_*``, the optimizer hook registries), read
+through :func:`sb3_ppo_variants.common.internals.private`: where one is missing, the fused kernel is not requested
+and the direct path is off (see :mod:`sb3_ppo_variants.common.policies` for the rule every fast path follows).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch as th
+from torch import nn
 from torch.optim import optimizer as torch_optimizer
+
+from sb3_ppo_variants.common import internals
+
+#: The private torch functions of the direct step
+DIRECT_STEP_KERNELS = ("_foreach_norm", "_foreach_mul_", "_foreach_add_", "_fused_adam_")
 
 
 def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dict[str, Any]:
@@ -23,7 +37,8 @@ def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dic
     step. The fused kernel computes the same update in one pass; results differ from SB3's only by float rounding
     (about 3e-8 on the parameters after three PPO updates). Pass ``policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5,
     fused=False, foreach=False))`` to get SB3's exact arithmetic. When the user passes no ``optimizer_kwargs``, SB3's
-    default ``eps=1e-5`` for Adam is kept.
+    default ``eps=1e-5`` for Adam is kept. Where this torch build cannot run the fused kernel on ``device``
+    (:func:`fused_adam_available`), PyTorch's default is left, as SB3 does.
     """
     optimizer_class = policy_kwargs.get("optimizer_class", th.optim.Adam)
     if optimizer_class not in (th.optim.Adam, th.optim.AdamW):
@@ -33,25 +48,48 @@ def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dic
         optimizer_kwargs = {"eps": 1e-5} if optimizer_class is th.optim.Adam else {}
     if "foreach" in optimizer_kwargs or "fused" in optimizer_kwargs:
         return policy_kwargs
-    implementation = "fused" if th.device(device).type in ("cpu", "cuda") else "foreach"
+    device_type = th.device(device).type
+    implementation = "fused" if device_type in ("cpu", "cuda") else "foreach"
+    if implementation == "fused" and not fused_adam_available(device_type):
+        return policy_kwargs
     return {**policy_kwargs, "optimizer_kwargs": {**optimizer_kwargs, implementation: True}}
 
 
-class ClippedAdamStep:
-    """Clip the gradients' global norm to ``max_grad_norm``, then take one Adam step; returns the norm before clipping.
+@functools.cache
+def fused_adam_available(device_type: str) -> bool:
+    """Whether ``torch.optim.Adam(fused=True)`` runs on ``device_type`` and its kernel can be called directly."""
+    if internals.private(th, "_fused_adam_") is None:
+        return False
+    try:
+        parameter = th.zeros(2, device=device_type, requires_grad=True)
+        parameter.grad = th.ones(2, device=device_type)
+        th.optim.Adam([parameter], fused=True).step()
+    except Exception:  # no fused kernel for this device or build
+        return False
+    return True
 
-    Uses the direct path described in the module docstring when :meth:`supports` the optimizer, else
-    ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)`` and ``optimizer.step()``.
+
+class ClippedAdamStep:
+    """SB3's ``optimizer.zero_grad()``, ``clip_grad_norm_(policy.parameters(), max_grad_norm)``, ``optimizer.step()``.
+
+    :meth:`__call__` clips and steps and returns the gradients' total norm before clipping. The direct path of the
+    module docstring runs where :meth:`supports` the optimizer, decided once, here (our algorithms build one
+    ``ClippedAdamStep`` per update, so a hook registered between updates is honoured from the next one on).
+
+    :param policy: the module whose parameters SB3 clips
+    :param optimizer: the policy's optimizer
     """
 
-    def __init__(self, optimizer: th.optim.Optimizer) -> None:
+    def __init__(self, policy: nn.Module, optimizer: th.optim.Optimizer) -> None:
+        self.policy = policy
         self.optimizer = optimizer
         self.parameters: list[th.Tensor] = [p for group in optimizer.param_groups for p in group["params"]]
-        self.direct = self.supports(optimizer)
+        self.direct = self.supports(optimizer, policy)
 
     @staticmethod
-    def supports(optimizer: th.optim.Optimizer) -> bool:
-        """Whether the direct path applies: plain fused Adam, one group, no step hooks, float32 parameters on one device."""
+    def supports(optimizer: th.optim.Optimizer, policy: nn.Module) -> bool:
+        """Whether the direct path applies: exactly fused Adam over exactly ``policy``'s parameters, in one group, with
+        no step hooks, float32 parameters on one device, and the private kernels present."""
         if type(optimizer) is not th.optim.Adam or len(optimizer.param_groups) != 1:
             return False
         group = optimizer.param_groups[0]
@@ -59,23 +97,35 @@ class ClippedAdamStep:
             return False
         if group.get("differentiable") or group.get("decoupled_weight_decay"):
             return False
-        # step hooks, the optimizer's own or registered for all optimizers, run only through Optimizer.step
-        if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
+        if any(internals.private(th, name) is None for name in DIRECT_STEP_KERNELS):
             return False
-        if torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks:
+        # step hooks, the optimizer's own or registered for all optimizers, run only through Optimizer.step;
+        # a registry that cannot be read counts as holding a hook
+        registries = (
+            internals.private(optimizer, "_optimizer_step_pre_hooks"),
+            internals.private(optimizer, "_optimizer_step_post_hooks"),
+            internals.private(torch_optimizer, "_global_optimizer_pre_hooks"),
+            internals.private(torch_optimizer, "_global_optimizer_post_hooks"),
+        )
+        if any(registry is None or len(registry) > 0 for registry in registries):
             return False
         params = group["params"]
+        if [id(p) for p in params] != [id(p) for p in policy.parameters()]:
+            return False
         return bool(params) and all(p.dtype == th.float32 and p.device == params[0].device for p in params)
 
     def zero_grad(self) -> None:
-        """``optimizer.zero_grad(set_to_none=True)``, without its profiling hooks."""
+        """``optimizer.zero_grad()`` (direct path: its effect, ``set_to_none=True``, without its profiling hooks)."""
+        if not self.direct:
+            self.optimizer.zero_grad()
+            return
         for parameter in self.parameters:
             parameter.grad = None
 
     def __call__(self, max_grad_norm: float) -> th.Tensor:
         """Clip and step; returns the total gradient norm before clipping (a 0-dim tensor, no host sync)."""
         if not self.direct:
-            norm = th.nn.utils.clip_grad_norm_(self.parameters, max_grad_norm, foreach=True)
+            norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
             self.optimizer.step()
             return norm
         group = self.optimizer.param_groups[0]
@@ -104,7 +154,7 @@ class ClippedAdamStep:
         beta1, beta2 = group["betas"]
         with th.no_grad():
             # clip_grad_norm_(foreach=True): total = ||(||g_i||)_i||, g_i *= min(1, max_norm / (total + 1e-6))
-            total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
+            total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)  # type: ignore[attr-defined]
             th._foreach_mul_(grads, th.clamp(max_grad_norm / (total_norm + 1e-6), max=1.0))
             # Adam.step(fused=True) on the same state
             th._foreach_add_(steps, 1)

@@ -1,37 +1,115 @@
-"""Calls into the policy: SB3's public methods, or a leaner equivalent where the policy is exactly SB3's."""
+"""Calls into the policy: SB3's public methods, or a leaner equivalent where the policy is exactly SB3's.
+
+**The fast-path rule** (it holds for every fast path of this package: here, the lean distributions of
+:mod:`sb3_ppo_variants.common.distributions` and the optimizer step of :mod:`sb3_ppo_variants.common.optimizer`):
+a fast path runs only when the objects it stands in for are exactly SB3's (or torch's), with nothing a user added
+that it would skip. Otherwise the code calls SB3's own public methods, as SB3's ``PPO``/``A2C`` do. Concretely, for
+the policy (:func:`is_exact_sb3_policy`):
+
+- its class is exactly :class:`~stable_baselines3.common.policies.ActorCriticPolicy`,
+  :class:`~stable_baselines3.common.policies.ActorCriticCnnPolicy` or
+  :class:`~stable_baselines3.common.policies.MultiInputActorCriticPolicy` (the aliases ``MlpPolicy``, ``CnnPolicy``,
+  ``MultiInputPolicy``): a subclass may override ``forward``, ``evaluate_actions``, ``get_distribution``,
+  ``predict_values``, ``extract_features``, ``_get_action_dist_from_latent``, ``set_training_mode``, ... and then
+  SB3's calls run, so every override is honoured;
+- no forward/backward hook is registered on the policy or any of its modules, nor globally for all modules
+  (the fast path does not go through ``policy.__call__``);
+- a private torch attribute the check needs is missing (a renamed internal in a new release): the answer is "not
+  exactly SB3's", so the public path runs.
+
+It is decided once per rollout and once per update (:class:`PolicyCalls`), so a hook registered between two
+updates is honoured from the next one on. The lean path computes the same numbers and draws the same random numbers
+as SB3's methods (tested bit for bit); with the public path our algorithms call
+
+- in rollouts: ``policy(obs)`` (``forward``: actions, values, log-probabilities, as SB3's ``collect_rollouts``), plus
+  ``policy.get_distribution(obs)`` when the algorithm stores the old distribution (KLPenaltyPPO's closed-form KL);
+- in training: ``policy.evaluate_actions(obs, actions)`` (as SB3's ``PPO.train``), plus ``get_distribution`` when
+  the loss needs the distribution object;
+- everywhere: ``policy.predict_values`` for bootstrapping and ``policy.set_training_mode``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch as th
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.policies import (
+    ActorCriticCnnPolicy,
+    ActorCriticPolicy,
+    BasePolicy,
+    MultiInputActorCriticPolicy,
+)
 from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
 
+from sb3_ppo_variants.common import internals
 from sb3_ppo_variants.common.distributions import action_distribution
+
+#: The policy classes the lean path stands in for (exact classes: a subclass takes SB3's public path).
+SB3_POLICY_CLASSES: tuple[type[ActorCriticPolicy], ...] = (
+    ActorCriticPolicy,
+    ActorCriticCnnPolicy,
+    MultiInputActorCriticPolicy,
+)
+#: Per-module hook registries of ``nn.Module`` (private attributes) and the global ones of ``torch.nn.modules.module``.
+MODULE_HOOK_REGISTRIES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+GLOBAL_MODULE_HOOK_REGISTRIES = (
+    "_global_forward_hooks",
+    "_global_forward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_backward_pre_hooks",
+)
+
+
+def has_module_hooks(module: nn.Module) -> bool:
+    """Whether a forward/backward hook is registered on ``module``, one of its submodules, or for all modules.
+
+    A hook registry that cannot be read (a renamed torch internal) counts as a registered hook.
+    """
+    global_owner = th.nn.modules.module
+    for name in GLOBAL_MODULE_HOOK_REGISTRIES:
+        registry = internals.private(global_owner, name)
+        if registry is None or len(registry) > 0:
+            return True
+    for submodule in module.modules():
+        for name in MODULE_HOOK_REGISTRIES:
+            registry = internals.private(submodule, name)
+            if registry is None or len(registry) > 0:
+                return True
+    return False
+
+
+def is_exact_sb3_policy(policy: BasePolicy) -> bool:
+    """Whether the lean path may stand in for the policy's methods (the rule in the module docstring)."""
+    return type(policy) in SB3_POLICY_CLASSES and not has_module_hooks(policy)
 
 
 def set_training_mode(policy: BasePolicy, mode: bool) -> None:
     """``policy.set_training_mode(mode)``, skipped when every module already is in that mode.
 
     ``nn.Module.train()`` walks the module tree through ``__setattr__`` (about 0.4 ms for SB3's MLP policy): called at
-    every rollout and every update, that is a few percent of a short-rollout algorithm's time.
+    every rollout and every update, that is a few percent of a short-rollout algorithm's time. The call is skipped only
+    when neither the policy nor any of its modules overrides ``set_training_mode`` / ``train``.
     """
-    if any(module.training != mode for module in policy.modules()):
+    exact = type(policy).set_training_mode is BasePolicy.set_training_mode and all(
+        type(module).train is nn.Module.train for module in policy.modules()
+    )
+    if not exact or any(module.training != mode for module in policy.modules()):
         policy.set_training_mode(mode)
 
 
-def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
-    """Action distribution and (optionally) value of ``obs``, in one pass through the networks.
+def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
+    """SB3's ``forward``/``evaluate_actions``/``get_distribution`` up to the distribution, in one pass (exact classes).
 
-    The same computation as SB3's ``ActorCriticPolicy.forward``/``evaluate_actions``/``get_distribution``, but
-    returning the distribution object (KLPenaltyPPO needs it), skipping the critic when it is not used, and building
-    the distribution with :func:`~sb3_ppo_variants.common.distributions.action_distribution`.
+    The same modules are called in the same order as in those methods; the critic is skipped when not needed and the
+    distribution is built with :func:`~sb3_ppo_variants.common.distributions.action_distribution`.
     """
     if not with_values:
-        if type(policy).get_distribution is not ActorCriticPolicy.get_distribution:
-            return policy.get_distribution(obs), None
-        pi_only = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
-        return action_distribution(policy, policy.mlp_extractor.forward_actor(pi_only)), None
+        # SB3's get_distribution: the actor's features extractor and the actor half of the MLP extractor only
+        pi_features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
+        return action_distribution(policy, policy.mlp_extractor.forward_actor(pi_features)), None
     features = policy.extract_features(obs)
     if policy.share_features_extractor:
         latent_pi, latent_vf = policy.mlp_extractor(features)
@@ -40,3 +118,79 @@ def policy_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool
         latent_pi = policy.mlp_extractor.forward_actor(pi_features)
         latent_vf = policy.mlp_extractor.forward_critic(vf_features)
     return action_distribution(policy, latent_pi), policy.value_net(latent_vf)
+
+
+class PolicyOutputs:
+    """What one call into the policy gave: values (None when the critic is not used), log-probabilities, entropy,
+    sampled actions (rollouts), and the action distribution, computed on first use where the public path needs an
+    extra ``get_distribution`` call for it."""
+
+    def __init__(
+        self,
+        values: th.Tensor | None,
+        log_prob: th.Tensor,
+        distribution: Distribution | Callable[[], Distribution],
+        actions: th.Tensor | None = None,
+        entropy: th.Tensor | None = None,
+    ) -> None:
+        self.values = values
+        self.log_prob = log_prob
+        self.actions = actions
+        self.entropy = entropy
+        self._distribution = distribution
+
+    @property
+    def distribution(self) -> Distribution:
+        """The policy's action distribution on the same observations (built on first access on the public path)."""
+        if callable(self._distribution) and not isinstance(self._distribution, Distribution):
+            self._distribution = self._distribution()
+        return self._distribution
+
+
+class PolicyCalls:
+    """How our loop calls one policy during one rollout or one update: the lean path or SB3's public methods.
+
+    :param policy: the algorithm's policy; the choice (:func:`is_exact_sb3_policy`) is made here, once
+    """
+
+    def __init__(self, policy: ActorCriticPolicy) -> None:
+        self.policy = policy
+        self.lean = is_exact_sb3_policy(policy)
+
+    def act(self, obs: PyTorchObs, with_values: bool, **policy_kwargs: Any) -> PolicyOutputs:
+        """One rollout step: sampled actions, values (``with_values``), log-probabilities, the distribution.
+
+        Public path: ``policy(obs, **policy_kwargs)`` (``forward``), as SB3's ``collect_rollouts``; call it under
+        ``th.no_grad()``. ``policy_kwargs`` (e.g. sb3-contrib's ``action_masks=``) go to every policy call and turn the
+        lean path off.
+        """
+        if self.lean and not policy_kwargs:
+            distribution, values = _lean_outputs(self.policy, obs, with_values)
+            actions = distribution.get_actions()
+            return PolicyOutputs(values, distribution.log_prob(actions), distribution, actions=actions)
+        actions, values, log_prob = self.policy(obs, **policy_kwargs)
+        policy = self.policy
+        return PolicyOutputs(
+            values if with_values else None, log_prob, lambda: policy.get_distribution(obs, **policy_kwargs), actions=actions
+        )
+
+    def evaluate(
+        self, obs: PyTorchObs, actions: th.Tensor, with_values: bool, entropy_grad: bool, **policy_kwargs: Any
+    ) -> PolicyOutputs:
+        """Values (``with_values``), log-probabilities and entropy of ``actions`` under the current policy.
+
+        Public path: ``policy.evaluate_actions(obs, actions, **policy_kwargs)``, as SB3's ``PPO.train`` (sb3-contrib's
+        ``MaskablePPO.train`` passes ``action_masks=``). With ``entropy_grad`` False the lean path computes the entropy
+        without a graph (it is then only logged). ``policy_kwargs`` turn the lean path off.
+        """
+        if self.lean and not policy_kwargs:
+            distribution, values = _lean_outputs(self.policy, obs, with_values)
+            log_prob = distribution.log_prob(actions)
+            with th.set_grad_enabled(entropy_grad and th.is_grad_enabled()):
+                entropy = distribution.entropy()
+            return PolicyOutputs(values, log_prob, distribution, entropy=entropy)
+        values, log_prob, entropy = self.policy.evaluate_actions(obs, actions, **policy_kwargs)
+        policy = self.policy
+        return PolicyOutputs(
+            values if with_values else None, log_prob, lambda: policy.get_distribution(obs, **policy_kwargs), entropy=entropy
+        )

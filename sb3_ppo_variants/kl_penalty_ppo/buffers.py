@@ -77,8 +77,9 @@ class _DistParamsMixin:
 class DistParamsRolloutBuffer(_DistParamsMixin, TensorRolloutBuffer):
     """Rollout buffer that also keeps the parameters of the action distribution that produced each sample.
 
+    Parameters are those of SB3's ``RolloutBuffer``, and:
+
     :param dist_params_dim: floats per sample (see :func:`~sb3_ppo_variants.kl_penalty_ppo.kl.dist_params_dim`)
-    Other parameters are those of SB3's ``RolloutBuffer``.
     """
 
     _samples_class = DistParamsRolloutBufferSamples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
 from sb3_ppo_variants.kl_penalty_ppo.kl import (
     closed_form_kl,
@@ -97,7 +99,9 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
     :param rollout_buffer_class: Rollout buffer class to use. If ``None``, a buffer that keeps the old distribution's
-        parameters is selected when ``kl_estimator="closed_form"`` (it must then accept ``dist_params_dim``)
+        parameters (:class:`~sb3_ppo_variants.kl_penalty_ppo.buffers.DistParamsRolloutBuffer` or its Dict variant) with
+        ``kl_estimator="closed_form"``, SB3's otherwise. With the closed form, a class of your own must subclass one of
+        those two; the sample estimators take any ``RolloutBuffer`` subclass
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param target_kl: SB3's early stop of an update's epochs at an approximate KL above ``1.5 * target_kl``;
         distinct from ``kl_target`` (the penalty's target). ``None`` (default): no early stop.
@@ -211,11 +215,9 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
 
     def _setup_model(self) -> None:
         closed_form = self.kl_estimator == "closed_form"
-        if closed_form:
-            if self.rollout_buffer_class is None:
-                dict_obs = isinstance(self.observation_space, spaces.Dict)
-                self.rollout_buffer_class = DictDistParamsRolloutBuffer if dict_obs else DistParamsRolloutBuffer
-            self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "dist_params_dim": self._dist_params_dim()}
+        if closed_form and self.rollout_buffer_class is None:
+            dict_obs = isinstance(self.observation_space, spaces.Dict)
+            self.rollout_buffer_class = self._required_rollout_buffer(dict_obs)
         super()._setup_model()
         self.kl_target = FloatSchedule(self.kl_target)
         if self.clip_range is not None:
@@ -226,25 +228,39 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
                 f"{type(self.policy.action_dist).__name__}; use one of 'sample_low_var', 'sample_log_ratio'"
             )
 
-    def _dist_params_dim(self) -> int:
-        """Floats per sample of the old distribution's parameters kept for the closed-form KL."""
-        return dist_params_dim(self.action_space)
+    # ------------------------------------------------------------------ hooks of the shared loop
 
     def _has_closed_form_kl(self, distribution: Distribution) -> bool:
         """Whether :meth:`_kl` has a closed form for the policy's distribution (the masked variant has its own)."""
         return has_closed_form_kl(distribution)
 
-    # ------------------------------------------------------------------ hooks of the shared loop
+    def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
+        if self.kl_estimator != "closed_form":
+            return None
+        return DictDistParamsRolloutBuffer if dict_obs else DistParamsRolloutBuffer
 
-    def _rollout_extras(self, distribution: Distribution) -> dict[str, Any]:
+    def _required_rollout_buffer_reason(self) -> str:
+        return (
+            "with `kl_estimator='closed_form'` (it stores the old action distribution's parameters for the KL); "
+            "the sample estimators ('sample_low_var', 'sample_log_ratio') work with any RolloutBuffer"
+        )
+
+    def _rollout_buffer_extra_kwargs(self) -> dict[str, Any]:
         if self.kl_estimator == "closed_form":
-            return {"dist_params": dist_params(distribution)}
+            return {"dist_params_dim": dist_params_dim(self.action_space)}
         return {}
 
-    def _kl(self, batch: Any, distribution: Distribution, log_prob: th.Tensor) -> th.Tensor:
-        """Per-sample KL[pi_old(.|s), pi_theta(.|s)] with the configured estimator."""
+    def _rollout_extras(self, outputs: PolicyOutputs) -> dict[str, Any]:
         if self.kl_estimator == "closed_form":
-            return closed_form_kl(batch.old_dist_params, distribution)
+            return {"dist_params": dist_params(outputs.distribution)}
+        return {}
+
+    def _kl(self, batch: Any, log_prob: th.Tensor, distribution: Distribution | Callable[[], Distribution]) -> th.Tensor:
+        """Per-sample KL[pi_old(.|s), pi_theta(.|s)] with the configured estimator. ``distribution``: the current
+        policy's distribution on the batch, or a function that returns it (called only by the closed form)."""
+        if self.kl_estimator == "closed_form":
+            current = distribution if isinstance(distribution, Distribution) else distribution()
+            return closed_form_kl(batch.old_dist_params, current)
         log_ratio = log_prob - batch.old_log_prob
         if self.kl_estimator == "sample_low_var":
             return sample_kl_k3(log_ratio)
@@ -261,12 +277,12 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     def _policy_loss(
         self,
         batch: Any,
-        distribution: Distribution,
+        outputs: PolicyOutputs,
         log_prob: th.Tensor,
         ratio: th.Tensor,
         advantages: th.Tensor,
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
-        kl = self._kl(batch, distribution, log_prob)
+        kl = self._kl(batch, log_prob, lambda: outputs.distribution)
         loss = kl_penalty_loss(ratio, advantages, kl, self._update_beta, self._current_clip_range)
         extra = {"kl_penalty": (self._update_beta * kl.mean()).detach()}
         if self._current_clip_range is not None:
@@ -289,7 +305,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
                 actions = batch.actions.long().flatten() if discrete else batch.actions
                 distribution = self.policy.get_distribution(batch.observations, **self._minibatch_policy_kwargs(batch))
                 log_prob = distribution.log_prob(actions)
-                total += float(self._kl(batch, distribution, log_prob).sum())
+                total += float(self._kl(batch, log_prob, distribution).sum())
         return total / n_samples
 
     def _on_update_end(self) -> None:

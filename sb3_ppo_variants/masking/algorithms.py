@@ -16,11 +16,13 @@ Each is its unmasked algorithm (same loss, same shared rollout and training loop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.maskable.buffers import MaskableDictRolloutBuffer, MaskableRolloutBuffer
 from sb3_contrib.common.maskable.policies import (
     MaskableActorCriticCnnPolicy,
     MaskableActorCriticPolicy,
@@ -35,6 +37,7 @@ from stable_baselines3.common.utils import is_vectorized_observation
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
+from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking.buffers import (
     MaskableDictDistParamsRolloutBuffer,
@@ -89,7 +92,7 @@ class MaskableAlgorithmMixin:
         if getattr(self, "use_sde", False):
             raise ValueError(f"{owner}: `use_sde=True` (gSDE) is for continuous actions; masked policies are categorical")
         if self.rollout_buffer_class is None:
-            self.rollout_buffer_class = self._mask_buffer_classes[isinstance(self.observation_space, spaces.Dict)]
+            self.rollout_buffer_class = self._default_mask_buffer(isinstance(self.observation_space, spaces.Dict))
         # SB3's OnPolicyAlgorithm._setup_model builds the policy with `use_sde=...`, which sb3-contrib's maskable
         # policies do not take (MaskablePPO re-implements _setup_model for that); the class is swapped for one call
         # that drops it, and restored, so that the saved `policy_class` is the user's.
@@ -104,6 +107,16 @@ class MaskableAlgorithmMixin:
                 f"{owner}: `policy` must be sb3-contrib's MaskableActorCriticPolicy or a subclass of it, "
                 f"got {type(self.policy).__name__}"
             )
+
+    def _default_mask_buffer(self, dict_obs: bool) -> type[RolloutBuffer]:
+        """The rollout buffer used when the user gives none."""
+        return self._mask_buffer_classes[dict_obs]
+
+    def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
+        return MaskableDictRolloutBuffer if dict_obs else MaskableRolloutBuffer
+
+    def _required_rollout_buffer_reason(self) -> str:
+        return "(it stores each step's action masks, which training passes to the policy again)"
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_use_masking"]  # type: ignore[misc]
@@ -222,32 +235,39 @@ class MaskableKLPenaltyPPO(MaskableAlgorithmMixin, KLPenaltyPPO):  # type: ignor
     Parameters are KLPenaltyPPO's; ``policy`` is a ``MaskableActorCriticPolicy``.
     """
 
-    def _mask_buffer_class(self) -> type[RolloutBuffer]:
-        dict_obs = isinstance(self.observation_space, spaces.Dict)
+    def _default_mask_buffer(self, dict_obs: bool) -> type[RolloutBuffer]:
         if self.kl_estimator == "closed_form":
             return MaskableDictDistParamsRolloutBuffer if dict_obs else MaskableDistParamsRolloutBuffer
-        return self._mask_buffer_classes[dict_obs]
+        return super()._default_mask_buffer(dict_obs)
 
-    def _setup_model(self) -> None:
-        if self.rollout_buffer_class is None:
-            self.rollout_buffer_class = self._mask_buffer_class()
-        super()._setup_model()
+    def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
+        if self.kl_estimator == "closed_form":
+            return MaskableDictDistParamsRolloutBuffer if dict_obs else MaskableDistParamsRolloutBuffer
+        return super()._required_rollout_buffer(dict_obs)
 
-    def _dist_params_dim(self) -> int:
-        return mask_dim(self.action_space)
+    def _required_rollout_buffer_reason(self) -> str:
+        if self.kl_estimator == "closed_form":
+            return "(it stores each step's action masks and, for the closed-form KL, the old masked distribution)"
+        return super()._required_rollout_buffer_reason()
+
+    def _rollout_buffer_extra_kwargs(self) -> dict[str, Any]:
+        if self.kl_estimator == "closed_form":
+            return {"dist_params_dim": mask_dim(self.action_space)}
+        return {}
 
     def _has_closed_form_kl(self, distribution: Distribution) -> bool:
         return has_masked_closed_form_kl(distribution)
 
-    def _rollout_extras(self, distribution: Distribution) -> dict[str, Any]:
+    def _rollout_extras(self, outputs: PolicyOutputs) -> dict[str, Any]:
         if self.kl_estimator == "closed_form":
-            return {"dist_params": masked_dist_params(distribution)}  # type: ignore[arg-type]
+            return {"dist_params": masked_dist_params(outputs.distribution)}  # type: ignore[arg-type]
         return {}
 
-    def _kl(self, batch: Any, distribution: Distribution, log_prob: th.Tensor) -> th.Tensor:
+    def _kl(self, batch: Any, log_prob: th.Tensor, distribution: Distribution | Callable[[], Distribution]) -> th.Tensor:
         if self.kl_estimator == "closed_form":
-            return masked_closed_form_kl(batch.old_dist_params, distribution, batch.action_masks)
-        return super()._kl(batch, distribution, log_prob)
+            current = distribution if isinstance(distribution, Distribution) else distribution()
+            return masked_closed_form_kl(batch.old_dist_params, current, batch.action_masks)
+        return super()._kl(batch, log_prob, distribution)
 
 
 class MaskableREINFORCE(MaskableAlgorithmMixin, REINFORCE):  # type: ignore[misc]  # learn() takes use_masking, as MaskablePPO's
@@ -255,3 +275,9 @@ class MaskableREINFORCE(MaskableAlgorithmMixin, REINFORCE):  # type: ignore[misc
     the masked policy. Parameters are REINFORCE's; ``policy`` is a ``MaskableActorCriticPolicy``."""
 
     _mask_buffer_classes = (MaskableRewardToGoRolloutBuffer, MaskableDictRewardToGoRolloutBuffer)
+
+    def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
+        return self._mask_buffer_classes[dict_obs]
+
+    def _required_rollout_buffer_reason(self) -> str:
+        return "(the reward-to-go of REINFORCE with the action masks of each step)"

@@ -148,9 +148,10 @@ class RewardToGoRolloutBuffer(_RewardToGoMixin, TensorRolloutBuffer):
     An episode still running at the end of the rollout is bootstrapped with ``V(s_T)`` when ``bootstrap``
     (learned baseline), otherwise its steps are marked invalid and :meth:`get` leaves them out.
 
+    Parameters are those of SB3's ``RolloutBuffer`` (``gae_lambda`` is unused), and:
+
     :param normalize: ``"batch"`` (default), ``"timestep"`` (per step across the parallel envs) or ``"none"``
     :param bootstrap: bootstrap unfinished episodes with the critic's value (only with a learned baseline)
-    Other parameters are those of SB3's ``RolloutBuffer``; ``gae_lambda`` is unused.
     """
 
     def __init__(

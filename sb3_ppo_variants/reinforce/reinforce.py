@@ -9,11 +9,11 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 from sb3_ppo_variants.common.losses import reinforce_loss
 from sb3_ppo_variants.common.validation import check_choice
@@ -61,8 +61,9 @@ class REINFORCE(PolicyGradientAlgorithm):
     :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
     :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
     :param rollout_buffer_class: Rollout buffer class (default:
-        :class:`~sb3_ppo_variants.reinforce.buffers.RewardToGoRolloutBuffer` or its Dict variant);
-        it must accept ``normalize`` and ``bootstrap``
+        :class:`~sb3_ppo_variants.reinforce.buffers.RewardToGoRolloutBuffer` or its Dict variant); a class of your own
+        must subclass one of those two (REINFORCE's weights are the reward-to-go they compute; SB3's GAE
+        ``RolloutBuffer`` is refused at construction)
     :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
     :param target_kl: SB3's early stop of the epochs at an approximate KL above ``1.5 * target_kl`` (``None``: off)
     :param stats_window_size: Window size for the rollout logging
@@ -105,6 +106,12 @@ class REINFORCE(PolicyGradientAlgorithm):
         normalize_returns = check_choice("normalize_returns", normalize_returns, NORMALIZATION_MODES, owner=owner)
         if not isinstance(use_baseline, (bool, np.bool_)):
             raise TypeError(f"{owner}: `use_baseline` must be a bool, got {use_baseline!r}")
+        reserved = sorted(set(rollout_buffer_kwargs or {}) & {"normalize", "bootstrap"})
+        if reserved:
+            raise ValueError(
+                f"{owner}: `rollout_buffer_kwargs` must not set {', '.join(reserved)}: REINFORCE passes them itself, "
+                "from `normalize_returns` and `use_baseline`"
+            )
         super().__init__(
             policy,
             env,
@@ -146,14 +153,20 @@ class REINFORCE(PolicyGradientAlgorithm):
 
     def _setup_model(self) -> None:
         if self.rollout_buffer_class is None:
-            dict_obs = isinstance(self.observation_space, spaces.Dict)
-            self.rollout_buffer_class = DictRewardToGoRolloutBuffer if dict_obs else RewardToGoRolloutBuffer
-        self.rollout_buffer_kwargs = {
-            **self.rollout_buffer_kwargs,
-            "normalize": self.normalize_returns,
-            "bootstrap": self.use_baseline,
-        }
+            self.rollout_buffer_class = self._required_rollout_buffer(isinstance(self.observation_space, spaces.Dict))
         super()._setup_model()
+
+    def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
+        return DictRewardToGoRolloutBuffer if dict_obs else RewardToGoRolloutBuffer
+
+    def _required_rollout_buffer_reason(self) -> str:
+        return (
+            "(REINFORCE's weights are the normalised reward-to-go this buffer computes, not GAE; it is given "
+            "`normalize` and `bootstrap` from `normalize_returns` and `use_baseline`)"
+        )
+
+    def _rollout_buffer_extra_kwargs(self) -> dict[str, Any]:
+        return {"normalize": self.normalize_returns, "bootstrap": self.use_baseline}
 
     @property
     def uses_critic(self) -> bool:
@@ -183,7 +196,7 @@ class REINFORCE(PolicyGradientAlgorithm):
     def _policy_loss(
         self,
         batch: Any,
-        distribution: Distribution,
+        outputs: PolicyOutputs,
         log_prob: th.Tensor,
         ratio: th.Tensor,
         advantages: th.Tensor,

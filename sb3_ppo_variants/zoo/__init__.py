@@ -22,8 +22,8 @@ from sb3_ppo_variants.zoo.samplers import (
     sample_reinforce_params,
 )
 
-#: The environments every ``zoo_configs/<algo>.yml`` has a tuned or starting entry for (what the README's tuned-results
-#: table covers), in the order of rl_zoo3's benchmark table.
+#: The environments every ``zoo_configs/<algo>.yml`` has a tuned or starting entry for (what the tuned-results
+#: table of docs/zoo.md covers), in the order of rl_zoo3's benchmark table.
 CONFIG_ENVS: tuple[str, ...] = (
     "CartPole-v1",
     "Acrobot-v1",
