@@ -279,7 +279,7 @@ def test_action_masker_wrapper_and_dict_observations():
 
 def test_mlp_policy_is_sb3_contrib_maskable_and_other_policies_are_refused():
     assert MaskableClipPPO.policy_aliases["MlpPolicy"] is MaskableActorCriticPolicy
-    with pytest.raises(TypeError, match="MaskableActorCriticPolicy"):
+    with pytest.raises(TypeError, match="must be a MaskableActorCriticPolicy subclass"):
         MaskableClipPPO(ActorCriticPolicy, _discrete(), device="cpu")
     with pytest.raises(ValueError, match="not maskable"):
         MaskableClipPPO("MlpPolicy", "Pendulum-v1", device="cpu")
@@ -387,3 +387,20 @@ def test_zoo_train_and_enjoy_on_an_env_with_action_masks(algo, tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
     model = ALGOS[algo].load(next(tmp_path.glob(f"{algo}/InvalidActionMultiDiscrete-v0_1/*.zip")), device="cpu")
     assert model.num_timesteps >= 1024
+
+
+# ---------------------------------------------------------------------------------------------- 3. learning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.parametrize(("env_name", "budget"), [("discrete", 10_240), ("multi_discrete", 12_288)])
+def test_learns_within_maskable_ppo_budget(algo, env_name, budget):
+    """Mean evaluation return >= 90 (of 100) on 3 seeds at the budget where MaskablePPO reaches it on all 3 seeds
+    (``python -m benchmarks.masking budget``; settings in benchmarks/masking.py, figures in docs/masking.md)."""
+    from benchmarks.masking import learning
+
+    for seed in range(3):
+        result = learning(algo, env_name, seed, budget)
+        assert result["steps"] == budget
+        assert result["mean_return"] >= 90, result

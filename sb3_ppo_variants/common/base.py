@@ -71,7 +71,10 @@ def _check_argument_types(
 ) -> None:
     """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
     if isinstance(policy, type) and not issubclass(policy, policy_base):
-        raise TypeError(f"{owner}: `policy` must be a subclass of {policy_base.__name__} or one of {sorted(policy_aliases)}")
+        article = "an" if policy_base.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{owner}: `policy` must be {article} {policy_base.__name__} subclass or one of {sorted(policy_aliases)}"
+        )
     if isinstance(policy, str) and policy not in policy_aliases:
         raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
     for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
