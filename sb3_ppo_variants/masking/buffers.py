@@ -1,10 +1,13 @@
 """Rollout buffers of the masked algorithms: sb3-contrib's maskable buffers, with our torch-side minibatch sampling.
 
-- :class:`MaskableTensorRolloutBuffer` / :class:`MaskableDictTensorRolloutBuffer`: sb3-contrib's
-  ``MaskableRolloutBuffer`` / ``MaskableDictRolloutBuffer`` (the same stored masks, the same ``get()`` and random
-  permutation), whose minibatches are gathered in torch (:mod:`sb3_ppo_variants.common.buffers`). MaskableClipPPO's.
-- :class:`MaskableDistParamsRolloutBuffer` (+ Dict): also KLPenaltyPPO's old distribution parameters (the masked
-  logits), for the closed-form KL. MaskableKLPenaltyPPO's.
+Each class subclasses sb3-contrib's ``MaskableRolloutBuffer`` / ``MaskableDictRolloutBuffer`` (which store the masks
+given to ``add(..., action_masks=...)`` and flatten them in ``get()``) and the package's buffer of the same algorithm,
+whose ``__init__``, sampling and extra fields it keeps:
+
+- :class:`MaskableTensorRolloutBuffer` (+ Dict): sb3-contrib's buffer with the minibatches gathered in torch
+  (:mod:`sb3_ppo_variants.common.buffers`); the same values, the same random permutation. MaskableClipPPO's.
+- :class:`MaskableDistParamsRolloutBuffer` (+ Dict): also KLPenaltyPPO's old distribution parameters (here the masked
+  log-probabilities), for the closed-form KL. MaskableKLPenaltyPPO's.
 - :class:`MaskableRewardToGoRolloutBuffer` (+ Dict): REINFORCE's normalised reward-to-go, with the masks.
   MaskableREINFORCE's.
 """
@@ -16,7 +19,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from sb3_contrib.common.maskable.buffers import (
     MaskableDictRolloutBuffer,
     MaskableDictRolloutBufferSamples,
@@ -26,9 +28,9 @@ from sb3_contrib.common.maskable.buffers import (
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ppo_variants.common.buffers import _TensorSamplingMixin
-from sb3_ppo_variants.kl_penalty_ppo.buffers import _DistParamsMixin
-from sb3_ppo_variants.reinforce.buffers import _RewardToGoMixin
+from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
+from sb3_ppo_variants.reinforce.buffers import DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 
 
 class MaskableDistParamsRolloutBufferSamples(NamedTuple):
@@ -57,22 +59,18 @@ class MaskableDictDistParamsRolloutBufferSamples(NamedTuple):
     old_dist_params: th.Tensor
 
 
-class _MaskTensorsMixin(_TensorSamplingMixin):
-    """Torch-side sampling of the maskable buffers: ``action_masks`` is one more per-sample field."""
+class _MaskSamplesMixin:
+    """``action_masks`` is one more per-sample field of the torch-side sampling."""
 
     _extra_fields: tuple[str, ...] = ("action_masks",)
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
         # SB3's and sb3-contrib's rollout buffers do not normalise (they ignore ``env``); neither do we, so that the
-        # extra fields are not appended twice to the maskable samples.
-        return super()._get_samples(batch_inds, None)
-
-    def reset(self) -> None:
-        self._drop_tensors()
-        super().reset()  # type: ignore[misc]
+        # extra fields are not appended twice to sb3-contrib's samples.
+        return super()._get_samples(batch_inds, None)  # type: ignore[misc]
 
 
-class MaskableTensorRolloutBuffer(_MaskTensorsMixin, MaskableRolloutBuffer):
+class MaskableTensorRolloutBuffer(_MaskSamplesMixin, TensorRolloutBuffer, MaskableRolloutBuffer):
     """sb3-contrib's :class:`~sb3_contrib.common.maskable.buffers.MaskableRolloutBuffer`, sampling in torch.
 
     Parameters are those of ``MaskableRolloutBuffer``; samples are ``MaskableRolloutBufferSamples``.
@@ -81,107 +79,47 @@ class MaskableTensorRolloutBuffer(_MaskTensorsMixin, MaskableRolloutBuffer):
     _samples_class: type = MaskableRolloutBufferSamples
 
 
-class MaskableDictTensorRolloutBuffer(_MaskTensorsMixin, MaskableDictRolloutBuffer):
+class MaskableDictTensorRolloutBuffer(_MaskSamplesMixin, DictTensorRolloutBuffer, MaskableDictRolloutBuffer):
     """sb3-contrib's :class:`~sb3_contrib.common.maskable.buffers.MaskableDictRolloutBuffer`, sampling in torch."""
 
     _samples_class: type = MaskableDictRolloutBufferSamples
 
 
-class MaskableDistParamsRolloutBuffer(_DistParamsMixin, MaskableTensorRolloutBuffer):  # type: ignore[misc]
-    """:class:`MaskableTensorRolloutBuffer` that also keeps the (masked) distribution parameters of each sample.
-
-    :param dist_params_dim: floats per sample (the logits: the mask's width)
-    Other parameters are those of sb3-contrib's ``MaskableRolloutBuffer``.
-    """
+class MaskableDistParamsRolloutBuffer(_MaskSamplesMixin, DistParamsRolloutBuffer, MaskableRolloutBuffer):
+    """KLPenaltyPPO's :class:`~sb3_ppo_variants.kl_penalty_ppo.buffers.DistParamsRolloutBuffer` with sb3-contrib's
+    masks; ``dist_params_dim`` is the mask's width (the masked log-probabilities)."""
 
     _extra_fields = ("action_masks", "dist_params")
-    _samples_class = MaskableDistParamsRolloutBufferSamples
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        dist_params_dim: int = 1,
-    ):
-        self._init_dist_params(dist_params_dim)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+    _samples_class = MaskableDistParamsRolloutBufferSamples  # type: ignore[assignment]
 
 
-class MaskableDictDistParamsRolloutBuffer(_DistParamsMixin, MaskableDictTensorRolloutBuffer):  # type: ignore[misc]
+class MaskableDictDistParamsRolloutBuffer(_MaskSamplesMixin, DictDistParamsRolloutBuffer, MaskableDictRolloutBuffer):
     """:class:`MaskableDistParamsRolloutBuffer` for Dict observation spaces."""
 
     _extra_fields = ("action_masks", "dist_params")
-    _samples_class = MaskableDictDistParamsRolloutBufferSamples
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        dist_params_dim: int = 1,
-    ):
-        self._init_dist_params(dist_params_dim)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+    _samples_class = MaskableDictDistParamsRolloutBufferSamples  # type: ignore[assignment]
 
 
-class _MaskedRewardToGoMixin(_RewardToGoMixin):
+class _MaskedRewardToGoMixin(_MaskSamplesMixin):
     """REINFORCE's ``get()`` flattens its own list of fields (it samples only the valid steps): add the masks to it."""
 
     action_masks: np.ndarray
+    generator_ready: bool
 
     def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:
         if not self.generator_ready:
             self.action_masks = self.swap_and_flatten(self.action_masks)  # type: ignore[attr-defined]
-        yield from super().get(batch_size)
+        yield from super().get(batch_size)  # type: ignore[misc]
 
 
-class MaskableRewardToGoRolloutBuffer(_MaskedRewardToGoMixin, MaskableTensorRolloutBuffer):  # type: ignore[misc]
-    """REINFORCE's :class:`~sb3_ppo_variants.reinforce.buffers.RewardToGoRolloutBuffer` with sb3-contrib's masks.
+class MaskableRewardToGoRolloutBuffer(_MaskedRewardToGoMixin, RewardToGoRolloutBuffer, MaskableRolloutBuffer):
+    """REINFORCE's :class:`~sb3_ppo_variants.reinforce.buffers.RewardToGoRolloutBuffer` with sb3-contrib's masks
+    (its parameters: ``normalize``, ``bootstrap`` and those of ``MaskableRolloutBuffer``)."""
 
-    :param normalize: ``"batch"`` (default), ``"timestep"`` or ``"none"``
-    :param bootstrap: bootstrap unfinished episodes with the critic's value (only with a learned baseline)
-    Other parameters are those of sb3-contrib's ``MaskableRolloutBuffer``; ``gae_lambda`` is unused.
-    """
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        normalize: str = "batch",
-        bootstrap: bool = False,
-    ):
-        self._setup_reward_to_go(normalize, bootstrap)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+    _samples_class: type = MaskableRolloutBufferSamples
 
 
-class MaskableDictRewardToGoRolloutBuffer(_MaskedRewardToGoMixin, MaskableDictTensorRolloutBuffer):  # type: ignore[misc]
+class MaskableDictRewardToGoRolloutBuffer(_MaskedRewardToGoMixin, DictRewardToGoRolloutBuffer, MaskableDictRolloutBuffer):
     """:class:`MaskableRewardToGoRolloutBuffer` for Dict observation spaces."""
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        normalize: str = "batch",
-        bootstrap: bool = False,
-    ):
-        self._setup_reward_to_go(normalize, bootstrap)
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+    _samples_class: type = MaskableDictRolloutBufferSamples
