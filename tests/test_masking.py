@@ -404,3 +404,50 @@ def test_learns_within_maskable_ppo_budget(algo, env_name, budget):
         result = learning(algo, env_name, seed, budget)
         assert result["steps"] == budget
         assert result["mean_return"] >= 90, result
+
+
+# ---------------------------------------------------------------------------------------------- 5. lean path
+
+
+def test_lean_maskable_categorical_equals_sb3_contrib_bit_for_bit():
+    from sb3_contrib.common.maskable.distributions import MaskableCategorical
+
+    from sb3_ppo_variants.masking.policies import LeanMaskableCategorical
+
+    generator = th.Generator().manual_seed(0)
+    logits = th.randn(64, 7, generator=generator)
+    masks = th.rand(64, 7, generator=generator) > 0.5
+    masks[:, 3] = True
+    for mask in (masks, None):
+        ours, theirs = LeanMaskableCategorical(logits, mask), MaskableCategorical(logits=logits, masks=mask)
+        assert th.equal(ours.logits, theirs.logits) and th.equal(ours.probs, theirs.probs)
+        assert th.equal(ours.entropy(), theirs.entropy())
+        actions = theirs.sample()
+        assert th.equal(ours.log_prob(actions), theirs.log_prob(actions))
+        th.manual_seed(1)
+        first = ours.sample()
+        th.manual_seed(1)
+        assert th.equal(first, theirs.sample())
+
+
+class _SubclassedMaskablePolicy(MaskableActorCriticPolicy):
+    """A user's subclass: the loop must call its public methods."""
+
+
+@pytest.mark.parametrize("env_name", ["discrete", "multi_discrete", "multi_binary"])
+def test_lean_path_only_for_exact_sb3_contrib_policies_and_same_results_as_public(env_name):
+    from sb3_ppo_variants.masking.policies import MaskablePolicyCalls
+
+    kwargs = dict(n_steps=64, batch_size=32, n_epochs=2, ent_coef=0.01, seed=5, device="cpu", policy_kwargs=SB3_ADAM)
+    # built and trained one after the other: sb3-contrib's envs draw their illegal actions from numpy's global RNG
+    lean = MaskableKLPenaltyPPO("MlpPolicy", ENVS[env_name](), **kwargs)
+    assert MaskablePolicyCalls(lean.policy).lean_maskable
+    handle = lean.policy.action_net.register_forward_hook(lambda *args: None)
+    assert not MaskablePolicyCalls(lean.policy).lean_maskable  # a hook turns the lean path off
+    handle.remove()
+    lean.learn(128)
+    public = MaskableKLPenaltyPPO(_SubclassedMaskablePolicy, ENVS[env_name](), **kwargs)
+    assert not MaskablePolicyCalls(public.policy).lean_maskable
+    public.learn(128)
+    assert (_params(lean) - _params(public)).abs().max() <= 1e-6
+    assert lean.current_beta == public.current_beta

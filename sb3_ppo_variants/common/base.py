@@ -142,6 +142,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     }
     #: the class a ``policy`` given as a class must subclass (the masked algorithms: sb3-contrib's maskable policy)
     policy_base: ClassVar[type[BasePolicy]] = ActorCriticPolicy
+    #: how the loop calls the policy (the lean path for exact classes, else their public methods); the masked
+    #: algorithms use a subclass with a lean path for sb3-contrib's exact maskable policies
+    policy_calls_class: ClassVar[type[PolicyCalls]] = PolicyCalls
     policy: ActorCriticPolicy
     rollout_buffer: RolloutBuffer
 
@@ -393,7 +396,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """
         assert self._last_obs is not None, "No previous observation was provided"
         set_training_mode(self.policy, False)
-        calls = PolicyCalls(self.policy)
+        calls = self.policy_calls_class(self.policy)
         # SB3's collect_rollouts runs the policy under no_grad; the lean path may use inference mode (faster)
         grad_mode = th.inference_mode if calls.lean else th.no_grad
         uses_critic = self.uses_critic
@@ -478,7 +481,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
         # the fast paths are chosen once per update (see common/policies.py and common/optimizer.py)
-        calls = PolicyCalls(self.policy)
+        calls = self.policy_calls_class(self.policy)
         clipped_step = ClippedAdamStep(self.policy, self.policy.optimizer)
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).

@@ -100,16 +100,17 @@ def set_training_mode(policy: BasePolicy, mode: bool) -> None:
         policy.set_training_mode(mode)
 
 
-def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
-    """SB3's ``forward``/``evaluate_actions``/``get_distribution`` up to the distribution, in one pass (exact classes).
+def lean_latents(policy: Any, obs: PyTorchObs, with_values: bool) -> tuple[th.Tensor, th.Tensor | None]:
+    """The actor's latent code and (``with_values``) the values, as SB3's ``forward``/``evaluate_actions`` (with values)
+    or ``get_distribution`` (without) compute them, in one pass (exact classes: SB3's, or sb3-contrib's maskable
+    policies, which compute them the same way).
 
-    The same modules are called in the same order as in those methods; the critic is skipped when not needed and the
-    distribution is built with :func:`~sb3_ppo_variants.common.distributions.action_distribution`.
+    The same modules are called in the same order as in those methods; the critic is skipped when not needed.
     """
     if not with_values:
         # SB3's get_distribution: the actor's features extractor and the actor half of the MLP extractor only
         pi_features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
-        return action_distribution(policy, policy.mlp_extractor.forward_actor(pi_features)), None
+        return policy.mlp_extractor.forward_actor(pi_features), None
     features = policy.extract_features(obs)
     if policy.share_features_extractor:
         latent_pi, latent_vf = policy.mlp_extractor(features)
@@ -117,7 +118,15 @@ def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool)
         pi_features, vf_features = features
         latent_pi = policy.mlp_extractor.forward_actor(pi_features)
         latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    return action_distribution(policy, latent_pi), policy.value_net(latent_vf)
+    return latent_pi, policy.value_net(latent_vf)
+
+
+def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
+    """SB3's ``forward``/``evaluate_actions``/``get_distribution`` up to the distribution, in one pass (exact classes):
+    :func:`lean_latents`, and the distribution built with
+    :func:`~sb3_ppo_variants.common.distributions.action_distribution`."""
+    latent_pi, values = lean_latents(policy, obs, with_values)
+    return action_distribution(policy, latent_pi), values
 
 
 class PolicyOutputs:
