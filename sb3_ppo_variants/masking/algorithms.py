@@ -151,11 +151,11 @@ class MaskableAlgorithmMixin:
         use_masking: bool = True,
         progress_bar: bool = False,
     ) -> SelfMaskable:
-        """Train for ``total_timesteps`` environment steps, as ``MaskablePPO.learn``.
+        """Train for ``total_timesteps`` environment steps, as ``MaskablePPO.learn``. The other parameters are those of
+        :meth:`~sb3_ppo_variants.common.base.PolicyGradientAlgorithm.learn`.
 
         :param use_masking: Whether to read the legal actions from the environment's ``action_masks()`` at every step
             and sample only those (True, default). With False the policy is trained on all actions.
-        Other parameters: see :meth:`~sb3_ppo_variants.common.base.PolicyGradientAlgorithm.learn`.
         """
         owner = type(self).__name__
         if not isinstance(use_masking, (bool, np.bool_)):
@@ -180,11 +180,11 @@ class MaskableAlgorithmMixin:
         deterministic: bool = False,
         action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """The policy's action for ``observation``, choosing only among the legal actions of ``action_masks``.
+        """The policy's action for ``observation``, choosing only among the legal actions of ``action_masks``. The other
+        parameters are those of SB3's ``BaseAlgorithm.predict``.
 
         :param action_masks: one row per observation (``(mask_dim,)`` for a single one), True where the action is
             legal (sb3-contrib's ``get_action_masks(env)`` gives them); ``None``: every action is allowed
-        Other parameters: see SB3's ``BaseAlgorithm.predict``.
         """
         if action_masks is not None:
             action_masks = check_action_masks(
