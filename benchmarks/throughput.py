@@ -73,6 +73,14 @@ CartPole-v1 and Pendulum-v1 with 3 repeats takes about 25 minutes, with 5 about 
     .venv/bin/python benchmarks/throughput.py --only n_steps=5 --comparisons a2c --repeats 9 --name a2c_n5  # one setting
     .venv/bin/python benchmarks/throughput.py --profile --out benchmarks/results          # cProfile, CartPole-v1
     .venv/bin/python benchmarks/throughput.py --render benchmarks/results/throughput.json  # redo .md/.png from JSON
+    .venv/bin/python benchmarks/throughput.py --envs CartPole-v1 Pendulum-v1 HalfCheetah-v5 --sbx    # + SBX's PPO
+    .venv/bin/python benchmarks/throughput.py --sweep --sbx --name sweep     # n_envs 1/4/16/64, widths 64/256
+    .venv/bin/python benchmarks/throughput.py --compare-ref 432948e --name regression  # + ours at an older commit
+
+``--sbx`` adds SBX's PPO (SB3's JAX port, ``pip install "sb3-ppo-variants[bench]"``, one XLA CPU thread) to every
+PPO setting it supports (not gSDE); its JIT compilation happens in the warm-up run, so the timed run excludes it, as
+the warm-up excludes the other algorithms' first-call costs. ``--compare-ref REF`` runs our algorithms from the
+package as of git ``REF`` too, labelled ``@<sha>``, interleaved with the rest (a regression check).
 
 ``--timesteps`` takes one number for every setting or ``SETTING=N`` / ``ENV=N`` items. Outputs in ``--out``:
 ``<name>.json`` (settings, every run, summary), ``<name>.md`` (the tables, also printed) and ``<name>.png``
@@ -84,8 +92,10 @@ and writes ``profile_cartpole.md`` (where the time goes) and the raw ``.prof`` f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gc
+import io
 import json
 import os
 import platform
@@ -102,8 +112,15 @@ from typing import Any
 #: the line prefix a worker prints its JSON result after (anything else on its stdout is ignored)
 RESULT_MARKER = "@@THROUGHPUT_RESULT@@ "
 
-#: environment variables of every worker: one BLAS/OpenMP thread, no CUDA
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+#: environment variables of every worker: one BLAS/OpenMP thread, no CUDA; JAX (SBX) on the CPU with one thread
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "CUDA_VISIBLE_DEVICES": "",
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
 
 ALL_ENVS = ("CartPole-v1", "Pendulum-v1", "HalfCheetah-v5")
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1")
@@ -130,6 +147,8 @@ class AlgoSpec:
     label: str
     algo: str
     kwargs: dict[str, Any]
+    #: the package source the worker imports instead of the current one (``--compare-ref``: an earlier commit's)
+    pythonpath: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +258,29 @@ def build_settings(envs: Sequence[str], families: Sequence[str], reinforce_basel
     return settings
 
 
+#: the scaling sweep: CartPole-v1 (rl_zoo3's PPO settings) at these numbers of envs, HalfCheetah-v5 at these widths
+SWEEP_N_ENVS = (1, 4, 16, 64)
+SWEEP_WIDTHS = (64, 256)
+
+
+def sweep_settings() -> list[Setting]:
+    """How the cost grows with the work: SB3 PPO vs ClipPPO vs KLPenaltyPPO over ``n_envs`` and network width.
+
+    CartPole-v1: rl_zoo3's PPO settings (n_steps 32, 20 epochs), ``batch_size`` min(256, n_steps * n_envs), about
+    20 rollouts per run. HalfCheetah-v5: SB3's defaults with ``net_arch=[w, w]`` for both networks, 4 rollouts.
+    """
+    settings = []
+    for n_envs in SWEEP_N_ENVS:
+        zoo: dict[str, Any] = dict(n_steps=32, batch_size=min(256, 32 * n_envs), gae_lambda=0.8, gamma=0.98, n_epochs=20)
+        zoo.update(ent_coef=0.0, learning_rate="lin_0.001", clip_range="lin_0.2")
+        timesteps = 20 * 32 * n_envs
+        settings.append(_ppo_family(f"sweep CartPole-v1 n_envs={n_envs}", "CartPole-v1", n_envs, zoo, timesteps))
+    for width in SWEEP_WIDTHS:
+        kwargs = {"policy_kwargs": {"net_arch": [width, width]}}
+        settings.append(_ppo_family(f"sweep HalfCheetah-v5 width={width}", "HalfCheetah-v5", 1, kwargs, 4 * 2048))
+    return settings
+
+
 def resolve_timesteps(settings: list[Setting], items: Sequence[str] | None, quick: bool) -> dict[str, int]:
     """Budget of each setting: ``--timesteps N`` (all), ``ENV=N`` or ``SETTING=N`` items, else the default.
 
@@ -286,7 +328,27 @@ def algorithm_classes() -> dict[str, type]:
 
     from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 
-    return {"PPO": PPO, "A2C": A2C, "ClipPPO": ClipPPO, "KLPenaltyPPO": KLPenaltyPPO, "REINFORCE": REINFORCE}
+    classes = {"PPO": PPO, "A2C": A2C, "ClipPPO": ClipPPO, "KLPenaltyPPO": KLPenaltyPPO, "REINFORCE": REINFORCE}
+    try:  # SBX (SB3's JAX port): the optional comparison row of --sbx (pip install "sb3-ppo-variants[bench]")
+        from sbx import PPO as SBXPPO
+
+        classes["SBX-PPO"] = SBXPPO
+    except ImportError:
+        pass
+    return classes
+
+
+def with_sbx(settings: list[Setting]) -> list[Setting]:
+    """SBX's PPO added to each PPO-family setting it supports (not gSDE), with the same kwargs, after SB3's PPO."""
+    out = []
+    for setting in settings:
+        base = setting.algos[0]
+        if setting.family != "ppo" or base.kwargs.get("use_sde"):
+            out.append(setting)
+            continue
+        sbx = AlgoSpec("SBX PPO", "SBX-PPO", dict(base.kwargs))
+        out.append(dataclasses.replace(setting, algos=(base, sbx, *setting.algos[1:])))
+    return out
 
 
 def _proc_status_kib(field_name: str) -> int | None:
@@ -471,6 +533,33 @@ def snapshot_package(dest_root: Path) -> Path:
     return target.resolve()
 
 
+def snapshot_ref(ref: str, dest_root: Path) -> tuple[str, Path]:
+    """The package as of git ``ref`` (``git archive``), in ``dest_root/ref_<short sha>/``: (short sha, directory)."""
+    import tarfile
+
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], capture_output=True, text=True, check=True).stdout.strip()
+    target = (dest_root / f"ref_{sha}").resolve()
+    if not (target / "sb3_ppo_variants").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", ref, "sb3_ppo_variants"], capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(target, filter="data")
+    return sha, target
+
+
+def with_ref_algorithms(settings: list[Setting], sha: str, source: Path) -> list[Setting]:
+    """Each setting with our algorithms also run from ``source`` (labelled ``<label> @<sha>``), right after them."""
+    out = []
+    for setting in settings:
+        algos: list[AlgoSpec] = []
+        for algo in setting.algos:
+            algos.append(algo)
+            if algo.algo in ("ClipPPO", "KLPenaltyPPO", "REINFORCE"):
+                algos.append(AlgoSpec(f"{algo.label} @{sha}", algo.algo, algo.kwargs, str(source)))
+        out.append(dataclasses.replace(setting, algos=tuple(algos)))
+    return out
+
+
 def launch_worker(spec: dict[str, Any], pythonpath: Path | None = None) -> dict[str, Any]:
     """Run one worker (this script with ``--worker``) in a fresh process and return its result.
 
@@ -523,7 +612,7 @@ def run_benchmark(
                     bar.set_description(f"{setting.name} | {algo.label} | {phase}")
                     run_seed = seed + max(repeat, 0)
                     spec = _spec(setting, algo, timesteps, run_seed, warmup=setting.rollout_size)
-                    result = launch_worker(spec, pythonpath)
+                    result = launch_worker(spec, Path(algo.pythonpath) if algo.pythonpath else pythonpath)
                     records.append(RunRecord(setting.name, algo.label, repeat, run_seed, result))
                     bar.update(1)
                     if repeat >= 0:
@@ -1095,6 +1184,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="workers import the live package instead of a copy frozen at the start (see snapshot_package)",
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="the scaling sweep instead of the standard settings: CartPole-v1 n_envs 1/4/16/64, HalfCheetah-v5 width 64/256",
+    )
+    parser.add_argument(
+        "--sbx",
+        action="store_true",
+        help="also run SBX's PPO (JAX, one CPU thread) where it supports the setting (not gSDE); needs the bench extra",
+    )
+    parser.add_argument(
+        "--compare-ref",
+        metavar="GIT_REF",
+        help="also run our algorithms as of this commit, interleaved (e.g. the previous main), to measure a regression",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first round (round r: seed + r)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output directory")
     parser.add_argument("--name", default="throughput", help="file name stem of the outputs")
@@ -1126,11 +1230,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.profile:
         print(run_profile(args.out, args.profile_timesteps, args.seed, pythonpath))
         return
-    settings = build_settings(args.envs, args.comparisons, args.reinforce_baseline)
+    settings = sweep_settings() if args.sweep else build_settings(args.envs, args.comparisons, args.reinforce_baseline)
     if args.only:
         settings = [s for s in settings if any(part in s.name for part in args.only)]
     if not settings:
         raise SystemExit("no setting selected")
+    if args.sbx:
+        settings = with_sbx(settings)
+    if args.compare_ref:
+        sha, source = snapshot_ref(args.compare_ref, args.out / "tmp")
+        settings = with_ref_algorithms(settings, sha, source)
+        print(f"runs labelled @{sha} import the package of {args.compare_ref} from {source}", file=sys.stderr)
     budgets = resolve_timesteps(settings, args.timesteps, args.quick)
     for setting in settings:
         print(

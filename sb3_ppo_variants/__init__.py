@@ -10,8 +10,8 @@
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
-from sb3_ppo_variants.reinforce import REINFORCE
 from sb3_ppo_variants.registry import ALGOS
+from sb3_ppo_variants.reinforce import REINFORCE
 
 __version__ = "0.2.0"
 

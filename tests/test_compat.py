@@ -42,13 +42,6 @@ from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 
 ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
 N_STEPS = 64
-# per-class settings for short runs (no if/elif on classes in the tests). REINFORCE without a baseline learns only
-# from episodes that end inside a rollout: 64 steps hold several CartPole episodes of a random policy.
-KWARGS = {
-    ClipPPO: dict(n_steps=N_STEPS, batch_size=32, n_epochs=2),
-    KLPenaltyPPO: dict(n_steps=N_STEPS, batch_size=32, n_epochs=2),
-    REINFORCE: dict(n_steps=N_STEPS),
-}
 # training keys each class prints with verbose=1 (besides the shared ones)
 OWN_LOG_KEYS = {
     ClipPPO: ("clip_fraction", "clip_range", "value_loss", "explained_variance"),
@@ -58,12 +51,6 @@ OWN_LOG_KEYS = {
 # adapted training state that must survive a save/load (besides num_timesteps and _n_updates)
 STATE = {ClipPPO: (), KLPenaltyPPO: ("current_beta",), REINFORCE: ()}
 TINY = dict(net_arch=[16])
-
-
-def _model(cls, env="CartPole-v1", **extra):
-    kwargs = {**KWARGS[cls], "policy_kwargs": TINY, "seed": 0, "device": "cpu", **extra}
-    policy = kwargs.pop("policy", "MlpPolicy")
-    return cls(policy, env, **kwargs)
 
 
 def _cartpole(n_envs=2, seed=0):
@@ -105,9 +92,9 @@ def _recording_logger() -> tuple[Logger, _Recorder]:
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_vec_frame_stack(cls):
+def test_vec_frame_stack(make_model, cls):
     env = VecFrameStack(_cartpole(), n_stack=3)
-    model = _model(cls, env).learn(2 * N_STEPS * 2)
+    model = make_model(cls, env).learn(2 * N_STEPS * 2)
     assert model.observation_space.shape == (12,)
     obs = env.reset()
     assert model.predict(obs, deterministic=True)[0].shape == (2,)
@@ -116,9 +103,9 @@ def test_vec_frame_stack(cls):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_vecnormalize_full_round_trip(cls, tmp_path):
+def test_vecnormalize_full_round_trip(make_model, cls, tmp_path):
     train_env = VecNormalize(_cartpole(), gamma=0.99)
-    model = _model(cls, train_env).learn(2 * N_STEPS * 2)
+    model = make_model(cls, train_env).learn(2 * N_STEPS * 2)
     model.save(tmp_path / "model")
     train_env.save(str(tmp_path / "vecnormalize.pkl"))
 
@@ -176,39 +163,39 @@ class _StopAfter(BaseCallback):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_eval_callback_with_reward_threshold_stops_training(cls):
+def test_eval_callback_with_reward_threshold_stops_training(make_model, cls):
     stop = StopTrainingOnRewardThreshold(reward_threshold=1.0)  # any CartPole episode scores >= 1
     eval_callback = EvalCallback(
         _cartpole(n_envs=1, seed=3), callback_on_new_best=stop, eval_freq=20, n_eval_episodes=2, warn=False
     )
-    model = _model(cls, _cartpole()).learn(10_000, callback=eval_callback)
+    model = make_model(cls, _cartpole()).learn(10_000, callback=eval_callback)
     assert model.num_timesteps == 20 * 2  # stopped at the first evaluation (eval_freq calls x 2 envs)
     assert eval_callback.best_mean_reward >= 1.0
     assert eval_callback.n_calls == 20
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_stop_training_on_max_episodes(cls):
+def test_stop_training_on_max_episodes(make_model, cls):
     stop = StopTrainingOnMaxEpisodes(max_episodes=2)
-    model = _model(cls, _cartpole()).learn(10_000, callback=stop)
+    model = make_model(cls, _cartpole()).learn(10_000, callback=stop)
     assert model.num_timesteps < 10_000
     assert stop.n_episodes >= 2 * 2  # max_episodes per env
     assert len(model.ep_info_buffer) >= 2  # (episodes ending at the stopping step are not added: SB3's order)
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_custom_callback_stops_early(cls):
+def test_custom_callback_stops_early(make_model, cls):
     callback = _StopAfter(7)
-    model = _model(cls, _cartpole()).learn(10_000, callback=callback)
+    model = make_model(cls, _cartpole()).learn(10_000, callback=callback)
     assert callback.calls == 7
     assert model.num_timesteps == 7 * 2
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_callback_locals_are_sb3_ones(cls):
+def test_callback_locals_are_sb3_ones(make_model, cls):
     """A callback reading ``self.locals`` (infos, dones, rewards, ...) finds what SB3's PPO gives it, same shapes."""
     ours, theirs = _StopAfter(N_STEPS + 3), _StopAfter(N_STEPS + 3)
-    _model(cls, _cartpole()).learn(10_000, callback=ours)
+    make_model(cls, _cartpole()).learn(10_000, callback=ours)
     PPO("MlpPolicy", _cartpole(), n_steps=N_STEPS, batch_size=32, n_epochs=1, policy_kwargs=TINY, device="cpu").learn(
         10_000, callback=theirs
     )
@@ -224,7 +211,7 @@ def test_callback_locals_are_sb3_ones(cls):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_callback_list_and_function_callback(cls):
+def test_callback_list_and_function_callback(make_model, cls):
     counter, stopper = _StopAfter(10**9), _StopAfter(5)
     function_calls = []
 
@@ -232,7 +219,7 @@ def test_callback_list_and_function_callback(cls):
         function_calls.append(locals_["self"].num_timesteps)
         return True
 
-    model = _model(cls, _cartpole()).learn(10_000, callback=CallbackList([counter, stopper]))
+    model = make_model(cls, _cartpole()).learn(10_000, callback=CallbackList([counter, stopper]))
     assert model.num_timesteps == 5 * 2 and counter.calls == stopper.calls == 5
     # a plain list becomes a CallbackList; as in SB3, its functions must be wrapped (a lone function is wrapped for you)
     model.learn(N_STEPS * 2, callback=[ConvertCallback(function_callback), counter])
@@ -241,14 +228,14 @@ def test_callback_list_and_function_callback(cls):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_function_callback_stops_early(cls):
+def test_function_callback_stops_early(make_model, cls):
     calls = []
 
     def stop_after_three(locals_, globals_):
         calls.append(1)
         return len(calls) < 3
 
-    model = _model(cls, _cartpole()).learn(10_000, callback=stop_after_three)
+    model = make_model(cls, _cartpole()).learn(10_000, callback=stop_after_three)
     assert len(calls) == 3 and model.num_timesteps == 3 * 2
 
 
@@ -256,8 +243,8 @@ def test_function_callback_stops_early(cls):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_evaluate_policy_episode_rewards(cls):
-    model = _model(cls, _cartpole()).learn(N_STEPS * 2)
+def test_evaluate_policy_episode_rewards(make_model, cls):
+    model = make_model(cls, _cartpole()).learn(N_STEPS * 2)
     rewards, lengths = evaluate_policy(model, _cartpole(n_envs=2, seed=5), n_eval_episodes=3, return_episode_rewards=True)
     assert isinstance(rewards, list) and isinstance(lengths, list)
     assert len(rewards) == len(lengths) == 3
@@ -285,11 +272,11 @@ def _batch(observations):
 
 @pytest.mark.parametrize("cls", ALL)
 @pytest.mark.parametrize("space", sorted(PREDICT_ENVS))
-def test_predict_shapes_and_dtypes_match_sb3_ppo(cls, space):
+def test_predict_shapes_and_dtypes_match_sb3_ppo(make_model, cls, space):
     make_env, policy = PREDICT_ENVS[space]
     env = make_env()
     policy_kwargs = PREDICT_POLICY_KWARGS if policy == "MultiInputPolicy" else TINY
-    ours = cls(policy, make_env(), **{**KWARGS[cls], "policy_kwargs": policy_kwargs, "seed": 0, "device": "cpu"})
+    ours = make_model(cls, make_env(), policy=policy, policy_kwargs=policy_kwargs)
     sb3 = PPO(policy, make_env(), n_steps=N_STEPS, batch_size=32, policy_kwargs=policy_kwargs, seed=0, device="cpu")
     env.observation_space.seed(0)
     single = env.observation_space.sample()
@@ -312,8 +299,8 @@ def test_predict_shapes_and_dtypes_match_sb3_ppo(cls, space):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_set_env_same_spaces_continues_training(cls):
-    model = _model(cls, _cartpole()).learn(N_STEPS * 2)
+def test_set_env_same_spaces_continues_training(make_model, cls):
+    model = make_model(cls, _cartpole()).learn(N_STEPS * 2)
     new_env = _cartpole(seed=42)
     model.set_env(new_env)
     assert model.get_env() is new_env and model._last_obs is None  # force_reset: the new env is reset
@@ -323,8 +310,8 @@ def test_set_env_same_spaces_continues_training(cls):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_set_env_other_number_of_envs_is_refused_as_in_sb3_and_load_takes_it(cls, tmp_path):
-    model = _model(cls, _cartpole(n_envs=2)).learn(N_STEPS * 2)
+def test_set_env_other_number_of_envs_is_refused_as_in_sb3_and_load_takes_it(make_model, cls, tmp_path):
+    model = make_model(cls, _cartpole(n_envs=2)).learn(N_STEPS * 2)
     with pytest.raises(
         AssertionError, match=r"number of environments .* \(4 != 2\).*" + cls.__name__ + r"\.load\(path, env\)"
     ):
@@ -341,13 +328,13 @@ def test_set_env_other_number_of_envs_is_refused_as_in_sb3_and_load_takes_it(cls
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_get_set_parameters(cls, tmp_path):
-    source = _model(cls, _cartpole()).learn(N_STEPS * 2)
+def test_get_set_parameters(make_model, cls, tmp_path):
+    source = make_model(cls, _cartpole()).learn(N_STEPS * 2)
     params = source.get_parameters()
     assert set(params) == {"policy", "policy.optimizer"}
     obs = source.get_env().reset()
 
-    target = _model(cls, _cartpole(), seed=1)
+    target = make_model(cls, _cartpole(), seed=1)
     target.set_parameters(params, exact_match=True, device="cpu")
     _assert_same_parameters(source.policy, target.policy)
     _assert_same_optimizer_state(source.policy.optimizer, target.policy.optimizer)
@@ -356,30 +343,30 @@ def test_get_set_parameters(cls, tmp_path):
     # exact_match: a missing object or a missing tensor is refused; exact_match=False loads what is there
     without_optimizer = {"policy": params["policy"]}
     with pytest.raises(ValueError, match="Names of parameters do not match"):
-        _model(cls, _cartpole(), seed=2).set_parameters(without_optimizer, exact_match=True)
-    partial = _model(cls, _cartpole(), seed=2)
+        make_model(cls, _cartpole(), seed=2).set_parameters(without_optimizer, exact_match=True)
+    partial = make_model(cls, _cartpole(), seed=2)
     partial.set_parameters(without_optimizer, exact_match=False)
     _assert_same_parameters(source.policy, partial.policy)
     last_key = list(params["policy"])[-1]
     missing_tensor = {"policy": {k: v for k, v in params["policy"].items() if k != last_key}}
     with pytest.raises(RuntimeError, match="Missing key"):
-        _model(cls, _cartpole(), seed=2).set_parameters(missing_tensor, exact_match=True)
-    other = _model(cls, _cartpole(), seed=2)
+        make_model(cls, _cartpole(), seed=2).set_parameters(missing_tensor, exact_match=True)
+    other = make_model(cls, _cartpole(), seed=2)
     kept = other.policy.state_dict()[last_key].clone()
     other.set_parameters(missing_tensor, exact_match=False)
     assert th.equal(other.policy.state_dict()[last_key], kept)
 
     # from a model file of the same class
     source.save(tmp_path / "source")
-    from_file = _model(cls, _cartpole(), seed=3)
+    from_file = make_model(cls, _cartpole(), seed=3)
     from_file.set_parameters(str(tmp_path / "source.zip"), device="cpu")
     _assert_same_parameters(source.policy, from_file.policy)
     from_file.learn(N_STEPS * 2)  # and it trains on from there
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_policy_save_load(cls, tmp_path):
-    model = _model(cls, _cartpole()).learn(N_STEPS * 2)
+def test_policy_save_load(make_model, cls, tmp_path):
+    model = make_model(cls, _cartpole()).learn(N_STEPS * 2)
     model.policy.save(tmp_path / "policy.pth")
     policy = ActorCriticPolicy.load(tmp_path / "policy.pth", device="cpu")
     assert type(policy) is type(model.policy)
@@ -392,8 +379,8 @@ def test_policy_save_load(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_explicit_cpu_device(cls, tmp_path):
-    model = _model(cls, _cartpole(), device="cpu").learn(N_STEPS * 2)
+def test_explicit_cpu_device(make_model, cls, tmp_path):
+    model = make_model(cls, _cartpole(), device="cpu").learn(N_STEPS * 2)
     assert model.device == th.device("cpu")
     assert all(p.device.type == "cpu" for p in model.policy.parameters())
     assert th.device(model.rollout_buffer.device).type == "cpu"
@@ -406,7 +393,7 @@ def test_explicit_cpu_device(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_tensorboard_run_numbering_as_in_sb3(cls, tmp_path):
+def test_tensorboard_run_numbering_as_in_sb3(make_model, cls, tmp_path):
     def run_dirs(algo, root):
         algo.learn(N_STEPS, tb_log_name="run")
         algo.learn(N_STEPS, tb_log_name="run", reset_num_timesteps=False)  # continues run_1
@@ -415,7 +402,7 @@ def test_tensorboard_run_numbering_as_in_sb3(cls, tmp_path):
         algo.learn(N_STEPS, tb_log_name="other", reset_num_timesteps=False)  # SB3 names this other_0
         return sorted(p.name for p in root.iterdir())
 
-    ours = _model(cls, _cartpole(n_envs=1), tensorboard_log=str(tmp_path / "ours"))
+    ours = make_model(cls, _cartpole(n_envs=1), tensorboard_log=str(tmp_path / "ours"))
     sb3 = PPO(
         "MlpPolicy",
         _cartpole(n_envs=1),
@@ -431,8 +418,8 @@ def test_tensorboard_run_numbering_as_in_sb3(cls, tmp_path):
 
 @pytest.mark.parametrize("cls", ALL)
 @pytest.mark.parametrize("log_interval", [1, 2])
-def test_log_interval(cls, log_interval):
-    model = _model(cls, _cartpole(n_envs=1))
+def test_log_interval(make_model, cls, log_interval):
+    model = make_model(cls, _cartpole(n_envs=1))
     logger, recorder = _recording_logger()
     model.set_logger(logger)
     model.learn(4 * N_STEPS, log_interval=log_interval)
@@ -444,8 +431,8 @@ def test_log_interval(cls, log_interval):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_verbose_output(cls, capsys):
-    _model(cls, _cartpole(n_envs=1), verbose=1).learn(3 * N_STEPS)
+def test_verbose_output(make_model, cls, capsys):
+    make_model(cls, _cartpole(n_envs=1), verbose=1).learn(3 * N_STEPS)
     out = capsys.readouterr().out
     assert "Using cpu device" in out
     for key in (
@@ -468,8 +455,8 @@ def test_verbose_output(cls, capsys):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_save_load_bytes_buffer(cls):
-    model = _model(cls, _cartpole()).learn(2 * N_STEPS * 2)
+def test_save_load_bytes_buffer(make_model, cls):
+    model = make_model(cls, _cartpole()).learn(2 * N_STEPS * 2)
     buffer = io.BytesIO()
     model.save(buffer)
     buffer.seek(0)
@@ -483,8 +470,8 @@ def test_save_load_bytes_buffer(cls):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_load_custom_objects(cls, tmp_path):
-    _model(cls, _cartpole()).learn(N_STEPS * 2).save(tmp_path / "model")
+def test_load_custom_objects(make_model, cls, tmp_path):
+    make_model(cls, _cartpole()).learn(N_STEPS * 2).save(tmp_path / "model")
     loaded = cls.load(tmp_path / "model", env=_cartpole(), device="cpu", custom_objects={"learning_rate": 0.0})
     assert loaded.learning_rate == 0.0 and loaded.lr_schedule(1.0) == 0.0
     before = {k: v.clone() for k, v in loaded.policy.state_dict().items()}
@@ -495,8 +482,8 @@ def test_load_custom_objects(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_load_without_env(cls, tmp_path):
-    model = _model(cls, _cartpole()).learn(N_STEPS * 2)
+def test_load_without_env(make_model, cls, tmp_path):
+    model = make_model(cls, _cartpole()).learn(N_STEPS * 2)
     model.save(tmp_path / "model")
     loaded = cls.load(tmp_path / "model", device="cpu")
     assert loaded.env is None and loaded.get_env() is None
@@ -528,14 +515,14 @@ SDE_VALID = {"box"}
 
 @pytest.mark.parametrize("cls", ALL)
 @pytest.mark.parametrize("space", sorted(SDE_ENVS))
-def test_gsde_only_for_box(cls, space):
+def test_gsde_only_for_box(make_model, cls, space):
     env = make_vec_env(SDE_ENVS[space], n_envs=2)
     if space not in SDE_VALID:
         with pytest.raises(ValueError, match=r"gSDE.*can only be used with continuous actions"):
-            _model(cls, env, use_sde=True)
+            make_model(cls, env, use_sde=True)
         return
     for squash_output in (False, True):
-        model = _model(
+        model = make_model(
             cls, env, use_sde=True, sde_sample_freq=4, policy_kwargs=dict(net_arch=[16], squash_output=squash_output)
         )
         assert isinstance(model.policy.action_dist, StateDependentNoiseDistribution)
@@ -548,8 +535,8 @@ def test_gsde_only_for_box(cls, space):
 # ---------------------------------------------------------------------------------------------------- reproducibility
 
 
-def _trained(cls, seed):
-    model = _model(cls, _cartpole(seed=seed), seed=seed)
+def _trained(make_model, cls, seed):
+    model = make_model(cls, _cartpole(seed=seed), seed=seed)
     logger, recorder = _recording_logger()
     model.set_logger(logger)
     model.learn(4 * N_STEPS * 2)
@@ -564,10 +551,10 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_reproducible_parameters_and_logged_losses(cls):
-    a, logged_a = _trained(cls, seed=0)
-    b, logged_b = _trained(cls, seed=0)
-    c, logged_c = _trained(cls, seed=1)
+def test_reproducible_parameters_and_logged_losses(make_model, cls):
+    a, logged_a = _trained(make_model, cls, seed=0)
+    b, logged_b = _trained(make_model, cls, seed=0)
+    c, logged_c = _trained(make_model, cls, seed=1)
     _assert_same_parameters(a.policy, b.policy)
     _assert_same_optimizer_state(a.policy.optimizer, b.policy.optimizer)
     assert any(k.startswith("train/") and "loss" in k for k in logged_a[-1])

@@ -466,3 +466,32 @@ def test_sb3_error_wording_is_kept(tmp_path: Path) -> None:
     assert "stable-baselines3/issues/440" in str(info.value)
     with pytest.raises(ValueError, match=r"`n_steps \* n_envs` must be greater than 1"):
         ClipPPO("MlpPolicy", "CartPole-v1", n_steps=1, batch_size=2)
+
+
+def test_batched_truncation_bootstrap_equals_sb3s_per_env_calls() -> None:
+    """Several envs truncated at the same step share one predict_values call: SB3's rewards and parameters."""
+    kwargs = dict(n_steps=N_STEPS, batch_size=32, n_epochs=2, seed=6, device="cpu", policy_kwargs={**TINY, **EXACT_ADAM})
+    # 10-step episodes: CartPole's random policy rarely falls that early, so the 4 envs truncate together
+    env_kwargs = dict(max_episode_steps=10)
+    simultaneous: list[int] = []
+
+    def count_truncations(locals_: dict[str, Any], globals_: dict[str, Any]) -> bool:
+        simultaneous.append(sum(bool(info.get("TimeLimit.truncated")) for info in locals_["infos"]))
+        return True
+
+    ours = ClipPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4, seed=1, env_kwargs=env_kwargs), **kwargs)
+    ours.learn(2 * 4 * N_STEPS, callback=count_truncations)
+    sb3 = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4, seed=1, env_kwargs=env_kwargs), **kwargs)
+    sb3.learn(2 * 4 * N_STEPS)
+    assert max(simultaneous) >= 2  # the batched path ran
+    np.testing.assert_allclose(ours.rollout_buffer.rewards, sb3.rollout_buffer.rewards, rtol=0, atol=1e-6)
+    for a, b in zip(ours.policy.parameters(), sb3.policy.parameters(), strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-6)
+
+
+def test_a_method_replaced_on_the_policy_object_turns_the_fast_path_off() -> None:
+    model = ClipPPO("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, device="cpu")
+    assert PolicyCalls(model.policy).lean
+    original = model.policy.forward
+    model.policy.forward = lambda obs, deterministic=False: original(obs, deterministic)  # type: ignore[method-assign]
+    assert not PolicyCalls(model.policy).lean

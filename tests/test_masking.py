@@ -445,6 +445,9 @@ def test_lean_path_only_for_exact_sb3_contrib_policies_and_same_results_as_publi
     handle = lean.policy.action_net.register_forward_hook(lambda *args: None)
     assert not MaskablePolicyCalls(lean.policy).lean_maskable  # a hook turns the lean path off
     handle.remove()
+    lean.policy.forward = lean.policy.forward  # a method replaced on the object, too
+    assert not MaskablePolicyCalls(lean.policy).lean_maskable
+    del lean.policy.forward
     lean.learn(128)
     public = MaskableKLPenaltyPPO(_SubclassedMaskablePolicy, ENVS[env_name](), **kwargs)
     assert not MaskablePolicyCalls(public.policy).lean_maskable

@@ -9,25 +9,23 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.logger import configure
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from tests.conftest import SHORT_RUN
 
 ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+# overrides of conftest's short-run settings: three epochs, the default network, REINFORCE's learning rate
 KWARGS = {
-    ClipPPO: dict(n_steps=64, batch_size=32, n_epochs=3),
-    KLPenaltyPPO: dict(n_steps=64, batch_size=32, n_epochs=3, kl_target=0.001),
-    REINFORCE: dict(n_steps=64, learning_rate="lin_0.01"),
+    ClipPPO: dict(n_epochs=3, policy_kwargs=None),
+    KLPenaltyPPO: dict(n_epochs=3, kl_target=0.001, policy_kwargs=None),
+    REINFORCE: dict(learning_rate="lin_0.01", policy_kwargs=None),
 }
 
 
-def _model(cls, env="CartPole-v1", **extra):
-    return cls("MlpPolicy", env, **{**KWARGS[cls], "seed": 0, "device": "cpu", **extra})
-
-
 @pytest.mark.parametrize("cls", ALL)
-def test_loaded_model_makes_exactly_the_same_update(cls, tmp_path):
+def test_loaded_model_makes_exactly_the_same_update(make_model, cls, tmp_path):
     """Original and loaded model, fed the same rollout batch, end with identical parameters and state."""
     import copy
 
-    model = _model(cls).learn(3 * 64)
+    model = make_model(cls, **KWARGS[cls]).learn(3 * 64)
     model.save(tmp_path / "model")
     loaded = cls.load(tmp_path / "model", env=model.get_env(), device="cpu")
     assert loaded._current_progress_remaining == model._current_progress_remaining
@@ -48,12 +46,12 @@ def test_loaded_model_makes_exactly_the_same_update(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_bad_model_files(cls, tmp_path):
+def test_bad_model_files(make_model, cls, tmp_path):
     not_a_model = tmp_path / "junk.zip"
     not_a_model.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"wasn't a zip-file: not a saved model"):
         cls.load(not_a_model)
-    _model(cls).save(tmp_path / "good")
+    make_model(cls, **KWARGS[cls]).save(tmp_path / "good")
     data = (tmp_path / "good.zip").read_bytes()
     (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated"):
@@ -62,8 +60,8 @@ def test_bad_model_files(cls, tmp_path):
         cls.load(tmp_path / "missing.zip")
 
 
-def test_model_of_another_class_is_refused(tmp_path):
-    _model(KLPenaltyPPO).save(tmp_path / "kl")
+def test_model_of_another_class_is_refused(make_model, tmp_path):
+    make_model(KLPenaltyPPO, **KWARGS[KLPenaltyPPO]).save(tmp_path / "kl")
     with pytest.raises(ValueError, match=r"holds a KLPenaltyPPO model, not a ClipPPO one: load it with KLPenaltyPPO.load\(\)"):
         ClipPPO.load(tmp_path / "kl")
     assert type(KLPenaltyPPO.load(tmp_path / "kl")) is KLPenaltyPPO
@@ -103,32 +101,34 @@ class _BadEnv(gym.Env):
 
 @pytest.mark.parametrize("cls", ALL)
 @pytest.mark.parametrize("bad", ["reward", "observation"])
-def test_non_finite_env_output_is_caught(cls, bad):
-    model = _model(cls, _BadEnv(bad))
+def test_non_finite_env_output_is_caught(make_model, cls, bad):
+    model = make_model(cls, _BadEnv(bad), **KWARGS[cls])
     with pytest.raises(ValueError, match=f"non-finite {bad} at timestep 4"):
         model.learn(128)
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_huge_rewards_train_without_nan(cls):
+def test_huge_rewards_train_without_nan(make_model, cls):
     class _HugeReward(gym.Wrapper):
         def step(self, action):
             obs, reward, terminated, truncated, info = self.env.step(action)
             return obs, reward * 1e6, terminated, truncated, info
 
-    model = _model(cls, _HugeReward(gym.make("CartPole-v1"))).learn(4 * 64)
+    model = make_model(cls, _HugeReward(gym.make("CartPole-v1")), **KWARGS[cls]).learn(4 * 64)
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
 
 
-def test_tiny_kl_target_keeps_beta_finite_and_bounded():
-    model = _model(KLPenaltyPPO, kl_target=1e-12, learning_rate=1e-2, beta_max=1e3).learn(30 * 64)
+def test_tiny_kl_target_keeps_beta_finite_and_bounded(make_model):
+    model = make_model(
+        KLPenaltyPPO, **{**KWARGS[KLPenaltyPPO], "kl_target": 1e-12, "learning_rate": 1e-2, "beta_max": 1e3}
+    ).learn(30 * 64)
     assert model.current_beta == 1e3  # doubled at every update up to the bound, never inf
     assert all(th.isfinite(p).all() for p in model.policy.parameters())
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_absurd_learning_rate_trains_or_stops_with_a_message(cls):
-    model = _model(cls, learning_rate=1e6, max_grad_norm=1e10)
+def test_absurd_learning_rate_trains_or_stops_with_a_message(make_model, cls):
+    model = make_model(cls, **{**KWARGS[cls], "learning_rate": 1e6, "max_grad_norm": 1e10})
     try:
         model.learn(10 * 64)
     except FloatingPointError as exc:
@@ -146,7 +146,7 @@ class _NaNLossPPO(ClipPPO):
 
 
 def test_divergence_message_names_the_update():
-    model = _NaNLossPPO("MlpPolicy", "CartPole-v1", **KWARGS[ClipPPO], seed=0)
+    model = _NaNLossPPO("MlpPolicy", "CartPole-v1", **{**SHORT_RUN[ClipPPO], **KWARGS[ClipPPO]}, seed=0)
     with pytest.raises(
         FloatingPointError,
         match=r"training diverged at update 3 \(timestep 64\): a loss, gradient or network parameter is NaN or inf",
@@ -156,7 +156,7 @@ def test_divergence_message_names_the_update():
 
 @pytest.mark.parametrize("cls", ALL)
 @pytest.mark.parametrize("user_setting", [True, False])
-def test_global_distribution_validation_is_left_as_the_user_set_it(cls, user_setting):
+def test_global_distribution_validation_is_left_as_the_user_set_it(make_model, cls, user_setting):
     previous = th.distributions.Distribution._validate_args
     th.distributions.Distribution.set_default_validate_args(user_setting)
     seen_in_callback = []
@@ -166,7 +166,7 @@ def test_global_distribution_validation_is_left_as_the_user_set_it(cls, user_set
         return True
 
     try:
-        _model(cls).learn(2 * 64, callback=callback)
+        make_model(cls, **KWARGS[cls]).learn(2 * 64, callback=callback)
         assert th.distributions.Distribution._validate_args is user_setting
         assert set(seen_in_callback) == {user_setting}  # user code inside learn() sees the user's setting too
     finally:

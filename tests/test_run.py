@@ -19,13 +19,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNorm
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 
 ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
-# per-class settings for short runs (no if/elif on classes in the tests)
-KWARGS = {
-    ClipPPO: dict(n_steps=32, batch_size=16, n_epochs=2),
-    KLPenaltyPPO: dict(n_steps=32, batch_size=16, n_epochs=2),
-    REINFORCE: dict(n_steps=32),
-}
-TINY = dict(net_arch=dict(pi=[16], vf=[16]))
 
 ACTION_ENVS = {
     "discrete": lambda: IdentityEnv(4),
@@ -35,46 +28,63 @@ ACTION_ENVS = {
 }
 
 
-def _model(cls, env, **extra):
-    kwargs = {**KWARGS[cls], "policy_kwargs": TINY, "seed": 0, "device": "cpu", **extra}
-    policy = kwargs.pop("policy", "MlpPolicy")
-    return cls(policy, env, **kwargs)
-
-
 @pytest.mark.parametrize("cls", ALL)
 @pytest.mark.parametrize("space", sorted(ACTION_ENVS))
-def test_action_spaces(cls, space):
-    model = _model(cls, make_vec_env(ACTION_ENVS[space], n_envs=2)).learn(128)
+def test_action_spaces(make_model, cls, space):
+    model = make_model(cls, make_vec_env(ACTION_ENVS[space], n_envs=2)).learn(128)
     for p in model.policy.parameters():
         assert th.isfinite(p).all()
 
 
+def _assert_trained(model, before: list[th.Tensor]) -> None:
+    """The update changed the parameters, and every logged training loss is finite."""
+    assert model._n_updates > 0
+    assert any(not th.equal(b, p) for b, p in zip(before, model.policy.parameters(), strict=True))
+    losses = {k: v for k, v in model.logger.name_to_value.items() if k.startswith("train/") and k.endswith("loss")}
+    assert losses and all(np.isfinite(v) for v in losses.values()), losses
+
+
+def _learn(model, steps: int):
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(steps)
+    _assert_trained(model, before)
+    return model
+
+
+#: Pendulum's episodes last 200 steps: REINFORCE without a baseline needs one to end inside its rollout to learn
+PENDULUM_ROLLOUT = {ClipPPO: 64, KLPenaltyPPO: 64, REINFORCE: 256}
+
+
 @pytest.mark.parametrize("cls", ALL)
-def test_gsde(cls):
-    model = _model(cls, "Pendulum-v1", use_sde=True, sde_sample_freq=4).learn(128)
+def test_gsde(make_model, cls):
+    n_steps = PENDULUM_ROLLOUT[cls]
+    model = _learn(make_model(cls, "Pendulum-v1", use_sde=True, sde_sample_freq=4, n_steps=n_steps), n_steps)
     assert model.policy.use_sde
+    # the exploration matrix's log std is a trained parameter: it moved
+    assert not th.equal(model.policy.log_std, th.full_like(model.policy.log_std, model.policy.log_std_init))
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_multi_input_policy(cls):
+def test_multi_input_policy(make_model, cls):
     env = make_vec_env(lambda: SimpleMultiObsEnv(random_start=True), n_envs=2)
-    _model(cls, env, policy="MultiInputPolicy").learn(128)
+    _learn(make_model(cls, env, policy="MultiInputPolicy", n_steps=64), 128)
+
+
+#: FakeImageEnv's rewards are all 0, so REINFORCE's normalised weights are 0: its entropy bonus makes the gradient
+CNN_EXTRA: dict[type, dict] = {ClipPPO: dict(batch_size=16), KLPenaltyPPO: dict(batch_size=16), REINFORCE: dict(ent_coef=0.01)}
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_cnn_policy(cls):
+def test_cnn_policy(make_model, cls):
     env = make_vec_env(lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True), n_envs=2)
-    model = cls(
-        "CnnPolicy",
-        env,
-        **{**KWARGS[cls], "seed": 0, "device": "cpu", "policy_kwargs": dict(features_extractor_kwargs=dict(features_dim=16))},
-    )
-    model.learn(64)
+    cnn = dict(features_extractor_kwargs=dict(features_dim=16))
+    model = _learn(make_model(cls, env, policy="CnnPolicy", policy_kwargs=cnn, n_steps=32, **CNN_EXTRA[cls]), 64)
+    assert type(model.policy.features_extractor).__name__ == "NatureCNN"
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_save_load_predict(cls, tmp_path):
-    model = _model(cls, "CartPole-v1").learn(128)
+def test_save_load_predict(make_model, cls, tmp_path):
+    model = make_model(cls, "CartPole-v1").learn(128)
     obs = model.get_env().reset()
     action, _ = model.predict(obs, deterministic=True)
     model.save(tmp_path / "model")
@@ -93,13 +103,13 @@ def test_save_load_predict(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_callbacks_progress_bar_tensorboard(cls, tmp_path):
+def test_callbacks_progress_bar_tensorboard(make_model, cls, tmp_path):
     eval_env = make_vec_env("CartPole-v1", n_envs=1)
     callbacks = [
         EvalCallback(eval_env, eval_freq=64, n_eval_episodes=2, log_path=str(tmp_path / "eval"), warn=False),
         CheckpointCallback(save_freq=64, save_path=str(tmp_path / "ckpt"), name_prefix="m"),
     ]
-    model = _model(cls, "CartPole-v1", tensorboard_log=str(tmp_path / "tb"))
+    model = make_model(cls, "CartPole-v1", tensorboard_log=str(tmp_path / "tb"))
     model.learn(128, callback=callbacks, progress_bar=True)
     assert (tmp_path / "eval" / "evaluations.npz").exists()
     assert list((tmp_path / "ckpt").glob("m_*_steps.zip"))
@@ -107,10 +117,10 @@ def test_callbacks_progress_bar_tensorboard(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_vecnormalize_and_subproc(cls, tmp_path):
+def test_vecnormalize_and_subproc(make_model, cls, tmp_path):
     env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, vec_env_cls=SubprocVecEnv))
     try:
-        model = _model(cls, env).learn(128)
+        model = make_model(cls, env).learn(128)
         env.save(str(tmp_path / "stats.pkl"))
         eval_env = VecNormalize.load(
             str(tmp_path / "stats.pkl"), DummyVecEnv([lambda: __import__("gymnasium").make("Pendulum-v1")])
@@ -123,17 +133,17 @@ def test_vecnormalize_and_subproc(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_same_seed_is_bit_identical(cls):
-    a = _model(cls, "CartPole-v1").learn(128)
-    b = _model(cls, "CartPole-v1").learn(128)
+def test_same_seed_is_bit_identical(make_model, cls):
+    a = make_model(cls, "CartPole-v1").learn(128)
+    b = make_model(cls, "CartPole-v1").learn(128)
     for pa, pb in zip(a.policy.parameters(), b.policy.parameters(), strict=True):
         assert th.equal(pa, pb)
 
 
 @pytest.mark.parametrize("cls", ALL)
-def test_shared_logging_keys(cls):
+def test_shared_logging_keys(make_model, cls):
     # episodes of 10 steps end inside every rollout (REINFORCE without baseline needs whole episodes)
-    model = _model(cls, make_vec_env(lambda: IdentityEnvBox(-1, 1, ep_length=10), n_envs=2)).learn(3 * 64)
+    model = make_model(cls, make_vec_env(lambda: IdentityEnvBox(-1, 1, ep_length=10), n_envs=2)).learn(3 * 64)
     logged = model.logger.name_to_value
     for key in (
         "train/policy_gradient_loss",
@@ -146,13 +156,13 @@ def test_shared_logging_keys(cls):
         assert key in logged, key
 
 
-def test_clip_ppo_logs_sb3_keys():
-    model = _model(ClipPPO, "CartPole-v1").learn(3 * 32)
+def test_clip_ppo_logs_sb3_keys(make_model):
+    model = make_model(ClipPPO, "CartPole-v1").learn(3 * 32)
     logged = model.logger.name_to_value
     for key in ("train/value_loss", "train/clip_fraction", "train/clip_range", "train/explained_variance"):
         assert key in logged, key
 
 
-def test_reinforce_warns_when_no_episode_fits_in_a_rollout():
+def test_reinforce_warns_when_no_episode_fits_in_a_rollout(make_model):
     with pytest.warns(UserWarning, match="no episode ended within a rollout of n_steps=32"):
-        _model(REINFORCE, "Pendulum-v1").learn(64)
+        make_model(REINFORCE, "Pendulum-v1", n_steps=32).learn(64)

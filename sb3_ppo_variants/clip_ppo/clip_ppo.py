@@ -11,8 +11,8 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.losses import clip_fraction, surrogate_loss
+from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.validation import check_schedule
 
 

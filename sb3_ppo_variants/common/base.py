@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
 from sb3_ppo_variants.common.distributions import no_distribution_validation
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep, with_fast_optimizer
-from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, set_training_mode
+from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, is_exact_sb3_policy, set_training_mode
 from sb3_ppo_variants.common.validation import check_float, check_int, check_schedule
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
@@ -369,13 +369,29 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         return {}
 
     def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment)."""
-        for idx, done in enumerate(dones):
-            if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False):
-                terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
-                with th.no_grad():
-                    terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
-                rewards[idx] += self.gamma * terminal_value
+        """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment).
+
+        SB3 calls ``predict_values`` once per truncated env; with a policy that is exactly SB3's (the rule of
+        :mod:`sb3_ppo_variants.common.policies`) the truncated envs of a step share one call, the same values.
+        """
+        truncated = [
+            idx
+            for idx, done in enumerate(dones)
+            if done and infos[idx].get("terminal_observation") is not None and infos[idx].get("TimeLimit.truncated", False)
+        ]
+        if not truncated:
+            return
+        if len(truncated) > 1 and is_exact_sb3_policy(self.policy):
+            terminal_obs = _stack_observations([infos[idx]["terminal_observation"] for idx in truncated])
+            with th.no_grad():
+                values = self.policy.predict_values(self.policy.obs_to_tensor(terminal_obs)[0])  # type: ignore[arg-type]
+            rewards[truncated] += (self.gamma * values[:, 0]).cpu().numpy()
+            return
+        for idx in truncated:
+            terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+            with th.no_grad():
+                terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+            rewards[idx] += self.gamma * terminal_value
 
     # ------------------------------------------------------------------ rollouts
 
@@ -682,6 +698,13 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _stack_observations(observations: list[Any]) -> Any:
+    """A batch of single-env observations (arrays, or dicts of arrays) with a leading batch dimension."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+    return np.stack(observations)
 
 
 def _check_finite(observations: Any, rewards: np.ndarray, timestep: int) -> None:

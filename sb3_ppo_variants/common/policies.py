@@ -11,7 +11,8 @@ the policy (:func:`is_exact_sb3_policy`):
   :class:`~stable_baselines3.common.policies.MultiInputActorCriticPolicy` (the aliases ``MlpPolicy``, ``CnnPolicy``,
   ``MultiInputPolicy``): a subclass may override ``forward``, ``evaluate_actions``, ``get_distribution``,
   ``predict_values``, ``extract_features``, ``_get_action_dist_from_latent``, ``set_training_mode``, ... and then
-  SB3's calls run, so every override is honoured;
+  SB3's calls run, so every override is honoured; the same holds for one of these methods replaced on the policy
+  object itself (``policy.forward = ...``);
 - no forward/backward hook is registered on the policy or any of its modules, nor globally for all modules
   (the fast path does not go through ``policy.__call__``);
 - a private torch attribute the check needs is missing (a renamed internal in a new release): the answer is "not
@@ -81,9 +82,24 @@ def has_module_hooks(module: nn.Module) -> bool:
     return False
 
 
+#: The policy methods the lean paths stand in for (overridden in a subclass, or replaced on the object itself)
+REPLACED_METHODS = (
+    "forward",
+    "evaluate_actions",
+    "get_distribution",
+    "predict_values",
+    "extract_features",
+    "_get_action_dist_from_latent",
+    "obs_to_tensor",
+    "set_training_mode",
+)
+
+
 def is_exact_sb3_policy(policy: BasePolicy) -> bool:
     """Whether the lean path may stand in for the policy's methods (the rule in the module docstring)."""
-    return type(policy) in SB3_POLICY_CLASSES and not has_module_hooks(policy)
+    if type(policy) not in SB3_POLICY_CLASSES or any(name in vars(policy) for name in REPLACED_METHODS):
+        return False
+    return not has_module_hooks(policy)
 
 
 def set_training_mode(policy: BasePolicy, mode: bool) -> None:

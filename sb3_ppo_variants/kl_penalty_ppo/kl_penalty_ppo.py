@@ -15,7 +15,9 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.losses import clip_fraction, kl_penalty_loss
 from sb3_ppo_variants.common.policies import PolicyOutputs
+from sb3_ppo_variants.common.validation import check_choice, check_float, check_schedule
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
 from sb3_ppo_variants.kl_penalty_ppo.kl import (
     closed_form_kl,
@@ -25,8 +27,6 @@ from sb3_ppo_variants.kl_penalty_ppo.kl import (
     sample_kl_k1,
     sample_kl_k3,
 )
-from sb3_ppo_variants.common.losses import clip_fraction, kl_penalty_loss
-from sb3_ppo_variants.common.validation import check_choice, check_float, check_schedule
 
 #: ``kl_estimator`` values: the closed form, the low-variance sample estimate (r-1) - log r, the plain -log r.
 KL_ESTIMATORS = ("closed_form", "sample_low_var", "sample_log_ratio")

@@ -2,10 +2,11 @@
 
 The package's fast-path rule (:mod:`sb3_ppo_variants.common.policies`) applies unchanged: the lean path runs only when
 the policy's class is exactly sb3-contrib's :class:`~sb3_contrib.common.maskable.policies.MaskableActorCriticPolicy`,
-``MaskableActorCriticCnnPolicy`` or ``MaskableMultiInputActorCriticPolicy``, its action distribution is exactly one of
-sb3-contrib's maskable categoricals, no module hook is registered, and the only extra argument of the call is
-``action_masks``. Otherwise the public calls run: ``policy(obs, action_masks=...)`` in rollouts and
-``policy.evaluate_actions(obs, actions, action_masks=...)`` in training, as ``MaskablePPO`` does.
+``MaskableActorCriticCnnPolicy`` or ``MaskableMultiInputActorCriticPolicy``, none of its methods is replaced on the
+object itself, its action distribution is exactly one of sb3-contrib's maskable categoricals, no module hook is
+registered, and the only extra argument of the call is ``action_masks``. Otherwise the public calls run:
+``policy(obs, action_masks=...)`` in rollouts and ``policy.evaluate_actions(obs, actions, action_masks=...)`` in
+training, as ``MaskablePPO`` does.
 
 The lean path computes what those methods compute, with the same arithmetic: the same modules in the same order
 (:func:`~sb3_ppo_variants.common.policies.lean_latents`), and :class:`LeanMaskableCategorical` in place of
@@ -36,7 +37,13 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
 from sb3_ppo_variants.common.distributions import LeanCategorical, lean_distributions_available
-from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, has_module_hooks, lean_latents
+from sb3_ppo_variants.common.policies import (
+    REPLACED_METHODS,
+    PolicyCalls,
+    PolicyOutputs,
+    has_module_hooks,
+    lean_latents,
+)
 
 #: sb3-contrib's policy classes the lean path stands in for (exact classes: a subclass takes the public path).
 SB3_CONTRIB_MASKABLE_POLICY_CLASSES: tuple[type[BasePolicy], ...] = (
@@ -81,6 +88,7 @@ def is_exact_sb3_contrib_maskable_policy(policy: BasePolicy) -> bool:
     """Whether the lean path may stand in for the maskable policy's methods (the rule in the module docstring)."""
     return (
         type(policy) in SB3_CONTRIB_MASKABLE_POLICY_CLASSES
+        and not any(name in vars(policy) for name in REPLACED_METHODS)
         and type(getattr(policy, "action_dist", None)) in SB3_CONTRIB_MASKABLE_DISTRIBUTIONS
         and not has_module_hooks(policy)
         and lean_distributions_available()

@@ -13,10 +13,10 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.policies import PolicyOutputs
-from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 from sb3_ppo_variants.common.losses import reinforce_loss
+from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.validation import check_choice
+from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 
 
 class REINFORCE(PolicyGradientAlgorithm):

@@ -17,8 +17,8 @@ import importlib.resources
 import sys
 from typing import Any
 
-from sb3_ppo_variants.registry import UNMASKED_NAME, ZOO_ALGOS
 from sb3_ppo_variants.masking.envs import register_masking_envs
+from sb3_ppo_variants.registry import UNMASKED_NAME, ZOO_ALGOS
 from sb3_ppo_variants.zoo.samplers import CONVERTERS, SAMPLERS
 
 if sys.version_info >= (3, 11):
