@@ -83,7 +83,8 @@ def train(algo: str, env_id: str, config: Path, timeout: float) -> tuple[bool, s
         except subprocess.TimeoutExpired:
             return False, f"timed out after {timeout:.0f} s", time.perf_counter() - start
     lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-    message = "" if result.returncode == 0 else (lines[-1] if lines else f"exit code {result.returncode}")
+    errors = [line for line in lines if "Error" in line or "Exception" in line or "DependencyNotInstalled" in line]
+    message = "" if result.returncode == 0 else (errors or lines or [f"exit code {result.returncode}"])[-1]
     return result.returncode == 0, message, time.perf_counter() - start
 
 

@@ -34,7 +34,6 @@ from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
-from sb3_ppo_variants.common.processes import machine_key, process_alive, process_start_time
 from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.tuning import (
     FAIL_REASON_ATTR,
@@ -46,9 +45,11 @@ from sb3_ppo_variants.tuning import (
     resolve_storage,
     run_study,
 )
+from sb3_ppo_variants.tuning.budget import enqueue_retries
 from sb3_ppo_variants.tuning.cli import main, parse_hyperparams
-from sb3_ppo_variants.tuning.storage import open_storage
-from sb3_ppo_variants.tuning.workers import RetryStaleTrial, WorkerIdentity, enqueue_retry, recover_dead_trials
+from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recover_dead_trials
+from sb3_ppo_variants.workers.processes import machine_key, process_alive, process_start_time
+from sb3_ppo_variants.workers.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_ID = "CartPole-v1"
@@ -215,7 +216,8 @@ def test_recover_dead_trials_fails_and_retries_only_dead_local_ones(tmp_path):
         trial.suggest_float("x", 0.0, 1.0)
         trial.set_user_attr(WORKER_ATTR, owner.to_attr())
         numbers[name] = trial.number
-    assert recover_dead_trials(study, max_retry=1, host_names_unique=False) == [numbers["dead"]]
+    assert recover_dead_trials(study, Liveness("rdb"), print) == [numbers["dead"]]
+    assert enqueue_retries(study, max_retry=1) == [numbers["dead"]]
     trials = study.get_trials(deepcopy=False)
     dead = trials[numbers["dead"]]
     assert dead.state == TrialState.FAIL and "died" in dead.user_attrs[FAIL_REASON_ATTR]
@@ -225,8 +227,10 @@ def test_recover_dead_trials_fails_and_retries_only_dead_local_ones(tmp_path):
     # the retry runs with the same parameters; it may be retried max_retry=1 time in all
     popped = study.ask()
     assert popped.number == retry.number and popped.suggest_float("x", 0.0, 1.0) == dead.params["x"]
+    popped.set_user_attr(FAIL_REASON_ATTR, f"{DIED} again")
     study.tell(popped, state=TrialState.FAIL)
-    assert not enqueue_retry(study, study.get_trials(deepcopy=False)[popped.number], max_retry=1)
+    assert enqueue_retries(study, max_retry=1) == []  # needs a retry, but max_retry is spent
+    assert enqueue_retries(study, max_retry=2) == [popped.number]
 
 
 def test_journal_trial_from_before_a_reboot_is_dead(tmp_path, monkeypatch):
@@ -236,23 +240,25 @@ def test_journal_trial_from_before_a_reboot_is_dead(tmp_path, monkeypatch):
     me = WorkerIdentity.current()
     trial = study.ask()
     trial.set_user_attr(WORKER_ATTR, WorkerIdentity(me.host, "previous-boot", me.pid, me.started).to_attr())
-    assert recover_dead_trials(study, max_retry=0, host_names_unique=False) == []
-    assert recover_dead_trials(study, max_retry=0, host_names_unique=True) == [trial.number]
+    assert recover_dead_trials(study, Liveness("rdb"), print) == []
+    assert recover_dead_trials(study, Liveness("journal"), print) == [trial.number]
+    assert enqueue_retries(study, max_retry=0) == []
     assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.FAIL]  # max_retry=0: no retry
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_heartbeat_stale_trial_is_failed_and_retried(tmp_path):
-    """The database path (here SQLite): Optuna's heartbeat check fails the trial, our callback enqueues its retry."""
+    """The database path (here SQLite): Optuna's heartbeat check fails the trial, the retry sweep enqueues its retry."""
     spec = resolve_storage(f"sqlite:///{tmp_path / 'hb.db'}", tmp_path)
-    storage = open_storage(spec, heartbeat_interval=1, grace_period=1, stale_trial_callback=RetryStaleTrial(max_retry=2))
+    storage = open_storage(spec, heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(storage=storage, study_name="hb", direction="maximize")
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna expects Study.optimize; run_study beats itself
         trial = study.ask()
     trial.suggest_float("x", 0.0, 1.0)
     storage.record_heartbeat(trial._trial_id)
     time.sleep(2.5)
-    optuna.storages.fail_stale_trials(study)
+    recover_dead_trials(study, Liveness("rdb", heartbeat_interval=1, claims_locked=False), print)  # Optuna's check
+    enqueue_retries(study, max_retry=2)
     stale, retry = study.get_trials(deepcopy=False)
     assert stale.state == TrialState.FAIL and retry.state == TrialState.WAITING
     assert retry.user_attrs[RETRY_ATTR] == [stale.number] and retry.system_attrs["fixed_params"] == stale.params

@@ -4,29 +4,31 @@
 trial of an Optuna grid study, resumable and shareable between machines) and writes ``results.json``, ``table.md``
 (the paper's layout, its numbers next to ours) and learning-curve plots.
 
-- :mod:`~sb3_ppo_variants.ablation.grid`: the settings, the paper's hyperparameters, presets, jobs
-- :mod:`~sb3_ppo_variants.ablation.runner`: training a job, the study, workers, resuming
+- :mod:`~sb3_ppo_variants.ablation.grid`: the settings, the paper's hyperparameters, the named grids, jobs
+- :mod:`~sb3_ppo_variants.ablation.runner`: training a job, the study and its results, the workers' plan
+  (the workers themselves: :mod:`sb3_ppo_variants.workers`)
 - :mod:`~sb3_ppo_variants.ablation.report`: normalisation, rliable aggregates, table, plots
 """
 
 from sb3_ppo_variants.ablation.grid import (
+    GRIDS,
     PAPER_ENVS,
     PAPER_HYPERPARAMS,
-    PRESETS,
     SETTINGS,
+    Grid,
     GridSpec,
     Job,
-    Preset,
     Setting,
     estimate_seconds,
-    get_preset,
+    get_grid,
     get_setting,
 )
-from sb3_ppo_variants.ablation.report import collect_results, load_results, normalise, summarise, write_report
+from sb3_ppo_variants.ablation.report import load_results, normalise, summarise, write_report
 from sb3_ppo_variants.ablation.runner import (
     JobResult,
     RunSummary,
     WorkerOptions,
+    collect_results,
     probe_throughput,
     random_policy_score,
     run_ablation,
@@ -34,20 +36,20 @@ from sb3_ppo_variants.ablation.runner import (
 )
 
 __all__ = [
+    "GRIDS",
     "PAPER_ENVS",
     "PAPER_HYPERPARAMS",
-    "PRESETS",
     "SETTINGS",
+    "Grid",
     "GridSpec",
     "Job",
     "JobResult",
-    "Preset",
     "RunSummary",
     "Setting",
     "WorkerOptions",
     "collect_results",
     "estimate_seconds",
-    "get_preset",
+    "get_grid",
     "get_setting",
     "load_results",
     "normalise",

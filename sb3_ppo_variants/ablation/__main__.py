@@ -20,17 +20,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import optuna
 
+from sb3_ppo_variants.ablation.grid import GRIDS, PAPER_ENVS, SETTINGS, GridSpec, estimate_seconds, get_grid
 from sb3_ppo_variants.common.validation import int_argument, timesteps_argument
-from sb3_ppo_variants.ablation.grid import PAPER_ENVS, PRESETS, SETTINGS, GridSpec, estimate_seconds, get_preset
-from sb3_ppo_variants.ablation.runner import StorageError
+from sb3_ppo_variants.workers.loop import PROGRESS_ATTR, sigterm_interrupts
+from sb3_ppo_variants.workers.storage import StorageError, resolve_storage
 
 PROG = "python -m sb3_ppo_variants.ablation"
 COMMANDS = ("run", "report", "status", "probe", "list")
@@ -55,7 +54,7 @@ def _seconds(text: str) -> float:
 
 
 def _add_location(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="small", choices=list(PRESETS), help="the grid (default: small)")
+    parser.add_argument("--preset", default="small", choices=list(GRIDS), help="the grid (default: small)")
     parser.add_argument("-o", "--output-dir", type=Path, help="results, table, plots, journal (default: logs/ablation/PRESET)")
     parser.add_argument(
         "--storage",
@@ -142,7 +141,7 @@ def _location(args: argparse.Namespace) -> tuple[Path, str | None, str]:
 
 
 def _spec(args: argparse.Namespace) -> GridSpec:
-    spec = get_preset(args.preset).spec.with_overrides(
+    spec = get_grid(args.preset).spec.with_overrides(
         settings=args.settings,
         envs=args.envs,
         seeds=args.seeds,
@@ -192,11 +191,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.given_up else 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from sb3_ppo_variants.ablation.report import collect_results, load_results, write_report
-    from sb3_ppo_variants.ablation.runner import load_study_spec, resolve_storage
+def _load_study(args: argparse.Namespace) -> tuple[optuna.Study, GridSpec, str]:
+    """The existing study of the command's location, its grid, and where it is (a CLIError if there is none)."""
+    from sb3_ppo_variants.ablation.runner import load_study_spec
 
     output_dir, storage, study_name = _location(args)
+    storage_spec = resolve_storage(storage, output_dir)
+    if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
+        raise CLIError(f"no study journal at {storage_spec.location}: run the grid first, or pass --storage")
+    try:
+        return (*load_study_spec(storage_spec, study_name), storage_spec.display)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sb3_ppo_variants.ablation.report import load_results, write_report
+    from sb3_ppo_variants.ablation.runner import collect_results
+
+    output_dir = _location(args)[0]
     if args.results is not None:
         try:
             results = load_results(args.results)
@@ -204,38 +217,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
         output_dir = args.output_dir or args.results.parent
     else:
-        storage_spec = resolve_storage(storage, output_dir)
-        if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
-            raise CLIError(f"no study journal at {storage_spec.location}: run the grid first, or pass --storage/--results")
-        try:
-            study, spec = load_study_spec(storage_spec, study_name)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-        results = collect_results(study, spec, study_name, storage_spec.display)
+        study, spec, where = _load_study(args)
+        results = collect_results(study, spec, study.study_name, where)
     write_report(results, output_dir, reps=args.reps)
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from sb3_ppo_variants.ablation.runner import grid_state, load_study_spec, resolve_storage
+    from sb3_ppo_variants.ablation.runner import grid_state
 
-    output_dir, storage, study_name = _location(args)
-    storage_spec = resolve_storage(storage, output_dir)
-    if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
-        raise CLIError(f"no study journal at {storage_spec.location}")
-    try:
-        study, spec = load_study_spec(storage_spec, study_name)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    study, spec, where = _load_study(args)
     state = grid_state(study, spec)
-    print(f"study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs, {state.n_trials} trials")
+    print(f"study {study.study_name!r} in {where}: {spec.n_jobs} jobs, {state.n_trials} trials")
     for (setting, env_id, seed), point in state.points.items():
         if point.complete:
             trial = min(point.complete, key=lambda t: t.number)
             what = f"done     score {trial.user_attrs.get('score', float('nan')):10.1f}  (trial {trial.number})"
         elif point.running:
             trial = point.running[0]
-            what = f"running  {int(trial.user_attrs.get('progress', 0)):,}/{spec.timesteps:,} steps (trial {trial.number})"
+            what = f"running  {int(trial.user_attrs.get(PROGRESS_ATTR, 0)):,}/{spec.timesteps:,} steps (trial {trial.number})"
         elif point.waiting:
             what = "queued"
         else:
@@ -253,30 +253,26 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     _check_envs(args.envs)
     rates = probe_throughput(list(args.envs), args.timesteps)
     print(f"\nExpected wall time with {args.workers} worker(s), one core each, at these rates:")
-    for name, preset in PRESETS.items():
-        missing = [env for env in preset.spec.envs if env not in rates]
+    for name, grid in GRIDS.items():
+        missing = [env for env in grid.spec.envs if env not in rates]
         if missing:
             print(f"  {name:6s} (not estimated: no measurement for {', '.join(missing)})")
             continue
-        seconds = estimate_seconds(preset.spec, rates, args.workers)  # type: ignore[arg-type]
-        steps = preset.spec.total_timesteps
-        print(f"  {name:6s} {preset.spec.n_jobs:4d} jobs, {steps:>12,} steps: {_duration(seconds)}")
+        seconds = estimate_seconds(grid.spec, rates, args.workers)  # type: ignore[arg-type]
+        steps = grid.spec.total_timesteps
+        print(f"  {name:6s} {grid.spec.n_jobs:4d} jobs, {steps:>12,} steps: {_duration(seconds)}")
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     print("Presets:")
-    for name, preset in PRESETS.items():
-        print(f"  {name:6s} {preset.description}")
+    for name, grid in GRIDS.items():
+        print(f"  {name:6s} {grid.description}")
     print("\nSettings (the rows of the paper's Table 1):")
     for setting in SETTINGS:
         kwargs = ", ".join(f"{k}={v}" for k, v in setting.kwargs.items())
         print(f"  {setting.name:18s} {setting.label:30s} {setting.algo}({kwargs})  paper: {setting.paper_score:.2f}")
     return 0
-
-
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,16 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     commands = {"run": _cmd_run, "report": _cmd_report, "status": _cmd_status, "probe": _cmd_probe, "list": _cmd_list}
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the workers print their own lines, tracebacks included
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # a kill fails the running trial cleanly
     try:
-        return commands[args.command](args)
+        with sigterm_interrupts():  # a kill fails the running trial cleanly
+            return commands[args.command](args)
     except (CLIError, StorageError) as exc:
         parser.exit(2, f"{PROG}: error: {exc}\n")
     except KeyboardInterrupt:
         print("\n[ablation] interrupted: rerun the same command to resume (finished jobs are kept)", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

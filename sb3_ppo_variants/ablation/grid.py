@@ -9,7 +9,8 @@ on 7 MuJoCo tasks, 1M steps and 3 seeds each, with one set of hyperparameters (:
 - fixed KL penalty, beta in {0.3, 1, 3, 10}: :class:`~sb3_ppo_variants.KLPenaltyPPO` with ``adaptive_beta=False``.
 
 A job is one (setting, env, seed); a :class:`GridSpec` is the whole grid of a run (settings x envs x seeds, the
-budget and the hyperparameters), and a :class:`Preset` is a named :class:`GridSpec` (``tiny``, ``small``, ``full``).
+budget and the hyperparameters), and a :class:`Grid` is a named :class:`GridSpec` (``tiny``, ``small``, ``full``: the
+command's ``--preset``).
 This module only describes; :mod:`sb3_ppo_variants.ablation.runner` trains.
 """
 
@@ -285,8 +286,8 @@ def build_model_kwargs(hyperparams: dict[str, Any], setting: Setting) -> dict[st
 
 
 @dataclass(frozen=True)
-class Preset:
-    """A named grid with its rationale.
+class Grid:
+    """A named grid with its rationale (chosen with the command's ``--preset``).
 
     :param name: ``tiny``, ``small`` or ``full``
     :param spec: The grid
@@ -303,7 +304,7 @@ _ALL_SETTINGS = tuple(s.name for s in SETTINGS)
 #: Training steps/s of one worker (one torch thread) with the paper's hyperparameters, per env and algorithm, on a
 #: quiet 2-core CPU machine: measured with ``python -m sb3_ppo_variants.ablation probe`` on a loaded machine and
 #: scaled by SB3 ``PPO`` on HalfCheetah-v5 measured alongside (about 1000 steps/s when quiet); see docs/ablation.md.
-#: The 64x64 networks' update dominates, so the envs differ little. Used for the cost estimates of the presets.
+#: The 64x64 networks' update dominates, so the envs differ little. Used for the cost estimates of the grids.
 MEASURED_STEPS_PER_S: dict[str, dict[str, float]] = {
     "HalfCheetah-v5": {"clip_ppo": 920.0, "kl_ppo": 840.0},
     "Hopper-v5": {"clip_ppo": 1240.0, "kl_ppo": 860.0},
@@ -314,22 +315,22 @@ MEASURED_STEPS_PER_S: dict[str, dict[str, float]] = {
     "Walker2d-v5": {"clip_ppo": 1100.0, "kl_ppo": 1150.0},
 }
 
-#: The presets. ``small`` keeps all 11 settings (the table is the point) on three of the envs that train fastest per
+#: The named grids. ``small`` keeps all 11 settings (the table is the point) on three of the envs that train fastest per
 #: step (:data:`MEASURED_STEPS_PER_S`) and clearly beat the random policy within 80k steps (Reacher, as fast, barely
 #: does), with 2 seeds: about 40 min with 2 workers on 2 quiet cores (docs/ablation.md has the estimate).
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
+GRIDS: dict[str, Grid] = {
+    "tiny": Grid(
         "tiny",
         GridSpec(("clip_0.2", "adaptive_kl_0.01"), ("InvertedPendulum-v5",), (0,), 2048, random_episodes=5),
         "2 settings x InvertedPendulum x 1 seed x 2048 steps (one update per run): a smoke test, seconds",
     ),
-    "small": Preset(
+    "small": Grid(
         "small",
         GridSpec(_ALL_SETTINGS, ("InvertedPendulum-v5", "Hopper-v5", "Swimmer-v5"), (0, 1), 81_920),
         "all 11 settings x 3 fast envs (InvertedPendulum, Hopper, Swimmer) x 2 seeds x 81,920 steps (40 updates): "
         "66 jobs, 5.4M steps, about 40 min with 2 workers on 2 quiet cores",
     ),
-    "full": Preset(
+    "full": Grid(
         "full",
         GridSpec(_ALL_SETTINGS, PAPER_ENVS, PAPER_SEEDS, PAPER_TIMESTEPS),
         "the paper's scale: 11 settings x 7 envs x 3 seeds x 1M steps = 231 jobs, 231M steps, about 61 CPU-core-hours",
@@ -337,12 +338,12 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: str) -> Preset:
-    """The preset called ``name``; a KeyError lists the valid names."""
+def get_grid(name: str) -> Grid:
+    """The grid called ``name``; a KeyError lists the valid names."""
     try:
-        return PRESETS[name]
+        return GRIDS[name]
     except KeyError:
-        raise KeyError(f"Unknown ablation preset {name!r}; valid: {', '.join(PRESETS)}") from None
+        raise KeyError(f"Unknown ablation grid {name!r}; valid: {', '.join(GRIDS)}") from None
 
 
 def settings_in_table_order(names: Iterable[str]) -> list[Setting]:

@@ -1,6 +1,7 @@
 """The ablation's results: the results file, normalised scores, the Table 1 layout, and the plots.
 
-- **Results file** (``results.json``, :func:`collect_results`): the grid, each env's random-policy score, and one
+- **Results file** (``results.json``, written by :func:`write_report` from
+  :func:`sb3_ppo_variants.ablation.runner.collect_results`): the grid, each env's random-policy score, and one
   record per job (setting, env, seed, steps, score, learning curve, wall time, trial), plus the missing and failed
   points. Everything else is computed from it (``python -m sb3_ppo_variants.ablation report --results FILE``).
 - **Normalisation** (:func:`normalise`), as in the paper: per env, a run's score ``s`` becomes
@@ -31,7 +32,6 @@ import numpy as np
 from sb3_ppo_variants.ablation.grid import GROUPS, GridSpec, settings_in_table_order
 
 if TYPE_CHECKING:
-    import optuna
     import pandas as pd
 
 #: Identifies the format of ``results.json``.
@@ -46,68 +46,6 @@ Log = Callable[[str], None]
 
 
 # ---------------------------------------------------------------------------------------------------- results file
-
-
-def collect_results(study: optuna.Study, spec: GridSpec, study_name: str = "", storage: str = "") -> dict[str, Any]:
-    """The results of a study: one record per grid point with a COMPLETE trial (the lowest-numbered one).
-
-    :param study: The ablation study
-    :param spec: Its grid
-    :param study_name: Recorded in the file
-    :param storage: Where the study is (a masked URL or a path), recorded in the file
-    """
-    from optuna.trial import TrialState
-
-    from sb3_ppo_variants.ablation.runner import RANDOM_SCORE_ATTR, grid_state
-
-    state = grid_state(study, spec)
-    jobs, missing, failed = [], [], []
-    for (setting, env_id, seed), point in state.points.items():
-        if point.complete:
-            trial = min(point.complete, key=lambda t: t.number)
-            attrs = trial.user_attrs
-            jobs.append(
-                {
-                    "setting": setting,
-                    "env": env_id,
-                    "seed": seed,
-                    "timesteps": int(attrs["timesteps"]),
-                    "score": float(attrs["score"]),
-                    "n_episodes": int(attrs["n_episodes"]),
-                    "curve": [[int(t), float(r)] for t, r in attrs["curve"]],
-                    "wall_time_s": float(attrs["wall_time_s"]),
-                    "diverged_at": attrs.get("diverged_at"),
-                    "trial": trial.number,
-                    "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
-                    "completed": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
-                    "host": attrs.get("worker", {}).get("host"),
-                }
-            )
-            continue
-        missing.append({"setting": setting, "env": env_id, "seed": seed, "running": bool(point.running)})
-        for trial in point.failed:
-            failed.append(
-                {
-                    "setting": setting,
-                    "env": env_id,
-                    "seed": seed,
-                    "trial": trial.number,
-                    "reason": trial.user_attrs.get("fail_reason", "error"),
-                    "error": trial.user_attrs.get("error"),
-                    "state": TrialState.FAIL.name,
-                }
-            )
-    attrs = study.user_attrs
-    return {
-        "format": RESULTS_FORMAT,
-        "study": study_name,
-        "storage": storage,
-        "grid": spec.to_dict(),
-        "random_scores": {env: attrs[RANDOM_SCORE_ATTR + env] for env in spec.envs if RANDOM_SCORE_ATTR + env in attrs},
-        "jobs": jobs,
-        "missing": missing,
-        "failed": failed,
-    }
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:

@@ -6,65 +6,66 @@ the last 100 training episodes (the paper's measure), and its learning curve, ``
 there; it is kept, flagged ``diverged_at``, and scored by its episodes so far (a re-run with the same seed would
 diverge again).
 
-**The study.** Every job is one trial of an Optuna study whose sampler is a :class:`optuna.samplers.GridSampler`
-over ``{setting, env, seed}``; the curve and the other results are the trial's user attributes. The study lives in
-a shared storage: a journal file by default (``<output_dir>/study.journal``), or any database URL. Any number of
-workers, in processes of one machine (``workers``) or on several machines (same storage and study name), take jobs
-from it until every grid point has a COMPLETE trial. The grid is stored in the study; a worker with another grid
-stops with an error naming the difference.
+**The study.** Every job is one trial of an Optuna study over ``{setting, env, seed}``; the curve and the other
+results are the trial's user attributes. The study lives in a shared storage: a journal file by default
+(``<output_dir>/study.journal``), or any database URL. Any number of workers, in processes of one machine
+(``workers``) or on several machines (same storage and study name), take jobs from it until every grid point has a
+COMPLETE trial. The grid is stored in the study; a worker with another grid stops with an error naming the
+difference.
 
-**Who runs what** (:func:`prepare_round`, before each job):
+**Who runs what.** The workers are the shared loop of :mod:`sb3_ppo_variants.workers` (claim lock, identity,
+liveness, heartbeat, recovery of dead workers' trials, signals); this module plans each round
+(:func:`prepare_round`, with the claim lock held): a point without a COMPLETE, RUNNING or WAITING trial is added
+as a WAITING trial that already holds the point as its parameters (one storage record: a trial claimed by a worker
+killed at once still names its point), with ``retry_of``, the point's failed trials; points that failed before go
+first, and Optuna pops WAITING trials first. (The study's ``GridSampler`` is not asked for points: it counts a FAIL
+trial's point as done.) A point whose job failed ``max_failures`` times (errors and dead workers; interruptions do
+not count) is given up and reported.
 
-1. A RUNNING trial whose worker is dead is marked FAIL (``fail_reason="stale"``): its worker ran on this machine
-   and its process is gone (checked at once), or its heartbeat, written every ``heartbeat_interval`` seconds, is
-   older than ``stale_after`` (workers on other machines; their clocks must agree to well within ``stale_after``).
-2. Optuna's ``GridSampler`` counts a point as done once a trial of it is *finished*, FAIL included, and would
-   never run it again. Each point without a COMPLETE, live RUNNING or WAITING trial that already had a trial is
-   therefore enqueued again (:meth:`optuna.Study.enqueue_trial`); Optuna pops WAITING trials first. A point whose
-   job failed ``max_failures`` times (errors and dead workers; interruptions do not count) is given up and reported.
-3. Otherwise, while the study has fewer trials than the grid has points, ``GridSampler`` hands out the next fresh
-   point (trial number ``i`` gets the ``i``-th point of its shuffled grid, so concurrent workers never collide).
-   Points it has not handed out by then are enqueued.
-
-Concurrent workers can still pick the same point (two enqueues, or a sampler draw racing a retry). The objective
-therefore starts by checking the point: if it has a COMPLETE trial, or a live RUNNING or WAITING trial with a
-lower number, the newer trial is PRUNED (``skipped="duplicate"``) before any training. The report takes the
-lowest-numbered COMPLETE trial of each point.
+Should two trials still have the same point (claims are serialised by the lock, but a storage may have none), the
+objective prunes the newer one (``skipped="duplicate"``) before training; results take each point's first COMPLETE.
 
 **Resuming** is re-running the same command: COMPLETE trials are kept, the killed process's RUNNING trials are
-failed as stale and re-run, and only the missing jobs run.
+failed and re-run, and only the missing jobs run.
 """
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import math
 import multiprocessing
 import os
 import random
-import signal
-import socket
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import GridSampler
-from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_ppo_variants.common.processes import machine_key, process_alive, process_start_time
-from sb3_ppo_variants.tuning.storage import StorageSpec, resolve_storage
-from sb3_ppo_variants.tuning.storage import open_storage as open_tuning_storage
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
+from sb3_ppo_variants.ablation.report import RESULTS_FORMAT, write_report
+from sb3_ppo_variants.workers.loop import (
+    FAIL_REASON_ATTR,
+    INTERRUPTED,
+    PROGRESS_ATTR,
+    RETRY_ATTR,
+    WORKER_ATTR,
+    Client,
+    Heartbeat,
+    Liveness,
+    sigterm_interrupts,
+    work,
+)
+from sb3_ppo_variants.workers.processes import kill_point
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
 
 Point = tuple[str, str, int]
 Log = Callable[[str], None]
@@ -73,7 +74,6 @@ Log = Callable[[str], None]
 GRID_ATTR = "ablation_grid"
 #: Study user attribute prefix of the cached random-policy score of an env.
 RANDOM_SCORE_ATTR = "random_score:"
-#: File name of the default journal, inside the output directory.
 #: Chooses among the points to enqueue (not seeded: workers must not agree).
 _RNG = random.Random()
 #: Episodes in the score's and the curve's moving window (the paper: the last 100 episodes).
@@ -84,22 +84,7 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
-# ---------------------------------------------------------------------------------------------------- storage
-
-
-class StorageError(RuntimeError):
-    """The study's storage cannot be opened (bad URL, missing driver, unreachable server); the message masks secrets."""
-
-
-def open_storage(spec: StorageSpec) -> BaseStorage:
-    """The Optuna storage of ``spec``, opened as the tuning module opens it (journal with an ``flock`` write lock, or
-    a database), but without Optuna's RDB heartbeat: ablation workers keep their own heartbeat in the trials' user
-    attributes, the same for every storage (see :func:`is_stale`).
-    """
-    try:
-        return open_tuning_storage(spec, heartbeat_interval=None)
-    except RuntimeError as exc:
-        raise StorageError(str(exc)) from None
+# ---------------------------------------------------------------------------------------------------- the study
 
 
 class _GridSampler(GridSampler):
@@ -113,11 +98,16 @@ class _GridSampler(GridSampler):
         return None
 
 
-def open_study(storage: StorageSpec, study_name: str, spec: GridSpec) -> optuna.Study:
-    """Create or load the study of ``spec``; a ValueError names the differences if it holds another grid."""
+def open_study(storage: StorageSpec, study_name: str, spec: GridSpec, options: WorkerOptions | None = None) -> optuna.Study:
+    """Create or load the study of ``spec``; a ValueError names the differences if it holds another grid.
+
+    With ``options``, a database storage has Optuna's heartbeats (whole seconds) for its workers.
+    """
     sampler = _GridSampler(spec.search_space(), seed=0)  # the same shuffled grid in every worker
+    beats = (math.ceil(options.heartbeat_interval), math.ceil(options.stale_after)) if options else (None, None)
+    storage_object = open_storage(storage, *beats)
     study = optuna.create_study(
-        storage=open_storage(storage), study_name=study_name, sampler=sampler, direction="maximize", load_if_exists=True
+        storage=storage_object, study_name=study_name, sampler=sampler, direction="maximize", load_if_exists=True
     )
     stored = study.user_attrs.get(GRID_ATTR)
     if stored is None:
@@ -144,27 +134,7 @@ def load_study_spec(storage: StorageSpec, study_name: str) -> tuple[optuna.Study
     return study, GridSpec.from_dict(study.user_attrs[GRID_ATTR])
 
 
-# ---------------------------------------------------------------------------------------------------- workers
-
-
-def worker_identity() -> dict[str, Any]:
-    """The identity of this process, written to the trials it runs."""
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "machine": machine_key(), "pid": pid, "start_time": process_start_time(pid)}
-
-
-def is_stale(trial: FrozenTrial, now: float, stale_after: float, machine: str | None = None) -> bool:
-    """Whether a RUNNING trial's worker is dead (see the module docstring)."""
-    if trial.state != TrialState.RUNNING:
-        return False
-    worker = trial.user_attrs.get("worker")
-    machine = machine or machine_key()
-    if isinstance(worker, dict) and worker.get("machine") == machine:
-        return not process_alive(int(worker["pid"]), worker.get("start_time"))
-    heartbeat = trial.user_attrs.get("heartbeat")
-    if heartbeat is None:
-        heartbeat = trial.datetime_start.timestamp() if trial.datetime_start is not None else now
-    return now - float(heartbeat) > stale_after
+# ---------------------------------------------------------------------------------------------------- grid state
 
 
 def trial_point(trial: FrozenTrial) -> Point | None:
@@ -191,7 +161,7 @@ class PointState:
     @property
     def failures(self) -> int:
         """Failed attempts that count towards ``max_failures`` (interruptions do not)."""
-        return sum(1 for t in self.failed if t.user_attrs.get("fail_reason") != "interrupted")
+        return sum(1 for t in self.failed if not str(t.user_attrs.get(FAIL_REASON_ATTR, "")).startswith(INTERRUPTED))
 
 
 @dataclass
@@ -214,6 +184,14 @@ class GridState:
         return [p for p, s in self.points.items() if not s.complete and s.failures >= max_failures]
 
 
+_BUCKETS = {
+    TrialState.COMPLETE: "complete",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+    TrialState.FAIL: "failed",
+}
+
+
 def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
     """Read the study's trials, grouped by grid point (trials of unknown points are ignored)."""
     trials = study.get_trials(deepcopy=False)
@@ -224,32 +202,9 @@ def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
             continue
         state = points[point]
         state.n_trials += 1
-        if trial.state == TrialState.COMPLETE:
-            state.complete.append(trial)
-        elif trial.state == TrialState.RUNNING:
-            state.running.append(trial)
-        elif trial.state == TrialState.WAITING:
-            state.waiting.append(trial)
-        elif trial.state == TrialState.FAIL:
-            state.failed.append(trial)
+        if trial.state in _BUCKETS:
+            getattr(state, _BUCKETS[trial.state]).append(trial)
     return GridState(points, len(trials))
-
-
-def fail_stale_trials(study: optuna.Study, stale_after: float, log: Log = _print) -> list[int]:
-    """Mark the RUNNING trials of dead workers FAIL (``fail_reason="stale"``); returns their numbers."""
-    now, machine = time.time(), machine_key()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not is_stale(trial, now, stale_after, machine):
-            continue
-        try:  # Optuna has no public way to set an attribute of another process's trial
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", "stale")
-            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        except (RuntimeError, ValueError):  # finished meanwhile (by its worker, or another worker failed it)
-            continue
-        failed.append(trial.number)
-        log(f"[ablation] trial {trial.number} ({_describe(trial_point(trial))}) lost its worker: marked FAIL, will re-run")
-    return failed
 
 
 def _describe(point: Point | None) -> str:
@@ -261,7 +216,8 @@ class WorkerOptions:
     """How workers behave.
 
     :param wait: When nothing is left to start but jobs run elsewhere, wait for them (they may need a re-run)
-    :param stale_after: Seconds without heartbeat after which another machine's RUNNING trial is considered dead
+    :param stale_after: Seconds without heartbeat after which another machine's RUNNING trial is considered dead (the
+        grace period)
     :param heartbeat_interval: Seconds between heartbeats of a running job
     :param max_failures: Failed attempts after which a point is given up
     :param poll_interval: Seconds between checks while waiting
@@ -276,9 +232,8 @@ class WorkerOptions:
     device: str = "cpu"
 
 
-def prepare_round(study: optuna.Study, spec: GridSpec, options: WorkerOptions, log: Log = _print) -> tuple[GridState, bool]:
-    """Fail stale trials, enqueue the points that need a (re-)run, and say whether this worker can start a job now."""
-    fail_stale_trials(study, options.stale_after, log)
+def prepare_round(study: optuna.Study, spec: GridSpec, options: WorkerOptions) -> tuple[GridState, bool]:
+    """Enqueue the points that need a (re-)run, and say whether this worker can start a job now (claim lock held)."""
     state = grid_state(study, spec)
     open_points = [p for p, s in state.points.items() if not s.complete and s.failures < options.max_failures]
     unclaimed = [p for p in open_points if not state.points[p].running and not state.points[p].waiting]
@@ -286,60 +241,20 @@ def prepare_round(study: optuna.Study, spec: GridSpec, options: WorkerOptions, l
         return state, True
     retries = [p for p in unclaimed if state.points[p].n_trials > 0]
     fresh = [p for p in unclaimed if state.points[p].n_trials == 0]
-    if retries:  # a random one, so that concurrent workers rarely enqueue the same point
-        point = _RNG.choice(retries)
-        _enqueue(study, point, state.points[point])
-        return state, True
-    if fresh and state.n_trials < spec.n_jobs:
-        return state, True  # GridSampler hands out trial number n_trials's point, a fresh one
-    if fresh:
-        point = _RNG.choice(fresh)
-        _enqueue(study, point, state.points[point])
+    if retries or fresh:  # retries first; a random one, so that workers without a claim lock rarely collide
+        point = _RNG.choice(retries or fresh)
+        space = spec.search_space()
+        user_attrs = {"point": list(point), RETRY_ATTR: [t.number for t in state.points[point].failed]}
+        params = dict(zip(space, point, strict=True))
+        distributions: dict[str, BaseDistribution] = {name: CategoricalDistribution(values) for name, values in space.items()}
+        fixed = {"fixed_params": params}  # as enqueue_trial marks it: GridSampler then leaves the trial alone
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING, params=params, distributions=distributions, user_attrs=user_attrs, system_attrs=fixed
+            )
+        )
         return state, True
     return state, False
-
-
-def _enqueue(study: optuna.Study, point: Point, state: PointState) -> None:
-    setting, env_id, seed = point
-    retry_of = [t.number for t in state.failed]
-    params = {"setting": setting, "env": env_id, "seed": seed}
-    study.enqueue_trial(params, user_attrs={"point": list(point), "retry_of": retry_of})
-
-
-class _Heartbeat:
-    """A thread that writes ``heartbeat`` (and the job's ``progress`` in steps) to the trial every ``interval`` s.
-
-    With ``parent_pid``, it also interrupts the main thread (a KeyboardInterrupt: the trial is failed as
-    interrupted) when that parent process is gone, so that a killed ``--workers`` run leaves no orphan behind.
-    """
-
-    def __init__(self, trial: optuna.Trial, interval: float, parent_pid: int | None) -> None:
-        self._trial, self._interval, self._parent_pid = trial, interval, parent_pid
-        self._stop = threading.Event()
-        self.progress = 0
-        self._thread = threading.Thread(target=self._run, name="ablation-heartbeat", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._beat()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:  # the storages are thread-safe
-        self._trial.set_user_attr("heartbeat", time.time())
-        self._trial.set_user_attr("progress", int(self.progress))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            if self._parent_pid is not None and os.getppid() != self._parent_pid:
-                # SIGTERM, not SIGINT: a background job ignores SIGINT; worker processes turn SIGTERM into an interrupt
-                _thread.interrupt_main(signal.SIGTERM)
-                return
-            with contextlib.suppress(Exception):  # a missed beat is harmless; the next one may succeed
-                self._beat()
 
 
 # ---------------------------------------------------------------------------------------------------- one job
@@ -427,55 +342,48 @@ def run_job(
 # ---------------------------------------------------------------------------------------------------- worker loop
 
 
-class _Objective:
-    """The Optuna objective of one worker: claim the trial's point, train it, store the result in the trial."""
+class _Ablation(Client):
+    """The ablation's part of the worker loop (:class:`sb3_ppo_variants.workers.loop.Client`): plan the grid, train
+    the trial's point and store the result in the trial."""
 
-    def __init__(
-        self, spec: GridSpec, options: WorkerOptions, name: str, log: Log, parent_pid: int | None, identity: dict[str, Any]
-    ) -> None:
-        self.spec, self.options, self.name, self.log, self.parent_pid = spec, options, name, log, parent_pid
-        self.identity = identity
+    def __init__(self, spec: GridSpec, options: WorkerOptions, name: str, log: Log) -> None:
+        self.spec, self.options, self.name, self.log = spec, options, name, log
         #: jobs this worker completed
         self.completed = 0
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def plan(self, study: optuna.Study) -> bool:
+        return prepare_round(study, self.spec, self.options)[1]
+
+    def pending(self, study: optuna.Study, liveness: Liveness) -> bool:
+        return not grid_state(study, self.spec).done(self.options.max_failures)
+
+    def objective(self, trial: optuna.Trial, heartbeat: Heartbeat) -> float:
         spec = self.spec
         setting = str(trial.suggest_categorical("setting", list(spec.settings)))
         env_id = str(trial.suggest_categorical("env", list(spec.envs)))
         seed = int(trial.suggest_categorical("seed", list(spec.seeds)))  # type: ignore[arg-type]
         point: Point = (setting, env_id, seed)
-        trial.set_user_attr("worker", self.identity)
         duplicate = self._earlier_trial(trial, point)
         if duplicate is not None:
             trial.set_user_attr("skipped", "duplicate")
             raise optuna.TrialPruned(f"duplicate of trial {duplicate}")
         job = spec.job(*point)
         self.log(f"[{self.name}] start {job} (trial {trial.number})")
+
+        def on_progress(timesteps: int) -> None:
+            heartbeat.progress = timesteps
+            kill_point("mid-trial")
+
         try:
-            with _Heartbeat(trial, self.options.heartbeat_interval, self.parent_pid) as beat:
-
-                def on_progress(timesteps: int) -> None:
-                    beat.progress = timesteps
-
-                result = run_job(job, spec, self.options.device, on_progress)
+            result = run_job(job, spec, self.options.device, on_progress)
         except KeyboardInterrupt:
-            with contextlib.suppress(Exception):
-                trial.set_user_attr("fail_reason", "interrupted")
             self.log(f"[{self.name}] interrupted {job} (trial {trial.number})")
             raise
-        except Exception as exc:
-            trial.set_user_attr("fail_reason", "error")
-            trial.set_user_attr("error", "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:])
-            self.log(f"[{self.name}] FAILED {job} (trial {trial.number}):\n{traceback.format_exc().rstrip()}")
-            raise
         if not math.isfinite(result.score):
-            trial.set_user_attr("fail_reason", "error")
-            message = f"no training episode finished in {result.timesteps} steps: no score"
-            trial.set_user_attr("error", message)
-            raise RuntimeError(message)
+            raise RuntimeError(f"no training episode finished in {result.timesteps} steps: no score")
         for key, value in asdict(result).items():
             trial.set_user_attr(key, [list(p) for p in value] if key == "curve" else value)
-        trial.set_user_attr("progress", result.timesteps)
+        trial.set_user_attr(PROGRESS_ATTR, result.timesteps)
         diverged = f", diverged at {result.diverged_at}" if result.diverged_at is not None else ""
         self.log(
             f"[{self.name}] done  {job}: score {result.score:.1f} ({result.n_episodes} episodes{diverged}) "
@@ -485,18 +393,15 @@ class _Objective:
         return result.score
 
     def _earlier_trial(self, trial: optuna.Trial, point: Point) -> int | None:
-        """The number of a trial that already has (or will run) ``point``: COMPLETE, or live and numbered lower."""
-        now = time.time()
+        """The number of a trial that already has (or will run) ``point``: COMPLETE, or RUNNING/WAITING and numbered
+        lower (the trials of dead workers were failed just before this one was claimed)."""
         for other in trial.study.get_trials(deepcopy=False):
             if other.number == trial.number or trial_point(other) != point:
                 continue
-            if other.state == TrialState.COMPLETE:
+            if other.state == TrialState.COMPLETE or (
+                other.number < trial.number and other.state in (TrialState.WAITING, TrialState.RUNNING)
+            ):
                 return other.number
-            if other.number < trial.number and other.state == TrialState.WAITING:
-                return other.number
-            if other.number < trial.number and other.state == TrialState.RUNNING:
-                if not is_stale(other, now, self.options.stale_after):
-                    return other.number
         return None
 
 
@@ -516,22 +421,11 @@ def worker_loop(
     import torch as th
 
     th.set_num_threads(1)
-    study = open_study(storage, study_name, spec)
-    objective = _Objective(spec, options, name, log, parent_pid, worker_identity())
-    while True:
-        state, can_start = prepare_round(study, spec, options, log)
-        if state.done(options.max_failures):
-            return objective.completed
-        if not can_start:
-            if not options.wait:
-                return objective.completed
-            time.sleep(options.poll_interval)
-            continue
-        try:
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-        except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as exc:
-            # our trial was failed as stale by another worker (e.g. this machine was suspended): result dropped
-            log(f"[{name}] a trial of this worker was taken over by another worker, its result is dropped: {exc}")
+    study = open_study(storage, study_name, spec, options)
+    client = _Ablation(spec, options, name, log)
+    liveness = Liveness(storage.kind, options.heartbeat_interval, options.stale_after)
+    work(study, storage, client, liveness, options.wait, options.poll_interval, parent_pid=parent_pid, log=log)
+    return client.completed
 
 
 @contextlib.contextmanager
@@ -549,16 +443,12 @@ def _worker_process(
     storage: StorageSpec, study_name: str, spec_dict: dict[str, Any], options: WorkerOptions, name: str, parent_pid: int
 ) -> None:
     """Entry point of a ``--workers`` process (spawned)."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        worker_loop(storage, study_name, GridSpec.from_dict(spec_dict), options, name, _print, parent_pid)
+        with sigterm_interrupts():
+            worker_loop(storage, study_name, GridSpec.from_dict(spec_dict), options, name, _print, parent_pid)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-
-
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------------------------------------------- random policy
@@ -612,6 +502,66 @@ def ensure_random_scores(study: optuna.Study, spec: GridSpec, log: Log = _print)
     return scores
 
 
+# ---------------------------------------------------------------------------------------------------- results
+
+
+def collect_results(study: optuna.Study, spec: GridSpec, study_name: str = "", storage: str = "") -> dict[str, Any]:
+    """The results of a study: one record per grid point with a COMPLETE trial (the lowest-numbered one).
+
+    :param study: The ablation study
+    :param spec: Its grid
+    :param study_name: Recorded in the file
+    :param storage: Where the study is (a masked URL or a path), recorded in the file
+    """
+    state = grid_state(study, spec)
+    jobs, missing, failed = [], [], []
+    for (setting, env_id, seed), point in state.points.items():
+        if point.complete:
+            trial = min(point.complete, key=lambda t: t.number)
+            attrs = trial.user_attrs
+            jobs.append(
+                {
+                    "setting": setting,
+                    "env": env_id,
+                    "seed": seed,
+                    "timesteps": int(attrs["timesteps"]),
+                    "score": float(attrs["score"]),
+                    "n_episodes": int(attrs["n_episodes"]),
+                    "curve": [[int(t), float(r)] for t, r in attrs["curve"]],
+                    "wall_time_s": float(attrs["wall_time_s"]),
+                    "diverged_at": attrs.get("diverged_at"),
+                    "trial": trial.number,
+                    "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
+                    "completed": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
+                    "host": attrs.get(WORKER_ATTR, {}).get("host"),
+                }
+            )
+            continue
+        missing.append({"setting": setting, "env": env_id, "seed": seed, "running": bool(point.running)})
+        for trial in point.failed:
+            failed.append(
+                {
+                    "setting": setting,
+                    "env": env_id,
+                    "seed": seed,
+                    "trial": trial.number,
+                    "reason": trial.user_attrs.get(FAIL_REASON_ATTR, "error"),
+                    "state": TrialState.FAIL.name,
+                }
+            )
+    attrs = study.user_attrs
+    return {
+        "format": RESULTS_FORMAT,
+        "study": study_name,
+        "storage": storage,
+        "grid": spec.to_dict(),
+        "random_scores": {env: attrs[RANDOM_SCORE_ATTR + env] for env in spec.envs if RANDOM_SCORE_ATTR + env in attrs},
+        "jobs": jobs,
+        "missing": missing,
+        "failed": failed,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- the whole run
 
 
@@ -643,7 +593,7 @@ def progress_line(study: optuna.Study, spec: GridSpec, start: float, steps_at_st
         if point_state.complete:
             done_steps += spec.timesteps
         elif point_state.running:
-            done_steps += max(int(t.user_attrs.get("progress", 0)) for t in point_state.running)
+            done_steps += max(int(t.user_attrs.get(PROGRESS_ATTR, 0)) for t in point_state.running)
     elapsed = time.time() - start
     rate = (done_steps - steps_at_start) / elapsed if elapsed > 0 else 0.0
     remaining = spec.total_timesteps - done_steps
@@ -714,58 +664,40 @@ def run_ablation(
     """
     if workers < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}")
+    output_dir, options = Path(output_dir), options or WorkerOptions()
     with quiet_optuna():
-        return _run_ablation(
-            spec, Path(output_dir), storage, study_name, workers, options or WorkerOptions(), progress_interval, report, log
+        start = time.time()
+        output_dir.mkdir(parents=True, exist_ok=True)
+        storage_spec = resolve_storage(storage, output_dir)
+        study = open_study(storage_spec, study_name, spec, options)
+        state = grid_state(study, spec)
+        log(
+            f"[ablation] study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs ({len(spec.settings)} "
+            f"settings x {len(spec.envs)} envs x {len(spec.seeds)} seeds, {spec.timesteps:,} steps each), "
+            f"{state.count('complete')} already done; {workers} worker(s)"
         )
+        ensure_random_scores(study, spec, log)
 
+        def factory() -> optuna.Study:
+            return open_study(storage_spec, study_name, spec, options)
 
-def _run_ablation(
-    spec: GridSpec,
-    output_dir: Path,
-    storage: str | None,
-    study_name: str,
-    workers: int,
-    options: WorkerOptions,
-    progress_interval: float,
-    report: bool,
-    log: Log,
-) -> RunSummary:
-    """:func:`run_ablation` with its arguments checked."""
-    start = time.time()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    storage_spec = resolve_storage(storage, output_dir)
-    study = open_study(storage_spec, study_name, spec)
-    state = grid_state(study, spec)
-    log(
-        f"[ablation] study {study_name!r} in {storage_spec.display}: {spec.n_jobs} jobs "
-        f"({len(spec.settings)} settings x {len(spec.envs)} envs x {len(spec.seeds)} seeds, {spec.timesteps:,} steps each), "
-        f"{state.count('complete')} already done; {workers} worker(s)"
-    )
-    ensure_random_scores(study, spec, log)
+        with _monitor(factory, spec, progress_interval, log):
+            if workers == 1:
+                worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
+            else:
+                _run_processes(storage_spec, study_name, spec, options, workers)
 
-    def factory() -> optuna.Study:
-        return open_study(storage_spec, study_name, spec)
-
-    with _monitor(factory, spec, progress_interval, log):
-        if workers == 1:
-            worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
-        else:
-            _run_processes(storage_spec, study_name, spec, options, workers)
-
-    state = grid_state(study, spec)
-    given_up = state.given_up(options.max_failures)
-    for point in given_up:
-        errors = [t.user_attrs.get("error", t.user_attrs.get("fail_reason", "?")) for t in state.points[point].failed]
-        log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
-    files: dict[str, Path] = {}
-    if report:
-        from sb3_ppo_variants.ablation.report import collect_results, write_report
-
-        files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)
-    n_complete = state.count("complete")
-    log(f"[ablation] {n_complete}/{spec.n_jobs} jobs complete after {_duration(time.time() - start)}")
-    return RunSummary(n_complete == spec.n_jobs, n_complete, spec.n_jobs, given_up, files, time.time() - start)
+        state = grid_state(study, spec)
+        given_up = state.given_up(options.max_failures)
+        for point in given_up:
+            errors = [t.user_attrs.get(FAIL_REASON_ATTR, "?") for t in state.points[point].failed]
+            log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
+        files: dict[str, Path] = {}
+        if report:
+            files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)
+        n_complete = state.count("complete")
+        log(f"[ablation] {n_complete}/{spec.n_jobs} jobs complete after {_duration(time.time() - start)}")
+        return RunSummary(n_complete == spec.n_jobs, n_complete, spec.n_jobs, given_up, files, time.time() - start)
 
 
 def _run_processes(storage: StorageSpec, study_name: str, spec: GridSpec, options: WorkerOptions, workers: int) -> None:
@@ -779,22 +711,18 @@ def _run_processes(storage: StorageSpec, study_name: str, spec: GridSpec, option
         )
         for i in range(workers)
     ]
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
+        with sigterm_interrupts():
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
     except KeyboardInterrupt:
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
+        for process in (p for p in processes if p.pid is not None):
+            process.terminate()  # SIGTERM: the worker fails its trial as interrupted and queues the retry
         for process in processes:
             process.join(timeout=30)
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     failed = [p.name for p in processes if p.exitcode not in (0, None)]
     if failed:
         raise RuntimeError(f"Worker process(es) {', '.join(failed)} exited with an error (see their output above)")

@@ -6,20 +6,20 @@ ends with a summary: the best hyperparameters as a ready-to-paste ``zoo_configs`
 
 - :mod:`~sb3_ppo_variants.tuning.study`: :func:`run_study`, the worker loop;
 - :mod:`~sb3_ppo_variants.tuning.objective`: one trial (sampling, training, evaluation, reports to the pruner);
-- :mod:`~sb3_ppo_variants.tuning.storage`: the storage (embedded journal file, or a database URL), password masking,
-  the lock that keeps several workers within the trial budget;
-- :mod:`~sb3_ppo_variants.tuning.workers`: the budget count, worker identities, recovery of trials of dead workers;
+- :mod:`~sb3_ppo_variants.tuning.budget`: the budget count and the retries of trials of dead workers;
 - :mod:`~sb3_ppo_variants.tuning.summary`: best trial, YAML entry, plots;
 - :mod:`~sb3_ppo_variants.tuning.cli`: ``sb3-ppo-variants-tune`` (``python -m sb3_ppo_variants.tuning``).
 
-The user guide is ``docs/tuning.md``.
+Storage, workers, liveness and recovery are the shared :mod:`sb3_ppo_variants.workers`. The user guide is
+``docs/tuning.md``.
 """
 
+from sb3_ppo_variants.tuning.budget import Budget
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings
-from sb3_ppo_variants.tuning.storage import STORAGE_ENV_VAR, StorageSpec, mask_url, resolve_storage
 from sb3_ppo_variants.tuning.study import run_study
 from sb3_ppo_variants.tuning.summary import StudySummary, render_zoo_yaml, zoo_entry
-from sb3_ppo_variants.tuning.workers import FAIL_REASON_ATTR, RETRY_ATTR, WORKER_ATTR, Budget
+from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, RETRY_ATTR, WORKER_ATTR
+from sb3_ppo_variants.workers.storage import STORAGE_ENV_VAR, StorageSpec, mask_url, resolve_storage
 
 __all__ = [
     "FAIL_REASON_ATTR",

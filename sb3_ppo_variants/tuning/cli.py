@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from sb3_ppo_variants.common.validation import int_argument, timesteps_argument
-from sb3_ppo_variants.tuning.storage import STORAGE_ENV_VAR
+from sb3_ppo_variants.workers.loop import sigterm_interrupts
+from sb3_ppo_variants.workers.storage import STORAGE_ENV_VAR
 
 PROG = "sb3-ppo-variants-tune"
 
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output-dir", default=None, help="journal, summary, YAML entry and plots (default: logs/tuning/STUDY_NAME)"
     )
     storage.add_argument(
-        "--heartbeat-interval", type=_optional_int, default=60, help="seconds between heartbeats (databases; 'none': off)"
+        "--heartbeat-interval", type=_optional_int, default=60, help="seconds between heartbeats ('none': off)"
     )
     storage.add_argument(
         "--grace-period",
@@ -152,10 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
     run.add_argument("-v", "--verbose", action="store_true", help="debug lines too")
     return parser
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,36 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hyperparams = parse_hyperparams(args.hyperparams)
     except ValueError as exc:
         parser.error(str(exc))
-    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM: the trial is failed and retried
     try:
-        summary = run_study(
-            algo=args.algo,
-            env_id=args.env_id,
-            n_trials=args.n_trials,
-            timeout=args.timeout,
-            n_timesteps_per_trial=args.n_timesteps_per_trial,
-            n_seeds=args.n_seeds,
-            n_envs=args.n_envs,
-            storage=args.storage,
-            study_name=args.study_name,
-            sampler=args.sampler,
-            pruner=args.pruner,
-            eval_freq=args.eval_freq,
-            n_eval_episodes=args.n_eval_episodes,
-            output_dir=args.output_dir,
-            hyperparams=hyperparams,
-            normalize=args.normalize,
-            seed=args.seed,
-            sampler_seed=args.sampler_seed,
-            n_startup_trials=args.n_startup_trials,
-            heartbeat_interval=args.heartbeat_interval,
-            grace_period=args.grace_period,
-            max_retry=args.max_retry,
-            wait_for_running=not args.no_wait,
-            device=args.device,
-            plots=not args.no_plots,
-            verbose=verbose,
-        )
+        with sigterm_interrupts():  # SIGTERM: the trial is failed and retried
+            same_names = {key: value for key, value in vars(args).items() if key in inspect.signature(run_study).parameters}
+            extra = {"wait_for_running": not args.no_wait, "plots": not args.no_plots, "verbose": verbose}
+            summary = run_study(**{**same_names, "hyperparams": hyperparams, **extra})
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     except RuntimeError as exc:
@@ -221,8 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to continue the study", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     print(summary.format())
     return 0
 

@@ -35,6 +35,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.workers.processes import kill_point
 from sb3_ppo_variants.zoo.samplers import SAMPLERS
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
@@ -89,19 +90,22 @@ class TrialSettings:
             "seed": self.seed,
             "eval_freq": self.eval_freq,
             "n_eval_episodes": self.n_eval_episodes,
-            "hyperparams": {key: _json_value(value) for key, value in sorted(self.hyperparams.items())},
+            "hyperparams": {key: json_safe(value) for key, value in sorted(self.hyperparams.items())},
             "normalize": self.normalize,
             "policy": self.policy,
         }
 
 
-def _json_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON: non-finite floats, classes and other objects as strings."""
+    if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
-        return [_json_value(item) for item in value]
+        return [json_safe(item) for item in value]
     if isinstance(value, Mapping):
-        return {str(key): _json_value(item) for key, item in value.items()}
+        return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
     return repr(value)
@@ -184,6 +188,7 @@ class TrialEvalCallback(BaseCallback):
         seeds = [runs[index] for runs in self.history] + [value]
         step = self.seed_index * self.settings.n_timesteps + point
         self.trial.report(float(np.mean(seeds)), step)
+        kill_point("mid-trial")
         if check_prune and self.trial.should_prune():
             self.pruned_at = step
             return False

@@ -1,20 +1,16 @@
 """``run_study``: an Optuna study of one of our algorithms on one environment, resumable and shared by several workers.
 
-Each worker (a call of :func:`run_study`, one process of ``sb3-ppo-variants-tune``) loops:
-
-1. with the study's budget lock held (:class:`~sb3_ppo_variants.tuning.storage.BudgetLock`): fail and retry the
-   trials of dead workers (:func:`~sb3_ppo_variants.tuning.workers.recover_dead_trials`, and Optuna's heartbeat
-   check for a database), count the trials (:class:`~sb3_ppo_variants.tuning.workers.Budget`) and, if the budget
-   allows, ask for a trial (a WAITING retry first) and sign it with the worker's identity;
-2. run it (:class:`~sb3_ppo_variants.tuning.objective.Objective`) with a heartbeat thread for a database, and
-   tell the result: COMPLETE with the mean final evaluation return; PRUNED when the pruner stops it, or when
-   training diverges (``FloatingPointError``, NaN/inf return), with ``fail_reason``; FAIL with ``fail_reason`` for
-   any other exception. Ctrl-C (and SIGTERM, in the command) marks the trial FAIL, enqueues a retry, and stops the
-   worker;
-3. stop when ``n_trials`` trials are finished or started, or when the time limit has passed (a running trial is
-   finished, as in Optuna). A worker that has nothing left to start waits for RUNNING trials that may still fail
-   (those of this machine, or any with heartbeats), so that a trial of a killed worker is retried before the study
-   ends.
+Each worker (a call of :func:`run_study`, one process of ``sb3-ppo-variants-tune``) runs the shared worker loop
+(:func:`sb3_ppo_variants.workers.loop.work`). Each round, with the claim lock held, it enqueues the retries that
+failed trials need (:func:`~sb3_ppo_variants.tuning.budget.enqueue_retries`), counts the trials
+(:class:`~sb3_ppo_variants.tuning.budget.Budget`) and, if the budget allows, claims a trial (a WAITING retry first);
+it runs it (:class:`~sb3_ppo_variants.tuning.objective.Objective`) and tells the result: COMPLETE with the mean
+final evaluation return; PRUNED when the pruner stops it, or when training diverges (``FloatingPointError``,
+NaN/inf return), with ``fail_reason``; FAIL with ``fail_reason`` for any other exception. Ctrl-C (and SIGTERM, in
+the command) fails the trial, enqueues its retry and stops the worker. It stops when ``n_trials`` trials are
+finished or started, or at the time limit (a running trial is finished, as in Optuna); with nothing left to start
+it waits for RUNNING trials that may still fail (those of this machine, or any with heartbeats), so that a killed
+worker's trial is retried before the study ends.
 
 Then it writes the summary (:mod:`sb3_ppo_variants.tuning.summary`). Running the same command again continues the
 same study (``load_if_exists``) and only runs the missing trials; the study's settings are stored in it and a
@@ -23,17 +19,13 @@ continuation with other settings is refused.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import math
 import os
 import re
-import threading
-import time
-import traceback
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +37,11 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
-from sb3_ppo_variants.tuning.storage import BudgetLock, StorageSpec, open_storage, redact, resolve_storage
 from sb3_ppo_variants.tuning.summary import StudySummary, summarize
-from sb3_ppo_variants.tuning.workers import (
-    FAIL_REASON_ATTR,
-    WORKER_ATTR,
-    Budget,
-    RetryStaleTrial,
-    WorkerIdentity,
-    enqueue_retry,
-    recover_dead_trials,
-    resolvable_running,
-)
+from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, Client, Heartbeat, Liveness, work
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, redact, resolve_storage
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 
@@ -67,8 +51,6 @@ SAMPLER_NAMES = ("tpe", "random")
 PRUNER_NAMES = ("median", "halving", "none")
 #: Constructor arguments a study sets itself (they cannot be fixed with ``hyperparams``).
 RESERVED_HYPERPARAMS = frozenset({"self", "env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model"})
-#: Longest ``fail_reason`` stored in a trial.
-MAX_REASON_LENGTH = 1000
 
 
 # ---------------------------------------------------------------------------------------------------- input checks
@@ -156,9 +138,8 @@ def _open_study(
     pruner: BasePruner,
     heartbeat_interval: int | None,
     grace_period: int | None,
-    max_retry: int | None,
 ) -> optuna.Study:
-    storage = open_storage(spec, heartbeat_interval, grace_period, RetryStaleTrial(max_retry))
+    storage = open_storage(spec, heartbeat_interval, grace_period)
     try:
         study = optuna.create_study(
             storage=storage,
@@ -198,66 +179,6 @@ def _open_study(
     return study
 
 
-@contextlib.contextmanager
-def _heartbeat(study: optuna.Study, trial: optuna.Trial, interval: int | None, spec: StorageSpec) -> Iterator[None]:
-    """Record a heartbeat for ``trial`` every ``interval`` seconds while the block runs (databases only)."""
-    if interval is None or spec.kind != "rdb":
-        yield
-        return
-    storage: Any = study._storage
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            try:
-                storage.record_heartbeat(trial._trial_id)
-            except Exception as exc:  # the database may be briefly unreachable; the next beat may succeed
-                logger.warning("[trial %d] heartbeat failed: %s", trial.number, redact(str(exc), spec.secrets))
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.number}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _reason(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 3] + "..."
-
-
-def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, max_retry: int | None) -> TrialState:
-    """Run one trial and tell its result (see the module docstring for the states)."""
-    value: float | None = None
-    reason: str | None = None
-    try:
-        value = objective(trial)
-        state = TrialState.COMPLETE
-        if not math.isfinite(value):
-            state, reason = TrialState.PRUNED, f"diverged: the objective value is {value}"
-    except optuna.TrialPruned as exc:
-        state = TrialState.PRUNED
-        logger.debug("[trial %d] %s", trial.number, exc)
-    except FloatingPointError as exc:
-        state, reason = TrialState.PRUNED, f"diverged: {_reason(exc)}"
-    except (KeyboardInterrupt, SystemExit) as exc:
-        trial.set_user_attr(FAIL_REASON_ATTR, f"interrupted ({type(exc).__name__}) before the trial finished")
-        study.tell(trial, state=TrialState.FAIL)
-        enqueue_retry(study, study._storage.get_trial(trial._trial_id), max_retry)
-        raise
-    except Exception as exc:
-        state, reason = TrialState.FAIL, _reason(exc)
-        logger.warning("[trial %d] failed:\n%s", trial.number, traceback.format_exc())
-    if reason is not None:
-        trial.set_user_attr(FAIL_REASON_ATTR, reason)
-    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-    return state
-
-
 def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: float, n_trials: int | None) -> None:
     trials = study.get_trials(deepcopy=False)
     trial = next(t for t in trials if t.number == number)
@@ -274,85 +195,43 @@ def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: 
     best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
     best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
     target = "" if n_trials is None else f"/{n_trials}"
-    logger.info(
-        "[trial %d] %s in %.1f s | %s | finished %d%s, running %d",
-        number,
-        outcome,
-        seconds,
-        best_text,
-        budget.finished,
-        target,
-        budget.running,
-    )
+    progress = f"finished {budget.finished}{target}, running {budget.running}"
+    logger.info(f"[trial {number}] {outcome} in {seconds:.1f} s | {best_text} | {progress}")
 
 
-def _work(
-    study: optuna.Study,
-    spec: StorageSpec,
-    objective: Objective,
-    n_trials: int | None,
-    timeout: float | None,
-    heartbeat_interval: int | None,
-    max_retry: int | None,
-    wait_for_running: bool,
-) -> None:
-    """The worker loop of :func:`run_study` (see the module docstring)."""
-    study_name = study.study_name
-    heartbeat = spec.kind == "rdb" and heartbeat_interval is not None
-    lock = BudgetLock(spec, study_name)
-    worker = WorkerIdentity.current()
-    budget = Budget.of(study.get_trials(deepcopy=False), n_trials)
+class _Tuning(Client):
+    """The tuning study's part of the worker loop (:class:`sb3_ppo_variants.workers.loop.Client`)."""
+
+    def __init__(self, objective: Objective, n_trials: int | None, max_retry: int | None) -> None:
+        self._objective, self.n_trials, self.max_retry = objective, n_trials, max_retry
+        self._waiting_logged = False
+
+    def plan(self, study: optuna.Study) -> bool:
+        enqueue_retries(study, self.max_retry)
+        budget = Budget.of(study.get_trials(deepcopy=False), self.n_trials)
+        return bool(budget.waiting or budget.remaining > 0)
+
+    def pending(self, study: optuna.Study, liveness: Liveness) -> bool:
+        pending = sum(map(liveness.resolvable, study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))))
+        if pending and not self._waiting_logged:
+            logger.info("All trials are started; waiting for %d running trial(s) of other workers", pending)
+        self._waiting_logged = bool(pending)
+        return pending > 0
+
+    def objective(self, trial: optuna.Trial, heartbeat: Heartbeat) -> float:
+        return self._objective(trial)
+
+    def finished(self, study: optuna.Study, number: int, state: TrialState, seconds: float) -> None:
+        _log_progress(study, number, state, seconds, self.n_trials)
+
+
+def _log_start(study: optuna.Study, spec: StorageSpec, settings: TrialSettings, n_trials: int | None, timeout: Any) -> None:
+    finished, target = Budget.of(study.get_trials(deepcopy=False), n_trials).finished, n_trials or "no limit"
+    limit = "" if timeout is None else f", time limit {timeout:.0f} s"
     logger.info(
-        "Study %r in %s (%s): %d trial(s) finished of %s; %s on %s, %d steps x %d seed(s) per trial%s",
-        study_name,
-        spec.display,
-        spec.source,
-        budget.finished,
-        "no limit" if n_trials is None else n_trials,
-        objective.settings.algo,
-        objective.settings.env_id,
-        objective.settings.n_timesteps,
-        objective.settings.n_seeds,
-        "" if timeout is None else f", time limit {timeout:.0f} s",
+        f"Study {study.study_name!r} in {spec.display} ({spec.source}): {finished} trial(s) finished of {target}; "
+        f"{settings.algo} on {settings.env_id}, {settings.n_timesteps} steps x {settings.n_seeds} seed(s) per trial{limit}"
     )
-    poll = 2.0 if heartbeat_interval is None else min(5.0, max(1.0, heartbeat_interval / 2))
-    deadline = None if timeout is None else time.monotonic() + timeout
-    waiting_logged = False
-    try:
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                logger.info("Time limit reached: no new trial is started by this worker")
-                break
-            with lock:
-                recover_dead_trials(study, max_retry, host_names_unique=spec.kind == "journal")
-                if heartbeat:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", ExperimentalWarning)
-                        optuna.storages.fail_stale_trials(study)
-                trials = study.get_trials(deepcopy=False)
-                budget = Budget.of(trials, n_trials)
-                trial = None
-                if budget.waiting or budget.remaining > 0:
-                    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": we beat
-                        warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
-                        trial = study.ask()
-                    trial.set_user_attr(WORKER_ATTR, worker.to_attr())
-            if trial is None:
-                pending = resolvable_running(trials, heartbeat)
-                if pending and wait_for_running:
-                    if not waiting_logged:
-                        logger.info("All trials are started; waiting for %d running trial(s) of other workers", pending)
-                        waiting_logged = True
-                    time.sleep(poll)
-                    continue
-                break
-            waiting_logged = False
-            started = time.monotonic()
-            with _heartbeat(study, trial, heartbeat_interval, spec):
-                state = _run_trial(study, trial, objective, max_retry)
-            _log_progress(study, trial.number, state, time.monotonic() - started, n_trials)
-    finally:
-        lock.close()
 
 
 def _ensure_logging(verbose: int) -> None:
@@ -429,9 +308,10 @@ def run_study(
         propose the same trials)
     :param n_startup_trials: Trials sampled at random before TPE models the results, and finished before the median
         pruner prunes
-    :param heartbeat_interval: Seconds between heartbeats of a running trial in a database storage (None: off)
-    :param grace_period: Seconds without a heartbeat before a database trial is failed as stale (default twice the
-        interval)
+    :param heartbeat_interval: Seconds between heartbeats of a running trial (None: off; then only trials of this
+        machine are recovered)
+    :param grace_period: Seconds without a heartbeat before a trial of another machine is failed as stale (default
+        twice the interval)
     :param max_retry: How many times a trial whose worker died is retried with the same parameters (None: no limit)
     :param wait_for_running: When nothing is left to start, wait for running trials that may still fail (and need a
         retry) before returning
@@ -499,7 +379,10 @@ def run_study(
         make_pruner(pruner, n_startup_trials, n_warmup_steps=n_timesteps // 3),
         heartbeat_interval,
         grace_period,
-        max_retry,
     )
-    _work(study, spec, Objective(settings), n_trials, timeout, heartbeat_interval, max_retry, wait_for_running)
+    _log_start(study, spec, settings, n_trials, timeout)
+    poll = 2.0 if heartbeat_interval is None else min(5.0, max(1.0, heartbeat_interval / 2))
+    liveness = Liveness(spec.kind, heartbeat_interval, grace_period or 2 * (heartbeat_interval or 0) or None)
+    client = _Tuning(Objective(settings), n_trials, max_retry)
+    work(study, spec, client, liveness, wait_for_running, poll, timeout, log=logger.warning)
     return summarize(study, settings, spec.display, n_trials, out, plots=plots)

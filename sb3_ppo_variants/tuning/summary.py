@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,8 +27,9 @@ import yaml
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_ppo_variants.tuning.objective import TrialSettings
-from sb3_ppo_variants.tuning.workers import FAIL_REASON_ATTR, RETRY_ATTR, Budget
+from sb3_ppo_variants.tuning.budget import Budget
+from sb3_ppo_variants.tuning.objective import TrialSettings, json_safe
+from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, retried_numbers
 from sb3_ppo_variants.zoo.samplers import CONVERTERS
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
@@ -91,7 +91,7 @@ class StudySummary:
             "best_trial": self.best_trial,
             "best_value": self.best_value,
             "best_params": self.best_params,
-            "best_hyperparams": {key: _json_safe(value) for key, value in self.best_hyperparams.items()},
+            "best_hyperparams": {key: json_safe(value) for key, value in self.best_hyperparams.items()},
             "failures": [{"trial": n, "state": state, "reason": reason} for n, state, reason in self.failures],
             "files": {kind: str(path) for kind, path in self.files.items()},
             "skipped": self.skipped,
@@ -127,20 +127,6 @@ class StudySummary:
         for kind, reason in self.skipped.items():
             lines.append(f"  skipped {kind}: {reason}")
         return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    return repr(value)
 
 
 # ---------------------------------------------------------------------------------------------------- zoo entry
@@ -182,7 +168,7 @@ def zoo_entry(settings: TrialSettings, hyperparams: Mapping[str, Any]) -> dict[s
         elif value is None or isinstance(value, (bool, int, float, str)):
             entry[key] = value
         elif isinstance(value, (list, tuple, Mapping)):
-            entry[key] = _json_safe(value)
+            entry[key] = json_safe(value)
         else:
             raise TypeError(f"hyperparameter {key}={value!r} cannot be written to a YAML config")
     return {settings.env_id: entry}
@@ -270,11 +256,7 @@ def write_plots(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path],
 
 def _failures(trials: list[FrozenTrial]) -> list[tuple[int, str, str]]:
     """``(number, state, reason)`` of the failed and diverged trials, with the retry that replaced each, if any."""
-    retried_by: dict[int, int] = {}
-    for trial in trials:
-        history = trial.user_attrs.get(RETRY_ATTR)
-        if isinstance(history, list) and history:
-            retried_by[int(history[-1])] = trial.number
+    retried_by = retried_numbers(trials)
     failures = []
     for trial in trials:
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)

@@ -1,19 +1,29 @@
-"""Processes of this machine: which machine (and PID namespace) a worker ran on, and whether its process still runs.
+"""Processes of this machine: which machine (and PID namespace) a worker ran on, whether its process still runs,
+and the kill points of the tests.
 
-The tuning and ablation workers record :func:`machine_key`, the PID and :func:`process_start_time` in the trials
-they run; a later worker on the same machine uses :func:`process_alive` to tell a crashed worker's RUNNING trial
-from a live one at once (a PID is only meaningful on the machine, and in the PID namespace, it came from).
+Workers record :func:`machine_key`, the PID and :func:`process_start_time` in the trials they run; a later worker
+on the same machine uses :func:`process_alive` to tell a crashed worker's RUNNING trial from a live one at once (a
+PID is only meaningful on the machine, and in the PID namespace, it came from).
+
+:func:`kill_point` lets a test kill a worker with SIGKILL at a named point of its work (see :data:`KILL_ENV_VAR`).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
 #: Environment variable that overrides :func:`machine_key`, for machines that cannot be told apart otherwise.
 WORKER_HOST_ENV_VAR = "SB3PV_WORKER_HOST"
+#: Test hook: ``point`` or ``point:N`` (the N-th pass), comma-separated: the process SIGKILLs itself there. Points:
+#: ``locked``, ``recovered``, ``asked``, ``signed`` (:func:`sb3_ppo_variants.workers.loop.work`), ``mid-trial``,
+#: ``result``, ``told`` (:func:`~sb3_ppo_variants.workers.loop.run_trial`), ``journal-write`` (a torn append).
+KILL_ENV_VAR = "SB3PV_KILL_AT"
+_passes: Counter[str] = Counter()
 
 
 def _read(path: str) -> str | None:
@@ -74,3 +84,18 @@ def process_alive(pid: int, start_time: str | int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def kill_requested(point: str) -> bool:
+    """Count a pass at ``point``; whether :data:`KILL_ENV_VAR` asks for a kill at this pass."""
+    wanted = os.environ.get(KILL_ENV_VAR)
+    if not wanted:
+        return False
+    _passes[point] += 1
+    return any(f"{point}:{_passes[point]}" == item or (point == item and _passes[point] == 1) for item in wanted.split(","))
+
+
+def kill_point(point: str, force: bool = False) -> None:
+    """SIGKILL this process if :data:`KILL_ENV_VAR` asks for it at this pass of ``point`` (or ``force``)."""
+    if force or kill_requested(point):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""Where a study lives: resolving ``--storage``, opening it, masking its secrets, and the lock that guards the trial budget.
+"""Where a study lives: resolving ``--storage``, opening it, masking its secrets, and the claim lock.
 
 Three ways to name a storage (:func:`resolve_storage`):
 
@@ -7,50 +7,63 @@ Three ways to name a storage (:func:`resolve_storage`):
 - ``env:VARNAME``: the URL or path in the environment variable ``VARNAME`` (keeps passwords off the command line,
   out of the shell history and out of ``ps``);
 - a database URL (anything with ``://``, e.g. ``postgresql://user:pw@host/db``, ``sqlite:///study.db``): an
-  :class:`optuna.storages.RDBStorage` with heartbeats; or a file path (optionally ``journal:PATH``): a journal file.
+  :class:`optuna.storages.RDBStorage` with Optuna's heartbeats; or a file path (optionally ``journal:PATH``): a
+  journal file.
 
 A URL is never printed or written in full: :func:`mask_url` replaces its password (also one given as a ``password=``
 query parameter) by ``***``, and errors raised while opening the storage have the secret removed.
 
-A journal file is written under :class:`FlockJournalLock`, an ``flock`` the operating system releases when its
-holder dies (Optuna's default symlink lock, left behind by a worker killed while writing, makes the others wait 30 s).
+A journal file is written by :class:`RepairingJournalBackend` under :class:`FlockJournalLock`, an ``flock`` the
+operating system releases when its holder dies (Optuna's default symlink lock, left behind by a worker killed while
+writing, makes the others wait 30 s). A worker killed in the middle of an append can leave a torn last line, which
+Optuna's reader skips only while it is the last one: the next append would glue its own record to it and make the
+journal unreadable for good. The backend therefore cuts a torn tail off, under the lock, before it appends. It
+writes the records in Optuna's (private) line format, so it is used only where :func:`repairing_journal_supported`
+finds that this Optuna release writes exactly that format; elsewhere Optuna's own backend writes the journal (no
+repair of torn lines). Nothing here imports Optuna's private modules.
 
-The budget lock (:class:`BudgetLock`) makes "count the trials, then ask for a new one" atomic across processes, so
-that several workers on one study never start more trials than the budget: a ``fcntl`` file lock next to a journal or
-SQLite file, a session-level advisory lock in PostgreSQL, a named lock in MySQL/MariaDB. Each is released by the
-operating system or the server when the process dies, so a killed worker cannot leave it held.
+The claim lock (:class:`ClaimLock`) makes "recover dead workers' trials, count, then ask for a trial and sign it"
+atomic across processes: a ``fcntl`` file lock next to a journal or SQLite file, a session-level advisory lock in
+PostgreSQL, a named lock in MySQL/MariaDB. Each is released by the operating system or the server when the process
+dies, so a killed worker cannot leave it held.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import json
 import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal, Protocol
 
-import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-from optuna.storages.journal._file import BaseJournalFileLock  # the documented type of JournalFileBackend's lock_obj
-from optuna.trial import FrozenTrial
+
+from sb3_ppo_variants.workers.processes import kill_point, kill_requested
 
 #: Environment variable read when no storage is given (a URL or a journal path, like ``--storage``).
 STORAGE_ENV_VAR = "SB3PV_OPTUNA_STORAGE"
 #: File name of the default journal, inside the output directory.
 JOURNAL_FILENAME = "study.journal"
-#: Suffix of the budget-lock file next to a journal or SQLite file (Optuna's own journal lock uses ``.lock``).
-BUDGET_LOCK_SUFFIX = ".budget.lock"
+#: Suffix of the claim-lock file next to a journal or SQLite file (the name of the previous release's budget lock,
+#: so that its workers and these exclude each other; Optuna's own journal lock uses ``.lock``).
+CLAIM_LOCK_SUFFIX = ".budget.lock"
 #: Suffix of the journal's write-lock file (:class:`FlockJournalLock`).
 JOURNAL_LOCK_SUFFIX = ".write.lock"
 _SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token"})
 _MASK = "***"
+
+
+class StorageError(RuntimeError):
+    """The study's storage cannot be opened (bad URL, missing driver, unreachable server); the message masks secrets."""
 
 
 @dataclass(frozen=True)
@@ -190,29 +203,23 @@ def resolve_storage(storage: str | None, output_dir: str | os.PathLike[str]) -> 
     return _spec_from_value(storage, "argument")
 
 
-def open_storage(
-    spec: StorageSpec,
-    heartbeat_interval: int | None = 60,
-    grace_period: int | None = None,
-    stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-) -> BaseStorage:
+def open_storage(spec: StorageSpec, heartbeat_interval: int | None = None, grace_period: int | None = None) -> BaseStorage:
     """Open the storage of ``spec``: a :class:`~optuna.storages.JournalStorage` or an :class:`~optuna.storages.RDBStorage`.
 
-    For a database, heartbeats are switched on (when ``heartbeat_interval`` is set): a RUNNING trial whose worker has
-    not written a heartbeat for ``grace_period`` seconds is stale, and :func:`optuna.storages.fail_stale_trials`
-    marks it FAIL and calls ``stale_trial_callback``. A journal file has no heartbeats in Optuna 5; see
-    :mod:`sb3_ppo_variants.tuning.workers` for how its stale trials are found.
+    For a database, Optuna's heartbeats are switched on when ``heartbeat_interval`` is set: a RUNNING trial whose
+    worker has not written a heartbeat for ``grace_period`` seconds (default: twice the interval) is stale, and
+    :func:`optuna.storages.fail_stale_trials` marks it FAIL. A journal has no heartbeats in Optuna 5; see
+    :mod:`sb3_ppo_variants.workers` for how its stale trials are found.
 
-    :param spec: The storage to open
-    :param heartbeat_interval: Seconds between heartbeats of a running trial (databases only; ``None``: off)
-    :param grace_period: Seconds without a heartbeat after which a trial is stale (default: twice the interval)
-    :param stale_trial_callback: Called with ``(study, failed_trial)`` for each trial failed as stale
-    :raises RuntimeError: if the storage cannot be opened (the message never contains the password)
+    :raises StorageError: if the storage cannot be opened (the message never contains the password)
     """
     if spec.kind == "journal":
         path = Path(spec.location)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=journal_write_lock(str(path))))
+        lock = journal_write_lock(str(path))
+        if repairing_journal_supported():
+            return JournalStorage(RepairingJournalBackend(str(path), lock_obj=lock))
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -222,10 +229,9 @@ def open_storage(
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period if heartbeat_interval is not None else None,
-                heartbeat_stale_trial_callback=stale_trial_callback if heartbeat_interval is not None else None,
             )
     except Exception as exc:
-        raise RuntimeError(
+        raise StorageError(
             f"Could not open the Optuna storage {spec.display} ({spec.source}): "
             f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
         ) from None
@@ -234,7 +240,24 @@ def open_storage(
 # ---------------------------------------------------------------------------------------------------- journal lock
 
 
-class FlockJournalLock(BaseJournalFileLock):
+class JournalLock(Protocol):
+    """What Optuna's journal file backend asks of its lock object (``lock_obj``): ``acquire`` and ``release``."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _holding(lock: JournalLock) -> Iterator[None]:
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class FlockJournalLock:
     """The write lock of a journal file, with ``flock(2)`` on ``<journal>.write.lock``.
 
     Optuna's default journal lock is a symbolic link that a process killed while writing leaves behind; the other
@@ -246,36 +269,26 @@ class FlockJournalLock(BaseJournalFileLock):
     """
 
     def __init__(self, journal_path: str) -> None:
-        self._path = journal_path + JOURNAL_LOCK_SUFFIX
-        self._thread_lock = threading.Lock()
-        self._handle: IO[bytes] | None = None
+        self._path = Path(journal_path + JOURNAL_LOCK_SUFFIX)
+        self._thread_lock = threading.Lock()  # flock is per open file: threads of one process need their own lock
+        self._held = contextlib.ExitStack()
 
     def acquire(self) -> bool:
-        import fcntl
-
-        self._thread_lock.acquire()
-        try:
-            handle = open(self._path, "ab")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        self._handle = handle
+        with contextlib.ExitStack() as undo:
+            self._thread_lock.acquire()
+            undo.callback(self._thread_lock.release)
+            self._held.enter_context(_file_lock(self._path))
+            undo.pop_all()
         return True
 
     def release(self) -> None:
-        import fcntl
-
-        handle, self._handle = self._handle, None
         try:
-            if handle is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                handle.close()
+            self._held.close()
         finally:
             self._thread_lock.release()
 
 
-def journal_write_lock(journal_path: str) -> BaseJournalFileLock:
+def journal_write_lock(journal_path: str) -> JournalLock:
     """:class:`FlockJournalLock` where ``fcntl`` exists (POSIX), else Optuna's default symlink lock."""
     try:
         import fcntl  # noqa: F401
@@ -284,12 +297,60 @@ def journal_write_lock(journal_path: str) -> BaseJournalFileLock:
     return FlockJournalLock(journal_path)
 
 
-# ---------------------------------------------------------------------------------------------------- budget lock
+def _journal_line(log: dict[str, Any]) -> bytes:
+    """One journal record as Optuna's file backend writes it (checked by :func:`repairing_journal_supported`)."""
+    return (json.dumps(log, separators=(",", ":")) + "\n").encode()
+
+
+@functools.cache
+def repairing_journal_supported() -> bool:
+    """Whether this Optuna release writes a journal record as :func:`_journal_line` does (its private file format,
+    which :class:`RepairingJournalBackend` writes itself), checked once on a temporary file."""
+    import tempfile
+
+    record = {"op_code": 0, "worker_id": "check", "study_name": "s", "directions": [1]}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "check.journal")
+            JournalFileBackend(path, lock_obj=journal_write_lock(path)).append_logs([record])  # type: ignore[arg-type]
+            return Path(path).read_bytes() == _journal_line(record)
+    except Exception:  # any change of Optuna's backend: use it as it is
+        return False
+
+
+class RepairingJournalBackend(JournalFileBackend):
+    """Optuna's journal file backend that cuts a torn last line (a writer killed mid-append) off before appending.
+
+    Used only where :func:`repairing_journal_supported`; it keeps its own file path and lock (Optuna's are private).
+    """
+
+    def __init__(self, file_path: str, lock_obj: JournalLock) -> None:
+        super().__init__(file_path, lock_obj=lock_obj)  # type: ignore[arg-type]
+        self._repair_path, self._repair_lock = file_path, lock_obj
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = b"".join(_journal_line(log) for log in logs)
+        with _holding(self._repair_lock), open(self._repair_path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 1))
+            if size and f.read(1) != b"\n":  # torn by a dead writer (we hold the lock): keep the complete lines
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
+                f.seek(0, os.SEEK_END)
+            torn = kill_requested("journal-write")  # a test's torn write: half the record, then SIGKILL
+            f.write(data[: len(data) // 2] if torn else data)
+            f.flush()
+            os.fsync(f.fileno())
+            if torn:
+                kill_point("journal-write", force=True)
+
+
+# ---------------------------------------------------------------------------------------------------- claim lock
 
 
 def _lock_key(study_name: str) -> int:
     """A stable signed 64-bit key for a PostgreSQL advisory lock on ``study_name``."""
-    digest = hashlib.sha256(f"sb3_ppo_variants.tuning:{study_name}".encode()).digest()
+    digest = hashlib.sha256(f"sb3_ppo_variants.tuning:{study_name}".encode()).digest()  # the old name: old workers share it
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -309,8 +370,8 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-class BudgetLock:
-    """An inter-process lock for one study, used as ``with lock: ...`` around "count the trials, then ask".
+class ClaimLock:
+    """An inter-process lock for one study, held (:meth:`held`) while recovering, counting and claiming.
 
     :param spec: The study's storage; picks the mechanism (see the module docstring)
     :param study_name: The study (PostgreSQL/MySQL lock names are derived from it)
@@ -324,14 +385,14 @@ class BudgetLock:
         self._path: Path | None = None
         dialect = spec.dialect
         if spec.kind == "journal":
-            self._path = Path(spec.location + BUDGET_LOCK_SUFFIX)
+            self._path = Path(spec.location + CLAIM_LOCK_SUFFIX)
             self.mechanism = "file"
         elif dialect == "sqlite":
             from sqlalchemy.engine import make_url
 
             database = make_url(spec.location).database
             if database and database != ":memory:" and not database.startswith("file:"):
-                self._path = Path(database + BUDGET_LOCK_SUFFIX)
+                self._path = Path(database + CLAIM_LOCK_SUFFIX)
                 self.mechanism = "file"
         elif dialect in ("postgresql", "mysql", "mariadb"):
             import sqlalchemy
@@ -341,7 +402,7 @@ class BudgetLock:
             self.mechanism = "postgresql-advisory" if dialect == "postgresql" else "mysql-named"
 
     def __repr__(self) -> str:
-        return f"BudgetLock({self.mechanism}, study={self.study_name!r})"
+        return f"ClaimLock({self.mechanism}, study={self.study_name!r})"
 
     @contextlib.contextmanager
     def _database_lock(self) -> Iterator[None]:
@@ -356,8 +417,8 @@ class BudgetLock:
         try:
             connection = self._engine.connect()
         except Exception as exc:
-            raise RuntimeError(
-                f"Could not connect to {self.spec.display} for the budget lock: "
+            raise StorageError(
+                f"Could not connect to {self.spec.display} for the claim lock: "
                 f"{type(exc).__name__}: {redact(str(exc), self.spec.secrets)}"
             ) from None
         # Session-level lock: held until released or until the connection closes (also when this process dies).
@@ -368,17 +429,11 @@ class BudgetLock:
             finally:
                 connection.execute(text(release), params)
 
-    def __enter__(self) -> None:
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """The lock as a context manager: ``with lock.held(): ...``."""
         if self._path is not None:
-            self._context: contextlib.AbstractContextManager[None] = _file_lock(self._path)
-        elif self._engine is not None:
-            self._context = self._database_lock()
-        else:
-            self._context = contextlib.nullcontext()
-        self._context.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._context.__exit__(*exc_info)
+            return _file_lock(self._path)
+        return self._database_lock() if self._engine is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         """Release the database engine, if any."""
