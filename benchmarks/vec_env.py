@@ -216,13 +216,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         kinds.reverse()
                     for kind in kinds:
                         timesteps = args.env_only_timesteps if algo == "env-only" else args.timesteps
-                        spec = {"algo": algo, "env": kind, "n_envs": n_envs, "seed": args.seed + repeat,
-                                "timesteps": timesteps, "repeat": repeat}
+                        spec = {
+                            "algo": algo,
+                            "env": kind,
+                            "n_envs": n_envs,
+                            "seed": args.seed + repeat,
+                            "timesteps": timesteps,
+                            "repeat": repeat,
+                        }
                         record = launch(spec, pythonpath)
                         runs.append(record)
-                        print(f"[{repeat}] {algo:8s} n_envs={n_envs:3d} {kind:8s} {record['steps_per_s']:9.1f} steps/s"
-                              + (f"  rollout {record['rollout_steps_per_s']:9.1f}" if "rollout_steps_per_s" in record else "")
-                              + f"  load {record['load_1min']:.2f}", flush=True)
+                        print(
+                            f"[{repeat}] {algo:8s} n_envs={n_envs:3d} {kind:8s} {record['steps_per_s']:9.1f} steps/s"
+                            + (f"  rollout {record['rollout_steps_per_s']:9.1f}" if "rollout_steps_per_s" in record else "")
+                            + f"  load {record['load_1min']:.2f}",
+                            flush=True,
+                        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta = {

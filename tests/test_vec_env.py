@@ -128,8 +128,9 @@ def test_other_spaces_same_as_dummy_vec_env(env_id):
     """Discrete observations (FrozenLake: slippery, terminations) and Box actions (Pendulum: truncations only)."""
     mode = AutoresetMode.NEXT_STEP
     reference = DummyVecEnv([lambda: Monitor(gym.make(env_id, max_episode_steps=10)) for _ in range(N_ENVS)])
-    ours = make_gymnasium_vec_env(env_id, N_ENVS, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode},
-                                  max_episode_steps=10)
+    ours = make_gymnasium_vec_env(
+        env_id, N_ENVS, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}, max_episode_steps=10
+    )
     assert ours.observation_space == reference.observation_space and ours.action_space == reference.action_space
     reference.seed(SEED)
     ours.seed(SEED)
@@ -338,8 +339,9 @@ def test_training_on_the_adapter_equals_training_on_dummy_vec_env(cls, mode):
 @pytest.mark.parametrize("cls", [PPO, ClipPPO], ids=lambda cls: cls.__name__)
 def test_training_on_native_cartpole(cls, make_model):
     env = make_gymnasium_vec_env("CartPole-v1", 8, vectorization_mode="vector_entry_point")
-    model = cls("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=2, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[16]))
+    model = cls(
+        "MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=2, seed=0, device="cpu", policy_kwargs=dict(net_arch=[16])
+    )
     fresh = copy.deepcopy(model.policy)
     model.learn(3 * 32 * 8)
     assert model.num_timesteps == 3 * 32 * 8
@@ -373,8 +375,9 @@ def test_vec_normalize_on_top_and_its_statistics_saved_and_loaded(tmp_path):
     np.testing.assert_array_equal(ours.ret_rms.var, reference.ret_rms.var)
 
     env = VecNormalize(make_gymnasium_vec_env("CartPole-v1", 8, vectorization_mode="vector_entry_point"))
-    model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[16]))
+    model = PPO(
+        "MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu", policy_kwargs=dict(net_arch=[16])
+    )
     model.learn(2 * 32 * 8)
     path = tmp_path / "vec_normalize.pkl"
     env.save(str(path))

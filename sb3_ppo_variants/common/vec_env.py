@@ -208,11 +208,7 @@ class GymnasiumVecEnv(VecEnv):
             return partial_reset
         base = venv.unwrapped
         if self.autoreset_mode == AutoresetMode.DISABLED or self._is_gymnasium_vectorizer:
-            if (
-                isinstance(base, AsyncVectorEnv)
-                and not base.shared_memory
-                and self.autoreset_mode == AutoresetMode.NEXT_STEP
-            ):
+            if isinstance(base, AsyncVectorEnv) and not base.shared_memory and self.autoreset_mode == AutoresetMode.NEXT_STEP:
                 # gymnasium 1.x: the worker clears its pending NEXT_STEP autoreset on reset only with shared memory, so
                 # a partially reset environment would reset again at the next step (its action ignored)
                 raise ValueError(
@@ -436,8 +432,9 @@ class GymnasiumVecEnv(VecEnv):
             wrapped = [is_wrapped(base.envs[i], wrapper_class) for i in targets]
         elif isinstance(base, AsyncVectorEnv):
             if wrapper_class is not Monitor:
-                raise NotImplementedError("AsyncVectorEnv's sub-environments live in other processes: env_is_wrapped "
-                                          "answers for Monitor only")
+                raise NotImplementedError(
+                    "AsyncVectorEnv's sub-environments live in other processes: env_is_wrapped answers for Monitor only"
+                )
             wrapped = [False for _ in targets]
         else:
             wrapped = [False for _ in targets]
