@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OWN_NAME = "sb3-ppo-variants"
 KEY_PACKAGES = (
     "torch", "stable-baselines3", "sb3-contrib", "rl_zoo3", "optuna", "gymnasium", "numpy", "tqdm", "rich", "PyYAML",
-    "matplotlib", "pandas", "plotly", "rliable", "mujoco", "box2d", "pytest", "setuptools",
+    "matplotlib", "pandas", "plotly", "rliable", "mujoco", "box2d", "box2d-py", "pytest", "setuptools",
     "scipy", "sqlalchemy", "arch", "shimmy",
 )  # fmt: skip
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
@@ -71,7 +71,8 @@ def install(venv: Path, kind: str, torch: str, env: dict[str, str]) -> int:
         constraints = venv / "constraints.txt"
         constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(floors().items())))
         print(f"constraints ({constraints}):\n{constraints.read_text()}", flush=True)
-        build = [*pip, "-c", str(constraints), "setuptools", "wheel"]
+        # gymnasium < 1.3's box2d extra builds box2d-py from source: it needs swig on PATH (gymnasium's docs: pip install swig)
+        build = [*pip, "-c", str(constraints), "setuptools", "wheel", "swig"]
         package = [*pip, "--no-build-isolation", "-c", str(constraints), "-e", ".[dev]"]
     return run(build, env) or run(package, env)
 
@@ -89,8 +90,8 @@ def versions(venv: Path, env: dict[str, str]) -> str:
 def check(kind: str, torch: str, reuse: bool, pytest_args: list[str]) -> tuple[bool, str]:
     """Install (unless reused) and test one venv; returns (passed, a summary of versions, results and times)."""
     venv = ROOT / f".venv-compat-{kind}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    env.pop("VIRTUAL_ENV", None)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "VIRTUAL_ENV": str(venv)}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # as if activated: tools pip installs (swig) are found
     print(f"\n===== {kind}: {venv.name} =====", flush=True)
     start = time.monotonic()
     if not (reuse and (venv / "bin" / "python").exists()) and install(venv, kind, torch, env):
@@ -98,10 +99,20 @@ def check(kind: str, torch: str, reuse: bool, pytest_args: list[str]) -> tuple[b
     installed = time.monotonic()
     listing = versions(venv, env)
     print(f"{kind} versions:\n{listing}", flush=True)
-    code = run([str(venv / "bin" / "python"), "-m", "pytest", *pytest_args], env)
+    command = [str(venv / "bin" / "python"), "-m", "pytest", *pytest_args]
+    print("+", " ".join(command), flush=True)
+    pytest = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    counts = ""  # pytest's last "=== ... ===" line: the pass/fail counts and time
+    for line in pytest.stdout or ():
+        print(line, end="", flush=True)
+        counts = line.strip("= \n") if line.startswith("=") else counts
+    code = pytest.wait()
     done = time.monotonic()
     verdict = "passed" if code == 0 else f"FAILED (pytest exit {code})"
-    return code == 0, f"{kind}: {verdict}; install {installed - start:.0f} s, suite {done - installed:.0f} s\n{listing}"
+    return (
+        code == 0,
+        f"{kind}: {verdict} ({counts}); install {installed - start:.0f} s, suite {done - installed:.0f} s\n{listing}",
+    )
 
 
 def main() -> int:
