@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint format type commit-checks benchmark docs clean
+.PHONY: install demo test test-slow test-compat lint format type commit-checks benchmark docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -v
+
+# the default suite in two fresh venvs (not part of `test`): .venv-compat-newest with the newest releases and
+# .venv-compat-min with every floor of pyproject.toml pinned; ARGS="--only min" runs one of them
+test-compat:
+	$(PYTHON) tools/test_compat.py --torch "$(TORCH)" $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check sb3_ppo_variants tests benchmarks
