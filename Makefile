@@ -33,11 +33,11 @@ test-compat:
 	$(PYTHON) tools/test_compat.py --torch "$(TORCH)" $(ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check sb3_ppo_variants tests benchmarks
+	$(PY) -m ruff check sb3_ppo_variants tests benchmarks tools
 
 format: $(STAMP)
-	$(PY) -m ruff format sb3_ppo_variants tests benchmarks
-	$(PY) -m ruff check --fix sb3_ppo_variants tests benchmarks
+	$(PY) -m ruff format sb3_ppo_variants tests benchmarks tools
+	$(PY) -m ruff check --fix sb3_ppo_variants tests benchmarks tools
 
 type: $(STAMP)
 	$(PY) -m mypy sb3_ppo_variants
