@@ -52,4 +52,4 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-compat-newest .venv-compat-min docs/_build build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
