@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint format type commit-checks benchmark docs clean
+.PHONY: install demo test test-slow test-compat lint format type commit-checks benchmark docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,17 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -v
 
+# the default suite in two fresh venvs (not part of `test`): .venv-compat-newest with the newest releases and
+# .venv-compat-min with every floor of pyproject.toml pinned; ARGS="--only min" runs one of them
+test-compat:
+	$(PYTHON) tools/test_compat.py --torch "$(TORCH)" $(ARGS)
+
 lint: $(STAMP)
-	$(PY) -m ruff check sb3_ppo_variants tests benchmarks
+	$(PY) -m ruff check sb3_ppo_variants tests benchmarks tools
 
 format: $(STAMP)
-	$(PY) -m ruff format sb3_ppo_variants tests benchmarks
-	$(PY) -m ruff check --fix sb3_ppo_variants tests benchmarks
+	$(PY) -m ruff format sb3_ppo_variants tests benchmarks tools
+	$(PY) -m ruff check --fix sb3_ppo_variants tests benchmarks tools
 
 type: $(STAMP)
 	$(PY) -m mypy sb3_ppo_variants
@@ -47,4 +52,4 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-compat-newest .venv-compat-min docs/_build build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

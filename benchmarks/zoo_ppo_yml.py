@@ -3,12 +3,13 @@
 For each entry of rl_zoo3's ``hyperparams/ppo.yml`` and each of ``clip_ppo`` and ``kl_ppo``, this runs::
 
     sb3-ppo-variants-zoo train --algo ALGO --env ENV --conf-file <rl_zoo3>/hyperparams/ppo.yml -n 1000 \
-        --seed 0 --eval-freq -1 -f <tmp> --device cpu
+        --seed 0 --eval-freq -1 -f <tmp> --device cpu     # -n: max(1000, n_steps * n_envs)
 
 in a subprocess of its own (rl_zoo3's ExperimentManager builds the model from the entry, so every key of the entry
 reaches our constructor), and records pass/fail/skip with the reason. An entry is skipped when its environment cannot
-be made here (Atari, PyBullet, MiniGrid, mujoco-py's -v2 tasks). ``-n 1000`` is the budget; entries whose rollout is
-longer (``n_steps * n_envs`` > 1000) collect one whole rollout and make one update.
+be made here (Atari, PyBullet, MiniGrid, mujoco-py's -v2 tasks). The budget is 1,000 steps, or one whole rollout
+(``n_steps * n_envs``) where that is longer: a shorter ``-n`` would still run one rollout, but the ``lin_`` schedules'
+progress would then go below 0 (a negative learning rate, in SB3's ``PPO`` as in ours).
 
     python benchmarks/zoo_ppo_yml.py                     # all entries, both algorithms
     python benchmarks/zoo_ppo_yml.py --envs CartPole-v1  # some of them
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import yaml
@@ -51,7 +53,12 @@ def why_not_installed(env_id: str) -> str | None:
     return None
 
 
-def train(algo: str, env_id: str, config: Path, timeout: float) -> tuple[bool, str, float]:
+def budget(entry: dict[str, Any]) -> int:
+    """1,000 steps, or one whole rollout of the entry if that is longer (SB3 PPO's default n_steps is 2048)."""
+    return max(1000, int(entry.get("n_steps", 2048)) * int(entry.get("n_envs", 1)))
+
+
+def train(algo: str, env_id: str, config: Path, timeout: float, steps: int) -> tuple[bool, str, float]:
     """Run our zoo command on one entry; (passed, last line of the error, seconds)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
@@ -67,7 +74,7 @@ def train(algo: str, env_id: str, config: Path, timeout: float) -> tuple[bool, s
             "--conf-file",
             str(config),
             "-n",
-            "1000",
+            str(steps),
             "--seed",
             "0",
             "--eval-freq",
@@ -83,7 +90,8 @@ def train(algo: str, env_id: str, config: Path, timeout: float) -> tuple[bool, s
         except subprocess.TimeoutExpired:
             return False, f"timed out after {timeout:.0f} s", time.perf_counter() - start
     lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-    message = "" if result.returncode == 0 else (lines[-1] if lines else f"exit code {result.returncode}")
+    errors = [line for line in lines if "Error" in line or "Exception" in line or "DependencyNotInstalled" in line]
+    message = "" if result.returncode == 0 else (errors or lines or [f"exit code {result.returncode}"])[-1]
     return result.returncode == 0, message, time.perf_counter() - start
 
 
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = ppo_yml()
-    entries = list(yaml.safe_load(config.read_text()))
+    entries: dict[str, Any] = yaml.safe_load(config.read_text())
     rows = []
     for env_id in entries:
         if args.envs is not None and env_id not in args.envs:
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             if reason is not None:
                 rows.append((env_id, algo, "skipped", reason, 0.0))
                 continue
-            passed, message, seconds = train(algo, env_id, config, args.timeout)
+            passed, message, seconds = train(algo, env_id, config, args.timeout, budget(entries[env_id]))
             rows.append((env_id, algo, "trained" if passed else "FAILED", message, seconds))
             print(f"{env_id} {algo}: {rows[-1][2]} {message} ({seconds:.0f} s)", file=sys.stderr, flush=True)
 
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "# rl_zoo3's ppo.yml through `sb3-ppo-variants-zoo train`",
         "",
         f"Command: `python benchmarks/zoo_ppo_yml.py {' '.join(argv or sys.argv[1:])}`; config `{config}`; "
-        f"{datetime.date.today().isoformat()}; 1,000 steps per run, seed 0.",
+        f"{datetime.date.today().isoformat()}; max(1,000, one rollout) steps per run, seed 0.",
         "",
         f"{len(entries)} entries; runs: {counts['trained']} trained, {counts['FAILED']} failed, {counts['skipped']} skipped.",
         "",

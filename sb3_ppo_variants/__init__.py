@@ -3,13 +3,25 @@
 - :class:`ClipPPO`: the clipped surrogate (``clip_range=None``: the unclipped surrogate)
 - :class:`KLPenaltyPPO`: the adaptive (or fixed) KL penalty
 - :class:`REINFORCE`: normalised reward-to-go policy gradient, optional learned baseline
+- :class:`MaskableClipPPO`, :class:`MaskableKLPenaltyPPO`, :class:`MaskableREINFORCE`: the same with invalid-action
+  masking (sb3-contrib's maskable policies, buffers and ``action_masks()`` environments)
 """
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
+from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
 from sb3_ppo_variants.registry import ALGOS
 from sb3_ppo_variants.reinforce import REINFORCE
 
 __version__ = "0.2.0"
 
-__all__ = ["ALGOS", "REINFORCE", "ClipPPO", "KLPenaltyPPO", "__version__"]
+__all__ = [
+    "ALGOS",
+    "REINFORCE",
+    "ClipPPO",
+    "KLPenaltyPPO",
+    "MaskableClipPPO",
+    "MaskableKLPenaltyPPO",
+    "MaskableREINFORCE",
+    "__version__",
+]

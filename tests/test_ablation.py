@@ -22,10 +22,10 @@ from scipy import stats
 from sb3_ppo_variants import ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants.ablation import __main__ as cli
 from sb3_ppo_variants.ablation.grid import (
+    GRIDS,
     GROUPS,
     MEASURED_STEPS_PER_S,
     PAPER_ENVS,
-    GRIDS,
     PAPER_HYPERPARAMS,
     SETTINGS,
     GridSpec,
@@ -34,8 +34,15 @@ from sb3_ppo_variants.ablation.grid import (
     get_setting,
 )
 from sb3_ppo_variants.ablation.report import load_results, markdown_report, normalise, summarise
-from sb3_ppo_variants.ablation.runner import GRID_ATTR, WorkerOptions, grid_state, open_study, prepare_round
-from sb3_ppo_variants.ablation.runner import run_ablation, run_job
+from sb3_ppo_variants.ablation.runner import (
+    GRID_ATTR,
+    WorkerOptions,
+    grid_state,
+    open_study,
+    prepare_round,
+    run_ablation,
+    run_job,
+)
 from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recover_dead_trials
 from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
 

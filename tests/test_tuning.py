@@ -48,8 +48,8 @@ from sb3_ppo_variants.tuning import (
 from sb3_ppo_variants.tuning.budget import enqueue_retries
 from sb3_ppo_variants.tuning.cli import main, parse_hyperparams
 from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recover_dead_trials
-from sb3_ppo_variants.workers.storage import open_storage
 from sb3_ppo_variants.workers.processes import machine_key, process_alive, process_start_time
+from sb3_ppo_variants.workers.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_ID = "CartPole-v1"

@@ -22,8 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sb3_ppo_variants.ablation.grid import GRIDS
 from sb3_ppo_variants.tuning import Budget
 from sb3_ppo_variants.workers.loop import DIED, FAIL_REASON_ATTR, retried_numbers, retry_of
-from sb3_ppo_variants.workers.storage import StorageSpec, open_storage
 from sb3_ppo_variants.workers.processes import KILL_ENV_VAR, WORKER_HOST_ENV_VAR
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_STUDIES = Path(__file__).parent / "data" / "old_studies"
@@ -149,3 +149,49 @@ def test_ablation_worker_killed_at_any_point_resumes(tmp_path, kills):
     result = _kill_then_resume([*ABLATION, "-o", str(tmp_path)], kills, tmp_path / "study.journal")
     assert "2/2 jobs complete" in result.stdout
     _check_ablation(tmp_path / "study.journal", "ablation-tiny")
+
+
+# ---------------------------------------------------------------------------------------------------- Optuna internals
+
+
+def _hide_optuna_internals(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make :func:`internals.private` answer None for these names: an Optuna release that renamed them."""
+    from sb3_ppo_variants.common import internals
+
+    original = internals.private
+    monkeypatch.setattr(internals, "private", lambda owner, name: None if name in names else original(owner, name))
+
+
+def test_dead_trials_are_recovered_without_optunas_private_storage_and_trial_ids(tmp_path, monkeypatch):
+    from sb3_ppo_variants.workers.loop import WORKER_ATTR, Liveness, WorkerIdentity, recover_dead_trials, study_storage
+    from sb3_ppo_variants.workers.storage import StorageError, resolve_storage
+
+    spec = resolve_storage(str(tmp_path / "study.journal"), tmp_path)
+    study = optuna.create_study(storage=open_storage(spec), study_name="s")
+    me = WorkerIdentity.current()
+    dead_pid = max(int(p) for p in os.listdir("/proc") if p.isdigit()) + 100_000 if os.path.isdir("/proc") else 2**22
+    trial = study.ask()
+    trial.set_user_attr(WORKER_ATTR, WorkerIdentity(me.host, me.machine, dead_pid, None).to_attr())
+    _hide_optuna_internals(monkeypatch, "_storage", "_trial_id")
+    with pytest.raises(StorageError, match=r"no Study\._storage"):
+        study_storage(study)
+    # the fallback: the storage opened again from its spec, trial ids looked up by number (public API only)
+    recovered = recover_dead_trials(study, Liveness("journal"), print, study_storage(study, spec))
+    assert recovered == [trial.number]
+    (failed,) = study.get_trials(deepcopy=False)
+    assert failed.state == TrialState.FAIL and failed.user_attrs[FAIL_REASON_ATTR].startswith(DIED)
+
+
+def test_a_journal_in_another_format_is_written_by_optunas_own_backend(tmp_path, monkeypatch):
+    from optuna.storages.journal import JournalFileBackend
+
+    from sb3_ppo_variants.workers import storage as storage_module
+
+    assert storage_module.repairing_journal_supported()
+    monkeypatch.setattr(storage_module, "repairing_journal_supported", lambda: False)
+    opened = open_storage(StorageSpec("journal", str(tmp_path / "j.journal"), "argument"))
+    backend = opened._backend  # the journal storage's backend (test only)
+    assert type(backend) is JournalFileBackend
+    study = optuna.create_study(storage=opened)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2

@@ -11,9 +11,9 @@ trial of an Optuna grid study, resumable and shareable between machines) and wri
 """
 
 from sb3_ppo_variants.ablation.grid import (
+    GRIDS,
     PAPER_ENVS,
     PAPER_HYPERPARAMS,
-    GRIDS,
     SETTINGS,
     Grid,
     GridSpec,

@@ -52,10 +52,20 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
 from sb3_ppo_variants.ablation.report import RESULTS_FORMAT, write_report
-from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, INTERRUPTED, PROGRESS_ATTR, RETRY_ATTR, WORKER_ATTR, Heartbeat
-from sb3_ppo_variants.workers.loop import Client, Liveness, sigterm_interrupts, work
-from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
+from sb3_ppo_variants.workers.loop import (
+    FAIL_REASON_ATTR,
+    INTERRUPTED,
+    PROGRESS_ATTR,
+    RETRY_ATTR,
+    WORKER_ATTR,
+    Client,
+    Heartbeat,
+    Liveness,
+    sigterm_interrupts,
+    work,
+)
 from sb3_ppo_variants.workers.processes import kill_point
+from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
 
 Point = tuple[str, str, int]
 Log = Callable[[str], None]

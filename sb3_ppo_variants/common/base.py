@@ -75,6 +75,7 @@ SUPPORTED_ACTION_SPACES: tuple[type[spaces.Space], ...] = (
 def _check_argument_types(
     owner: str,
     policy_aliases: dict[str, type[BasePolicy]],
+    policy_base: type[BasePolicy],
     policy: Any,
     normalize_advantage: Any,
     use_sde: Any,
@@ -85,8 +86,11 @@ def _check_argument_types(
     device: Any,
 ) -> None:
     """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
-    if isinstance(policy, type) and not issubclass(policy, ActorCriticPolicy):
-        raise TypeError(f"{owner}: `policy` must be an ActorCriticPolicy subclass or one of {sorted(policy_aliases)}")
+    if isinstance(policy, type) and not issubclass(policy, policy_base):
+        article = "an" if policy_base.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{owner}: `policy` must be {article} {policy_base.__name__} subclass or one of {sorted(policy_aliases)}"
+        )
     if isinstance(policy, str) and policy not in policy_aliases:
         raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
     for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
@@ -167,6 +171,11 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         "CnnPolicy": ActorCriticCnnPolicy,
         "MultiInputPolicy": MultiInputActorCriticPolicy,
     }
+    #: the class a ``policy`` given as a class must subclass (the masked algorithms: sb3-contrib's maskable policy)
+    policy_base: ClassVar[type[BasePolicy]] = ActorCriticPolicy
+    #: how the loop calls the policy (the lean path for exact classes, else their public methods); the masked
+    #: algorithms use a subclass with a lean path for sb3-contrib's exact maskable policies
+    policy_calls_class: ClassVar[type[PolicyCalls]] = PolicyCalls
     policy: ActorCriticPolicy
     rollout_buffer: RolloutBuffer
 
@@ -246,6 +255,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         _check_argument_types(
             owner,
             self.policy_aliases,
+            self.policy_base,
             policy=policy,
             normalize_advantage=normalize_advantage,
             use_sde=use_sde,
@@ -419,6 +429,17 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """Extra keyword arguments for ``rollout_buffer.add`` computed from the rollout step's policy outputs."""
         return {}
 
+    def _rollout_policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
+        """Extra keyword arguments of the policy calls of one rollout step (``policy(obs, **kwargs)``,
+        ``get_distribution``), stored with the step too (``rollout_buffer.add(..., **kwargs)``): the masked algorithms
+        return ``{"action_masks": ...}``, sb3-contrib's convention for both. Default: none."""
+        return {}
+
+    def _minibatch_policy_kwargs(self, batch: Any) -> dict[str, Any]:
+        """Extra keyword arguments of the policy calls on one minibatch (``evaluate_actions``, ``get_distribution``):
+        the masked algorithms return the minibatch's stored ``action_masks``. Default: none."""
+        return {}
+
     def _bootstrap_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
         """Time-limit truncations: add gamma * V(terminal observation) to the reward, in place (SB3's treatment).
 
@@ -476,7 +497,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """
         assert self._last_obs is not None, "No previous observation was provided"
         set_training_mode(self.policy, False)
-        calls = PolicyCalls(self.policy)
+        calls = self.policy_calls_class(self.policy)
         # SB3's collect_rollouts runs the policy under no_grad; the lean path may use inference mode (faster)
         grad_mode = th.inference_mode if calls.lean else th.no_grad
         uses_critic = self.uses_critic
@@ -492,7 +513,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
             with grad_mode(), no_distribution_validation():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                outputs = calls.act(obs_tensor, with_values=uses_critic)
+                policy_kwargs = self._rollout_policy_kwargs(env)
+                outputs = calls.act(obs_tensor, with_values=uses_critic, **policy_kwargs)
                 actions_tensor, values, log_probs = outputs.actions, outputs.values, outputs.log_prob
                 extras = self._rollout_extras(outputs)
             if values is None:
@@ -529,6 +551,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 self._last_episode_starts,  # type: ignore[arg-type]
                 values,
                 log_probs,
+                **policy_kwargs,
                 **extras,
             )
             self._last_obs = new_obs  # type: ignore[assignment]
@@ -562,7 +585,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
         # the fast paths are chosen once per update (see common/policies.py and common/optimizer.py)
-        calls = PolicyCalls(self.policy)
+        calls = self.policy_calls_class(self.policy)
         clipped_step = ClippedAdamStep(self.policy, self.policy.optimizer)
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
@@ -697,7 +720,13 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """
         actions = batch.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else batch.actions
         # with a zero coefficient the entropy is only logged: no graph, no backward through it (lean path)
-        outputs = calls.evaluate(batch.observations, actions, with_values=self.uses_critic, entropy_grad=self.ent_coef != 0)
+        outputs = calls.evaluate(
+            batch.observations,
+            actions,
+            with_values=self.uses_critic,
+            entropy_grad=self.ent_coef != 0,
+            **self._minibatch_policy_kwargs(batch),
+        )
         log_prob, entropy, values = outputs.log_prob, outputs.entropy, outputs.values
 
         advantages = batch.advantages

@@ -32,6 +32,7 @@ as SB3's methods (tested bit for bit); with the public path our algorithms call
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch as th
 from stable_baselines3.common.distributions import Distribution
@@ -115,16 +116,17 @@ def set_training_mode(policy: BasePolicy, mode: bool) -> None:
         policy.set_training_mode(mode)
 
 
-def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
-    """SB3's ``forward``/``evaluate_actions``/``get_distribution`` up to the distribution, in one pass (exact classes).
+def lean_latents(policy: Any, obs: PyTorchObs, with_values: bool) -> tuple[th.Tensor, th.Tensor | None]:
+    """The actor's latent code and (``with_values``) the values, as SB3's ``forward``/``evaluate_actions`` (with values)
+    or ``get_distribution`` (without) compute them, in one pass (exact classes: SB3's, or sb3-contrib's maskable
+    policies, which compute them the same way).
 
-    The same modules are called in the same order as in those methods; the critic is skipped when not needed and the
-    distribution is built with :func:`~sb3_ppo_variants.common.distributions.action_distribution`.
+    The same modules are called in the same order as in those methods; the critic is skipped when not needed.
     """
     if not with_values:
         # SB3's get_distribution: the actor's features extractor and the actor half of the MLP extractor only
         pi_features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
-        return action_distribution(policy, policy.mlp_extractor.forward_actor(pi_features)), None
+        return policy.mlp_extractor.forward_actor(pi_features), None
     features = policy.extract_features(obs)
     if policy.share_features_extractor:
         latent_pi, latent_vf = policy.mlp_extractor(features)
@@ -132,7 +134,15 @@ def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool)
         pi_features, vf_features = features
         latent_pi = policy.mlp_extractor.forward_actor(pi_features)
         latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    return action_distribution(policy, latent_pi), policy.value_net(latent_vf)
+    return latent_pi, policy.value_net(latent_vf)
+
+
+def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:
+    """SB3's ``forward``/``evaluate_actions``/``get_distribution`` up to the distribution, in one pass (exact classes):
+    :func:`lean_latents`, and the distribution built with
+    :func:`~sb3_ppo_variants.common.distributions.action_distribution`."""
+    latent_pi, values = lean_latents(policy, obs, with_values)
+    return action_distribution(policy, latent_pi), values
 
 
 class PolicyOutputs:
@@ -172,31 +182,40 @@ class PolicyCalls:
         self.policy = policy
         self.lean = is_exact_sb3_policy(policy)
 
-    def act(self, obs: PyTorchObs, with_values: bool) -> PolicyOutputs:
+    def act(self, obs: PyTorchObs, with_values: bool, **policy_kwargs: Any) -> PolicyOutputs:
         """One rollout step: sampled actions, values (``with_values``), log-probabilities, the distribution.
 
-        Public path: ``policy(obs)`` (``forward``), as SB3's ``collect_rollouts``; call it under ``th.no_grad()``.
+        Public path: ``policy(obs, **policy_kwargs)`` (``forward``), as SB3's ``collect_rollouts``; call it under
+        ``th.no_grad()``. ``policy_kwargs`` (e.g. sb3-contrib's ``action_masks=``) go to every policy call and turn the
+        lean path off.
         """
-        if self.lean:
+        if self.lean and not policy_kwargs:
             distribution, values = _lean_outputs(self.policy, obs, with_values)
             actions = distribution.get_actions()
             return PolicyOutputs(values, distribution.log_prob(actions), distribution, actions=actions)
-        actions, values, log_prob = self.policy(obs)
+        actions, values, log_prob = self.policy(obs, **policy_kwargs)
         policy = self.policy
-        return PolicyOutputs(values if with_values else None, log_prob, lambda: policy.get_distribution(obs), actions=actions)
+        return PolicyOutputs(
+            values if with_values else None, log_prob, lambda: policy.get_distribution(obs, **policy_kwargs), actions=actions
+        )
 
-    def evaluate(self, obs: PyTorchObs, actions: th.Tensor, with_values: bool, entropy_grad: bool) -> PolicyOutputs:
+    def evaluate(
+        self, obs: PyTorchObs, actions: th.Tensor, with_values: bool, entropy_grad: bool, **policy_kwargs: Any
+    ) -> PolicyOutputs:
         """Values (``with_values``), log-probabilities and entropy of ``actions`` under the current policy.
 
-        Public path: ``policy.evaluate_actions(obs, actions)``, as SB3's ``PPO.train``. With ``entropy_grad`` False the
-        lean path computes the entropy without a graph (it is then only logged).
+        Public path: ``policy.evaluate_actions(obs, actions, **policy_kwargs)``, as SB3's ``PPO.train`` (sb3-contrib's
+        ``MaskablePPO.train`` passes ``action_masks=``). With ``entropy_grad`` False the lean path computes the entropy
+        without a graph (it is then only logged). ``policy_kwargs`` turn the lean path off.
         """
-        if self.lean:
+        if self.lean and not policy_kwargs:
             distribution, values = _lean_outputs(self.policy, obs, with_values)
             log_prob = distribution.log_prob(actions)
             with th.set_grad_enabled(entropy_grad and th.is_grad_enabled()):
                 entropy = distribution.entropy()
             return PolicyOutputs(values, log_prob, distribution, entropy=entropy)
-        values, log_prob, entropy = self.policy.evaluate_actions(obs, actions)
+        values, log_prob, entropy = self.policy.evaluate_actions(obs, actions, **policy_kwargs)
         policy = self.policy
-        return PolicyOutputs(values if with_values else None, log_prob, lambda: policy.get_distribution(obs), entropy=entropy)
+        return PolicyOutputs(
+            values if with_values else None, log_prob, lambda: policy.get_distribution(obs, **policy_kwargs), entropy=entropy
+        )

@@ -268,13 +268,17 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         self.kl_target = FloatSchedule(self.kl_target)
         if self.clip_range is not None:
             self.clip_range = FloatSchedule(self.clip_range)
-        if closed_form and not has_closed_form_kl(self.policy.action_dist):
+        if closed_form and not self._has_closed_form_kl(self.policy.action_dist):
             raise ValueError(
                 f"{type(self).__name__}: `kl_estimator='closed_form'` has no closed form for the action distribution "
                 f"{type(self.policy.action_dist).__name__}; use one of 'sample_low_var', 'sample_log_ratio'"
             )
 
     # ------------------------------------------------------------------ hooks of the shared loop
+
+    def _has_closed_form_kl(self, distribution: Distribution) -> bool:
+        """Whether :meth:`_kl` has a closed form for the policy's distribution (the masked variant has its own)."""
+        return has_closed_form_kl(distribution)
 
     def _required_rollout_buffer(self, dict_obs: bool) -> type[RolloutBuffer] | None:
         if self.kl_estimator != "closed_form":
@@ -347,7 +351,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         with th.no_grad():
             for batch in samples_in_order(buffer, chunk):
                 actions = batch.actions.long().flatten() if discrete else batch.actions
-                distribution = self.policy.get_distribution(batch.observations)
+                distribution = self.policy.get_distribution(batch.observations, **self._minibatch_policy_kwargs(batch))
                 log_prob = distribution.log_prob(actions)
                 total += float(self._kl(batch, log_prob, distribution).sum())
         return total / n_samples

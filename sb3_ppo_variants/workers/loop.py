@@ -22,11 +22,12 @@ from typing import Any, Protocol
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_ppo_variants.workers.processes import WORKER_HOST_ENV_VAR, kill_point, machine_key, process_alive
-from sb3_ppo_variants.workers.processes import process_start_time
-from sb3_ppo_variants.workers.storage import ClaimLock, StorageSpec
+from sb3_ppo_variants.common import internals
+from sb3_ppo_variants.workers.processes import WORKER_HOST_ENV_VAR, kill_point, machine_key, process_alive, process_start_time
+from sb3_ppo_variants.workers.storage import ClaimLock, StorageError, StorageSpec, open_storage
 
 Log = Callable[[str], None]
 
@@ -151,20 +152,52 @@ class Liveness:
 # ---------------------------------------------------------------------------------------------------- recovery
 
 
-def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Record ``reason`` and mark a RUNNING trial FAIL; False if it had finished in the meantime."""
-    storage = study._storage  # Optuna has no public way to finish another process's trial
+def study_storage(study: optuna.Study, spec: StorageSpec | None = None) -> BaseStorage:
+    """The storage ``study`` reads and writes through, to finish or beat for a trial of another process.
+
+    Optuna has no public accessor: its private ``Study._storage`` (the cached storage it writes through itself) is
+    read through :func:`sb3_ppo_variants.common.internals.private`; where a release lacks it, the storage is opened
+    again from ``spec`` with Optuna's public constructors.
+
+    :raises StorageError: without ``_storage`` and without ``spec``
+    """
+    storage = internals.private(study, "_storage")
+    if isinstance(storage, BaseStorage):
+        return storage
+    if spec is None:
+        raise StorageError("This Optuna release keeps no Study._storage: pass the study's storage spec")
+    return open_storage(spec)
+
+
+def trial_id(storage: BaseStorage, study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> int:
+    """The storage's id of ``trial`` (Optuna's private ``_trial_id``, else looked up by number, publicly)."""
+    known = internals.private(trial, "_trial_id")
+    if isinstance(known, int):
+        return known
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str, storage: BaseStorage | None = None) -> bool:
+    """Record ``reason`` and mark a RUNNING trial FAIL; False if it had finished in the meantime.
+
+    Optuna's public API finishes only this process's own trials: another process's trial is finished through the
+    storage (:func:`study_storage`).
+    """
+    storage = storage if storage is not None else study_storage(study)
+    identifier = trial_id(storage, study, trial)
     try:
-        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-        return bool(storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL))
+        storage.set_trial_user_attr(identifier, FAIL_REASON_ATTR, reason)
+        return bool(storage.set_trial_state_values(identifier, state=TrialState.FAIL))
     except UpdateFinishedTrialError:
         return False
 
 
-def recover_dead_trials(study: optuna.Study, liveness: Liveness, log: Log) -> list[int]:
+def recover_dead_trials(study: optuna.Study, liveness: Liveness, log: Log, storage: BaseStorage | None = None) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker is dead (with the claim lock held); return their numbers.
 
     A database's trials go through Optuna's :func:`~optuna.storages.fail_stale_trials` (heartbeats) first.
+    ``storage``: the study's storage (default: :func:`study_storage`).
     """
     if liveness.kind == "rdb" and liveness.heartbeat_interval is not None:
         with warnings.catch_warnings():
@@ -173,7 +206,7 @@ def recover_dead_trials(study: optuna.Study, liveness: Liveness, log: Log) -> li
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = liveness.dead_reason(trial)
-        if reason is not None and fail_trial(study, trial, reason):
+        if reason is not None and fail_trial(study, trial, reason, storage):
             log(f"Trial {trial.number} failed: {reason}")
             recovered.append(trial.number)
             kill_point("recovered")
@@ -198,8 +231,16 @@ class Heartbeat:
     (as SIGTERM does) when that parent process is gone, so that a killed pool leaves no orphan behind.
     """
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial, interval: float | None, parent_pid: int | None = None):
+    def __init__(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        interval: float | None,
+        parent_pid: int | None = None,
+        storage: BaseStorage | None = None,
+    ):
         self._study, self._trial, self._interval, self._parent_pid = study, trial, interval, parent_pid
+        self._storage = storage if storage is not None else study_storage(study)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-trial-{trial.number}", daemon=True)
         self.progress: int | None = None
@@ -216,9 +257,9 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Write one heartbeat (the storages are thread-safe)."""
-        storage: Any = self._study._storage
+        storage: Any = self._storage
         if hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval() is not None:
-            storage.record_heartbeat(self._trial._trial_id)
+            storage.record_heartbeat(trial_id(storage, self._study, self._trial))
         elif self._interval is not None:
             self._trial.set_user_attr(HEARTBEAT_ATTR, time.time())
         if self.progress is not None:
@@ -277,7 +318,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_trial(
-    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial, Heartbeat], float], beat: Heartbeat, log: Log
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial, Heartbeat], float],
+    beat: Heartbeat,
+    log: Log,
+    storage: BaseStorage | None = None,
 ) -> TrialState:
     """Run ``objective(trial, beat)`` and tell the result: COMPLETE with its value; PRUNED for :class:`optuna.TrialPruned`, or
     with ``fail_reason`` when it diverges (``FloatingPointError``, NaN/inf); FAIL with ``fail_reason`` for any other
@@ -297,7 +343,7 @@ def run_trial(
         state, reason = TrialState.PRUNED, f"diverged: {_reason(exc)}"
     except (KeyboardInterrupt, SystemExit) as exc:
         with contextlib.suppress(Exception):
-            fail_trial(study, study._storage.get_trial(trial._trial_id), f"{INTERRUPTED} ({type(exc).__name__})")
+            fail_trial(study, study.get_trials(deepcopy=False)[trial.number], f"{INTERRUPTED} ({type(exc).__name__})", storage)
         raise
     except Exception as exc:
         state, reason = TrialState.FAIL, _reason(exc)
@@ -333,6 +379,7 @@ def work(
     goes on. ``timeout``: seconds after which no new trial is started.
     """
     lock = ClaimLock(storage, study.study_name)
+    study_store = study_storage(study, storage)
     liveness = Liveness(liveness.kind, liveness.heartbeat_interval, liveness.grace_period, lock.mechanism != "none")
     identity = WorkerIdentity.current().to_attr()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -341,13 +388,13 @@ def work(
             trial = None
             with lock.held():
                 kill_point("locked")
-                recover_dead_trials(study, liveness, log)
+                recover_dead_trials(study, liveness, log, study_store)
                 if client.plan(study):
                     with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": we beat
                         warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
                         trial = study.ask()
                     kill_point("asked")
-                    heartbeat = Heartbeat(study, trial, liveness.heartbeat_interval, parent_pid)
+                    heartbeat = Heartbeat(study, trial, liveness.heartbeat_interval, parent_pid, study_store)
                     if liveness.kind == "rdb" and liveness.heartbeat_interval is not None:
                         heartbeat.beat()
                     trial.set_user_attr(WORKER_ATTR, identity)
@@ -360,7 +407,7 @@ def work(
             started = time.monotonic()
             try:
                 with heartbeat:
-                    state = run_trial(study, trial, client.objective, heartbeat, log)
+                    state = run_trial(study, trial, client.objective, heartbeat, log, study_store)
             except (KeyboardInterrupt, SystemExit):
                 with lock.held():
                     client.plan(study)  # queue the interrupted trial's retry now

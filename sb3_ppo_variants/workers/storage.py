@@ -17,7 +17,10 @@ A journal file is written by :class:`RepairingJournalBackend` under :class:`Floc
 operating system releases when its holder dies (Optuna's default symlink lock, left behind by a worker killed while
 writing, makes the others wait 30 s). A worker killed in the middle of an append can leave a torn last line, which
 Optuna's reader skips only while it is the last one: the next append would glue its own record to it and make the
-journal unreadable for good. The backend therefore cuts a torn tail off, under the lock, before it appends.
+journal unreadable for good. The backend therefore cuts a torn tail off, under the lock, before it appends. It
+writes the records in Optuna's (private) line format, so it is used only where :func:`repairing_journal_supported`
+finds that this Optuna release writes exactly that format; elsewhere Optuna's own backend writes the journal (no
+repair of torn lines). Nothing here imports Optuna's private modules.
 
 The claim lock (:class:`ClaimLock`) makes "recover dead workers' trials, count, then ask for a trial and sign it"
 atomic across processes: a ``fcntl`` file lock next to a journal or SQLite file, a session-level advisory lock in
@@ -28,6 +31,7 @@ dies, so a killed worker cannot leave it held.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -37,12 +41,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file  # JournalFileBackend's lock type and use
 
 from sb3_ppo_variants.workers.processes import kill_point, kill_requested
 
@@ -213,7 +216,10 @@ def open_storage(spec: StorageSpec, heartbeat_interval: int | None = None, grace
     if spec.kind == "journal":
         path = Path(spec.location)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(RepairingJournalBackend(str(path), lock_obj=journal_write_lock(str(path))))
+        lock = journal_write_lock(str(path))
+        if repairing_journal_supported():
+            return JournalStorage(RepairingJournalBackend(str(path), lock_obj=lock))
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -234,7 +240,24 @@ def open_storage(spec: StorageSpec, heartbeat_interval: int | None = None, grace
 # ---------------------------------------------------------------------------------------------------- journal lock
 
 
-class FlockJournalLock(BaseJournalFileLock):
+class JournalLock(Protocol):
+    """What Optuna's journal file backend asks of its lock object (``lock_obj``): ``acquire`` and ``release``."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _holding(lock: JournalLock) -> Iterator[None]:
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class FlockJournalLock:
     """The write lock of a journal file, with ``flock(2)`` on ``<journal>.write.lock``.
 
     Optuna's default journal lock is a symbolic link that a process killed while writing leaves behind; the other
@@ -265,7 +288,7 @@ class FlockJournalLock(BaseJournalFileLock):
             self._thread_lock.release()
 
 
-def journal_write_lock(journal_path: str) -> BaseJournalFileLock:
+def journal_write_lock(journal_path: str) -> JournalLock:
     """:class:`FlockJournalLock` where ``fcntl`` exists (POSIX), else Optuna's default symlink lock."""
     try:
         import fcntl  # noqa: F401
@@ -274,12 +297,40 @@ def journal_write_lock(journal_path: str) -> BaseJournalFileLock:
     return FlockJournalLock(journal_path)
 
 
+def _journal_line(log: dict[str, Any]) -> bytes:
+    """One journal record as Optuna's file backend writes it (checked by :func:`repairing_journal_supported`)."""
+    return (json.dumps(log, separators=(",", ":")) + "\n").encode()
+
+
+@functools.cache
+def repairing_journal_supported() -> bool:
+    """Whether this Optuna release writes a journal record as :func:`_journal_line` does (its private file format,
+    which :class:`RepairingJournalBackend` writes itself), checked once on a temporary file."""
+    import tempfile
+
+    record = {"op_code": 0, "worker_id": "check", "study_name": "s", "directions": [1]}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "check.journal")
+            JournalFileBackend(path, lock_obj=journal_write_lock(path)).append_logs([record])  # type: ignore[arg-type]
+            return Path(path).read_bytes() == _journal_line(record)
+    except Exception:  # any change of Optuna's backend: use it as it is
+        return False
+
+
 class RepairingJournalBackend(JournalFileBackend):
-    """Optuna's journal file backend that cuts a torn last line (a writer killed mid-append) off before appending."""
+    """Optuna's journal file backend that cuts a torn last line (a writer killed mid-append) off before appending.
+
+    Used only where :func:`repairing_journal_supported`; it keeps its own file path and lock (Optuna's are private).
+    """
+
+    def __init__(self, file_path: str, lock_obj: JournalLock) -> None:
+        super().__init__(file_path, lock_obj=lock_obj)  # type: ignore[arg-type]
+        self._repair_path, self._repair_lock = file_path, lock_obj
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
-        with get_lock_file(self._lock), open(self._file_path, "rb+") as f:
+        data = b"".join(_journal_line(log) for log in logs)
+        with _holding(self._repair_lock), open(self._repair_path, "rb+") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - 1))
             if size and f.read(1) != b"\n":  # torn by a dead writer (we hold the lock): keep the complete lines

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import NamedTuple
 
-from sb3_ppo_variants.registry import ALGOS
+from sb3_ppo_variants.registry import ZOO_ALGOS
 from sb3_ppo_variants.zoo.registration import register_zoo, zoo_config
 
 PROG = "sb3-ppo-variants-zoo"
@@ -89,7 +89,8 @@ def usage() -> str:
     lines = [
         f"usage: {PROG} COMMAND [ARGS...]",
         "",
-        f"rl_zoo3's command line with ClipPPO, KLPenaltyPPO and REINFORCE registered as --algo {', '.join(ALGOS)}.",
+        f"rl_zoo3's command line with ClipPPO, KLPenaltyPPO, REINFORCE and their masked variants registered as "
+        f"--algo {', '.join(ZOO_ALGOS)}.",
         f"`{PROG} COMMAND --help` lists a command's arguments (they are rl_zoo3's, unchanged).",
         "",
         "commands:",
@@ -140,7 +141,7 @@ def with_default_config(args: Sequence[str], stack: ExitStack) -> list[str]:
     :return: The arguments to pass to rl_zoo3's ``train``
     """
     algo, has_config = peek_train_args(args)
-    if has_config or algo not in ALGOS:
+    if has_config or algo not in ZOO_ALGOS:
         return list(args)
     path = stack.enter_context(importlib.resources.as_file(zoo_config(algo)))
     return ["--conf-file", str(path), *args]

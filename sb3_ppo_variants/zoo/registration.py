@@ -17,7 +17,8 @@ import importlib.resources
 import sys
 from typing import Any
 
-from sb3_ppo_variants.registry import ALGOS
+from sb3_ppo_variants.masking.envs import register_masking_envs
+from sb3_ppo_variants.registry import UNMASKED_NAME, ZOO_ALGOS
 from sb3_ppo_variants.zoo.samplers import CONVERTERS, SAMPLERS
 
 if sys.version_info >= (3, 11):
@@ -45,7 +46,9 @@ def _insert(registry: dict[str, Any], name: str, value: Any, registry_name: str)
 
 
 def register_zoo() -> None:
-    """Register ClipPPO, KLPenaltyPPO and REINFORCE in rl_zoo3 as ``clip_ppo``, ``kl_ppo`` and ``reinforce``.
+    """Register ClipPPO, KLPenaltyPPO and REINFORCE in rl_zoo3 as ``clip_ppo``, ``kl_ppo`` and ``reinforce``, and
+    their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask`` and ``reinforce_mask`` (with the unmasked algorithm's
+    sampler and converter, and the gymnasium ids of :mod:`sb3_ppo_variants.masking.envs`).
 
     Inserts the classes into ``rl_zoo3.utils.ALGOS`` and our samplers and converters into
     ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``, in place. Idempotent: calling it
@@ -61,10 +64,12 @@ def register_zoo() -> None:
         raise ImportError(
             'The rl_zoo3 integration needs rl_zoo3: install it with `pip install "sb3-ppo-variants[zoo]"`'
         ) from exc
-    for name, algo_class in ALGOS.items():
+    for name, algo_class in ZOO_ALGOS.items():
+        unmasked = UNMASKED_NAME.get(name, name)
         _insert(zoo_utils.ALGOS, name, algo_class, "ALGOS")
-        _insert(hyperparams_opt.HYPERPARAMS_SAMPLER, name, SAMPLERS[name], "HYPERPARAMS_SAMPLER")
-        _insert(hyperparams_opt.HYPERPARAMS_CONVERTER, name, CONVERTERS[name], "HYPERPARAMS_CONVERTER")
+        _insert(hyperparams_opt.HYPERPARAMS_SAMPLER, name, SAMPLERS[unmasked], "HYPERPARAMS_SAMPLER")
+        _insert(hyperparams_opt.HYPERPARAMS_CONVERTER, name, CONVERTERS[unmasked], "HYPERPARAMS_CONVERTER")
+    register_masking_envs()
 
 
 def zoo_config(algo: str) -> Traversable:
@@ -72,12 +77,13 @@ def zoo_config(algo: str) -> Traversable:
 
     Use :func:`importlib.resources.as_file` for a path on disk (it is one already in a normal install).
 
-    :param algo: One of ``clip_ppo``, ``kl_ppo``, ``reinforce``
+    :param algo: One of ``clip_ppo``, ``kl_ppo``, ``reinforce`` and the masked ``clip_ppo_mask``, ``kl_ppo_mask``,
+        ``reinforce_mask``
     :raises ValueError: for another name
     :raises FileNotFoundError: if the installed package lacks the file (a broken build)
     """
-    if algo not in ALGOS:
-        raise ValueError(f"No zoo config for {algo!r}: the package ships one for {', '.join(sorted(ALGOS))}")
+    if algo not in ZOO_ALGOS:
+        raise ValueError(f"No zoo config for {algo!r}: the package ships one for {', '.join(sorted(ZOO_ALGOS))}")
     resource = importlib.resources.files("sb3_ppo_variants") / CONFIG_FOLDER / f"{algo}.yml"
     if not resource.is_file():
         raise FileNotFoundError(
