@@ -440,3 +440,26 @@ def test_controls_with_dict_observations():
     )
     model.learn(2 * 64)
     assert model.current_learning_rate != 3e-4 and np.isfinite(model._adaptive_lr_kl)
+
+
+def test_per_update_kl_uses_the_action_masks():
+    """With masked algorithms the batch KL is taken on the masked distribution: 0 when the policy has not moved."""
+    from sb3_contrib.common.envs import InvalidActionEnvDiscrete
+
+    from sb3_ppo_variants import MaskableClipPPO
+
+    model = MaskableClipPPO(
+        "MlpPolicy",
+        InvalidActionEnvDiscrete(dim=20, n_invalid_actions=10),
+        n_steps=64,
+        batch_size=32,
+        adaptive_lr_target_kl=0.01,
+        adaptive_lr_every="update",
+        seed=0,
+    )
+    _, callback = model._setup_learn(64, None)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=64)
+    list(model.rollout_buffer.get(32))  # flatten, as the first epoch does
+    assert model._batch_approx_kl() == pytest.approx(0.0, abs=1e-6)
+    model.learn(2 * 64)
+    assert np.isfinite(model._adaptive_lr_kl)

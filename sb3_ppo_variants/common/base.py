@@ -662,7 +662,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         with th.no_grad():
             for batch in samples_in_order(self.rollout_buffer, self._chunk_size()):
                 actions = batch.actions.long().flatten() if discrete else batch.actions
-                log_ratio = self.policy.get_distribution(batch.observations).log_prob(actions) - batch.old_log_prob
+                distribution = self.policy.get_distribution(batch.observations, **self._minibatch_policy_kwargs(batch))
+                log_ratio = distribution.log_prob(actions) - batch.old_log_prob
                 total += float(((th.exp(log_ratio) - 1) - log_ratio).sum())
                 count += len(log_ratio)
         return total / count
