@@ -849,7 +849,8 @@ def write_outputs(
         "load_max": max(loads),
         "argv": sys.argv[1:],
         "git": git,
-        "package_source_hashes": sorted({r.result.get("package_source_hash", "?") for r in records}),
+        # the runs of the current code (--compare-ref's runs, labelled "@<sha>", import another commit's package)
+        "package_source_hashes": sorted({r.result.get("package_source_hash", "?") for r in records if " @" not in r.label}),
         "orchestrator_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     markdown = markdown_tables(summary, checks, meta)

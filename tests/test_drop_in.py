@@ -178,8 +178,9 @@ def test_a_global_module_hook_turns_the_fast_path_off() -> None:
 # ---------------------------------------------------------------------- private internals: capability checks
 
 
-def _train_clip_ppo(**policy_kwargs: Any) -> ClipPPO:
-    return ClipPPO(
+def _train_pendulum(cls: type, **policy_kwargs: Any) -> Any:
+    """Two gSDE updates on Pendulum-v1 (``cls``: ClipPPO or SB3's PPO, same seed and settings)."""
+    return cls(
         "MlpPolicy",
         "Pendulum-v1",
         n_steps=N_STEPS,
@@ -190,20 +191,14 @@ def _train_clip_ppo(**policy_kwargs: Any) -> ClipPPO:
         use_sde=True,
         policy_kwargs={**TINY, **policy_kwargs},
     ).learn(2 * N_STEPS)
+
+
+def _train_clip_ppo(**policy_kwargs: Any) -> ClipPPO:
+    return _train_pendulum(ClipPPO, **policy_kwargs)
 
 
 def _train_ppo(**policy_kwargs: Any) -> PPO:
-    return PPO(
-        "MlpPolicy",
-        "Pendulum-v1",
-        n_steps=N_STEPS,
-        batch_size=16,
-        n_epochs=2,
-        seed=2,
-        device="cpu",
-        use_sde=True,
-        policy_kwargs={**TINY, **policy_kwargs},
-    ).learn(2 * N_STEPS)
+    return _train_pendulum(PPO, **policy_kwargs)
 
 
 def _assert_same_parameters(a: Any, b: Any) -> None:
