@@ -330,6 +330,10 @@ SAVED_BUFFERS = {
 }
 
 
+@pytest.mark.skipif(
+    int(np.__version__.split(".")[0]) < 2,
+    reason="the fixtures were saved with NumPy 2, whose pickles (numpy._core) NumPy 1 cannot read (as with SB3's files)",
+)
 @pytest.mark.parametrize("name", sorted(SAVED_BUFFERS))
 def test_a_model_saved_by_release_0_1_0_loads_and_continues(name: str) -> None:
     from sb3_ppo_variants import ALGOS
