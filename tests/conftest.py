@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.logger import configure
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 
@@ -40,3 +43,21 @@ def make_model() -> Callable[..., Any]:
         return cls(policy, env, **kwargs)
 
     return make
+
+
+def assert_same_next_update(model: Any, loaded: Any) -> None:
+    """``model`` and ``loaded`` (e.g. saved and loaded again), given one new rollout of ``model``, make exactly the
+    same update: identical parameters and update count afterwards (and, for KLPenaltyPPO, the same adapted beta)."""
+    model.set_logger(configure(None, [""]))
+    loaded.set_logger(configure(None, [""]))
+    model._last_obs = model.get_env().reset()
+    callback = model._init_callback(None)
+    model.collect_rollouts(model.get_env(), callback, model.rollout_buffer, model.n_steps)
+    loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
+    for m in (model, loaded):
+        np.random.seed(7)
+        m.train()
+    for (name, pa), pb in zip(model.policy.named_parameters(), loaded.policy.parameters(), strict=True):
+        assert th.equal(pa, pb), name
+    for attribute in ("_n_updates", "current_beta"):
+        assert getattr(model, attribute, None) == getattr(loaded, attribute, None), attribute

@@ -7,7 +7,6 @@ must turn themselves off for anything that is not exactly SB3's (policy override
 
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 import zipfile
@@ -21,7 +20,6 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical
 
@@ -31,6 +29,7 @@ from sb3_ppo_variants.common import internals
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep, fused_adam_available
 from sb3_ppo_variants.common.policies import PolicyCalls
 from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer
+from tests.conftest import assert_same_next_update
 
 DATA = Path(__file__).parent / "data"
 N_STEPS = 32
@@ -286,19 +285,6 @@ def test_lean_distributions_check_themselves_and_fall_back(monkeypatch: pytest.M
 # ---------------------------------------------------------------------- save / load: what the user passed
 
 
-def _same_next_update(model: Any, loaded: Any) -> None:
-    model.set_logger(configure(None, [""]))
-    loaded.set_logger(configure(None, [""]))
-    model._last_obs = model.get_env().reset()
-    callback = model._init_callback(None)
-    model.collect_rollouts(model.get_env(), callback, model.rollout_buffer, model.n_steps)
-    loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
-    for m in (model, loaded):
-        np.random.seed(7)
-        m.train()
-    _assert_same_parameters(model, loaded)
-
-
 def _stored_policy_kwargs(path: Path) -> Any:
     with zipfile.ZipFile(path) as archive:
         return json.loads(archive.read("data"))["policy_kwargs"]
@@ -318,7 +304,7 @@ def test_load_with_the_original_policy_kwargs_then_continue(cls: type, with_kwar
     loaded = cls.load(tmp_path / "model.zip", env=model.get_env(), device="cpu", **extra)
     assert loaded.policy_kwargs == policy_kwargs
     assert loaded.policy.optimizer.param_groups[0]["fused"]  # the policy still gets the fused kernel
-    _same_next_update(model, loaded)
+    assert_same_next_update(model, loaded)
     with pytest.raises(ValueError, match="The specified policy kwargs do not equal the stored policy kwargs"):
         cls.load(tmp_path / "model.zip", device="cpu", policy_kwargs=dict(net_arch=[4]))
 

@@ -6,10 +6,9 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
-from stable_baselines3.common.logger import configure
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
-from tests.conftest import SHORT_RUN
+from tests.conftest import SHORT_RUN, assert_same_next_update
 
 ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
 # overrides of conftest's short-run settings: three epochs, the default network, REINFORCE's learning rate
@@ -23,26 +22,11 @@ KWARGS = {
 @pytest.mark.parametrize("cls", ALL)
 def test_loaded_model_makes_exactly_the_same_update(make_model, cls, tmp_path):
     """Original and loaded model, fed the same rollout batch, end with identical parameters and state."""
-    import copy
-
     model = make_model(cls, **KWARGS[cls]).learn(3 * 64)
     model.save(tmp_path / "model")
     loaded = cls.load(tmp_path / "model", env=model.get_env(), device="cpu")
     assert loaded._current_progress_remaining == model._current_progress_remaining
-    model.set_logger(configure(None, [""]))
-    loaded.set_logger(configure(None, [""]))
-    # one new rollout with the original model, given to both
-    model._last_obs = model.get_env().reset()
-    callback = model._init_callback(None)
-    model.collect_rollouts(model.get_env(), callback, model.rollout_buffer, model.n_steps)
-    loaded.rollout_buffer = copy.deepcopy(model.rollout_buffer)
-    for m in (model, loaded):
-        np.random.seed(7)
-        m.train()
-    for (name, pa), pb in zip(model.policy.named_parameters(), loaded.policy.parameters(), strict=True):
-        assert th.equal(pa, pb), name
-    for attribute in ("_n_updates", "current_beta"):
-        assert getattr(model, attribute, None) == getattr(loaded, attribute, None), attribute
+    assert_same_next_update(model, loaded)
 
 
 @pytest.mark.parametrize("cls", ALL)
