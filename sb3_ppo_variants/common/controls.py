@@ -34,6 +34,14 @@ ADAPTIVE_LR_DEFAULTS = {"kl_margin": 2.0, "factor": 1.5, "lr_min": 1e-5, "lr_max
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, th.Tensor)
 
 
+def kl_band(kl: float, target: float, band: float) -> int:
+    """Where a measured KL lies against ``target``: 1 above ``target * band`` (or non-finite: a diverging update),
+    -1 below ``target / band``, 0 inside. The test of both adaptive rules: KLPenaltyPPO's beta and the learning rate."""
+    if not math.isfinite(kl) or kl > target * band:
+        return 1
+    return -1 if kl < target / band else 0
+
+
 def adapt_learning_rate(
     learning_rate: float,
     kl: float,
@@ -57,9 +65,10 @@ def adapt_learning_rate(
     update has ``kl == 0`` exactly, where rsl_rl's closed form with its ``+1e-5`` inside the log gives a small
     positive value and increases the rate as well).
     """
-    if not math.isfinite(kl) or kl > target_kl * kl_margin:
+    band = kl_band(kl, target_kl, kl_margin)
+    if band > 0:
         learning_rate = learning_rate / factor
-    elif kl < target_kl / kl_margin:
+    elif band < 0:
         learning_rate = learning_rate * factor
     return float(min(max(learning_rate, lr_min), lr_max))
 

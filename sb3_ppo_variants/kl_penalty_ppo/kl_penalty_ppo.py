@@ -16,6 +16,7 @@ from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.buffers import samples_in_order
+from sb3_ppo_variants.common.controls import kl_band
 from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, kl_penalty_loss
 from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.validation import check_choice, check_dual_clip, check_float, check_schedule
@@ -51,9 +52,10 @@ def adapt_beta(
     the result is clipped to ``[beta_min, beta_max]``. A non-finite ``d`` (a diverged update) doubles beta,
     the safe direction, instead of propagating NaN.
     """
-    if not np.isfinite(kl) or kl > kl_target * tolerance:
+    band = kl_band(kl, kl_target, tolerance)
+    if band > 0:
         beta = beta * factor
-    elif kl < kl_target / tolerance:
+    elif band < 0:
         beta = beta / factor
     return float(min(max(beta, beta_min), beta_max))
 
