@@ -16,11 +16,14 @@ from stable_baselines3.common.distributions import (
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch.distributions import Categorical, Normal
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from sb3_ppo_variants.common.distributions import LeanCategorical, LeanNormal, action_distribution
+from sb3_ppo_variants.common.modules import run_module
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep
+from sb3_ppo_variants.common.policies import lean_latents
 
 
 def test_lean_categorical_equals_torch() -> None:
@@ -112,6 +115,67 @@ def test_action_distribution_equals_sb3(action_space: spaces.Space, kwargs: dict
         assert (p.grad is None) == (p_ref.grad is None), name
         if p.grad is not None:
             assert th.allclose(p.grad, p_ref.grad, atol=1e-6), name
+
+
+class _ScaledTanh(th.nn.Tanh):
+    """A subclass of an exact class: run_module must call it (its own forward), not torch.tanh."""
+
+    def forward(self, input: th.Tensor) -> th.Tensor:
+        return 2.0 * th.tanh(input)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        th.nn.Linear(4, 3),
+        th.nn.Tanh(),
+        th.nn.ReLU(),
+        th.nn.ReLU(inplace=True),
+        th.nn.Flatten(),
+        th.nn.Flatten(start_dim=0),
+        th.nn.Sequential(th.nn.Linear(4, 8), th.nn.ReLU(), th.nn.Linear(8, 8), th.nn.Tanh(), th.nn.ELU()),
+        FlattenExtractor(spaces.Box(-1.0, 1.0, (4,), np.float32)),
+        _ScaledTanh(),
+        th.nn.Sequential(th.nn.Linear(4, 4), _ScaledTanh()),
+    ],
+    ids=lambda module: type(module).__name__,
+)
+def test_run_module_equals_calling_the_module(module: th.nn.Module) -> None:
+    """Bit for bit the output and the gradients of ``module(x)``; other classes (ELU, subclasses) are called."""
+    x = th.linspace(-2.0, 2.0, 24).reshape(6, 4).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    reference = copy.deepcopy(module)
+    out, out_ref = run_module(module, x.clone()), reference(x_ref.clone())
+    assert th.equal(out, out_ref)
+    if isinstance(module, _ScaledTanh):
+        assert th.equal(out, 2.0 * th.tanh(x))
+    out.sum().backward()
+    out_ref.sum().backward()
+    assert th.equal(x.grad, x_ref.grad)
+    for p, p_ref in zip(module.parameters(), reference.parameters(), strict=True):
+        assert th.equal(p.grad, p_ref.grad)
+
+
+@pytest.mark.parametrize("share_features_extractor", [True, False])
+@pytest.mark.parametrize("activation_fn", [th.nn.Tanh, th.nn.ReLU])
+def test_lean_latents_equal_sb3s_forward(share_features_extractor: bool, activation_fn: type) -> None:
+    """The lean MLP pass gives exactly the latent codes and values of SB3's ``forward``/``get_distribution``."""
+    th.manual_seed(0)
+    policy = _policy(
+        spaces.Discrete(3),
+        share_features_extractor=share_features_extractor,
+        activation_fn=activation_fn,
+        net_arch=dict(pi=[32, 16], vf=[8]),
+    )
+    obs = th.rand(16, 4) * 2 - 1
+    features = policy.extract_features(obs)
+    pi_features, vf_features = (features, features) if share_features_extractor else features
+    latent_pi, values = lean_latents(policy, obs, with_values=True)
+    assert th.equal(latent_pi, policy.mlp_extractor.forward_actor(pi_features))
+    assert values is not None and th.equal(values, policy.value_net(policy.mlp_extractor.forward_critic(vf_features)))
+    actor_only, no_values = lean_latents(policy, obs, with_values=False)
+    assert no_values is None and th.equal(actor_only, latent_pi)
+    assert th.equal(policy.predict_values(obs), values)
 
 
 def test_policy_class_overriding_the_distribution_keeps_its_own() -> None:

@@ -35,6 +35,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical, Normal
 
 from sb3_ppo_variants.common import internals
+from sb3_ppo_variants.common.modules import run_module
 
 
 class LeanCategorical(Categorical):
@@ -158,16 +159,16 @@ def action_distribution(policy: ActorCriticPolicy, latent_pi: th.Tensor) -> Dist
     ):
         dist_type = type(dist)
         if dist_type is CategoricalDistribution:
-            dist.distribution = LeanCategorical(policy.action_net(latent_pi))  # type: ignore[attr-defined]
+            dist.distribution = LeanCategorical(run_module(policy.action_net, latent_pi))  # type: ignore[attr-defined]
             return dist
         if dist_type is DiagGaussianDistribution:
-            mean = policy.action_net(latent_pi)
+            mean = run_module(policy.action_net, latent_pi)
             # SB3: Normal(mean, ones_like(mean) * exp(log_std))
             dist.distribution = LeanNormal(mean, th.ones_like(mean) * policy.log_std.exp())  # type: ignore[attr-defined]
             return dist
         if dist_type is StateDependentNoiseDistribution:
             assert isinstance(dist, StateDependentNoiseDistribution)
-            mean = policy.action_net(latent_pi)
+            mean = run_module(policy.action_net, latent_pi)
             # SB3's proba_distribution: std of a_j = sqrt(sum_i latent_i^2 * sigma_ij^2 + eps)
             dist._latent_sde = latent_pi if dist.learn_features else latent_pi.detach()
             variance = th.mm(dist._latent_sde**2, dist.get_std(policy.log_std) ** 2)

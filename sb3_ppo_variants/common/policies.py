@@ -42,11 +42,14 @@ from stable_baselines3.common.policies import (
     BasePolicy,
     MultiInputActorCriticPolicy,
 )
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.torch_layers import MlpExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 
 from sb3_ppo_variants.common import internals
 from sb3_ppo_variants.common.distributions import action_distribution
+from sb3_ppo_variants.common.modules import run_module
 
 #: The policy classes the lean path stands in for (exact classes: a subclass takes SB3's public path).
 SB3_POLICY_CLASSES: tuple[type[ActorCriticPolicy], ...] = (
@@ -116,25 +119,38 @@ def set_training_mode(policy: BasePolicy, mode: bool) -> None:
         policy.set_training_mode(mode)
 
 
+def _features(policy: Any, obs: PyTorchObs, extractor: nn.Module) -> th.Tensor:
+    """SB3's ``BasePolicy.extract_features(obs, extractor)``: the preprocessed observation through the extractor."""
+    preprocessed = preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
+    return run_module(extractor, preprocessed)  # type: ignore[arg-type]
+
+
+def _mlp_half(policy: Any, features: th.Tensor, half: str) -> th.Tensor:
+    """SB3's ``mlp_extractor.forward_actor`` (``half="policy_net"``) or ``forward_critic`` (``"value_net"``)."""
+    extractor = policy.mlp_extractor
+    if type(extractor) is not MlpExtractor:
+        return extractor.forward_actor(features) if half == "policy_net" else extractor.forward_critic(features)
+    return run_module(getattr(extractor, half), features)
+
+
 def lean_latents(policy: Any, obs: PyTorchObs, with_values: bool) -> tuple[th.Tensor, th.Tensor | None]:
     """The actor's latent code and (``with_values``) the values, as SB3's ``forward``/``evaluate_actions`` (with values)
     or ``get_distribution`` (without) compute them, in one pass (exact classes: SB3's, or sb3-contrib's maskable
     policies, which compute them the same way).
 
-    The same modules are called in the same order as in those methods; the critic is skipped when not needed.
+    The same modules compute in the same order as in those methods, called through
+    :func:`~sb3_ppo_variants.common.modules.run_module`; the critic is skipped when not needed.
     """
-    if not with_values:
-        # SB3's get_distribution: the actor's features extractor and the actor half of the MLP extractor only
-        pi_features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)
-        return policy.mlp_extractor.forward_actor(pi_features), None
-    features = policy.extract_features(obs)
-    if policy.share_features_extractor:
-        latent_pi, latent_vf = policy.mlp_extractor(features)
+    if not with_values or policy.share_features_extractor:
+        # shared extractor: SB3 extracts the features once for both halves; get_distribution uses the actor's
+        pi_features = vf_features = _features(policy, obs, policy.pi_features_extractor)
     else:
-        pi_features, vf_features = features
-        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    return latent_pi, policy.value_net(latent_vf)
+        pi_features = _features(policy, obs, policy.pi_features_extractor)
+        vf_features = _features(policy, obs, policy.vf_features_extractor)
+    latent_pi = _mlp_half(policy, pi_features, "policy_net")
+    if not with_values:
+        return latent_pi, None
+    return latent_pi, run_module(policy.value_net, _mlp_half(policy, vf_features, "value_net"))
 
 
 def _lean_outputs(policy: ActorCriticPolicy, obs: PyTorchObs, with_values: bool) -> tuple[Distribution, th.Tensor | None]:

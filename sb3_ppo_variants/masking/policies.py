@@ -37,6 +37,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
 from sb3_ppo_variants.common.distributions import LeanCategorical, lean_distributions_available
+from sb3_ppo_variants.common.modules import run_module
 from sb3_ppo_variants.common.policies import (
     REPLACED_METHODS,
     PolicyCalls,
@@ -98,7 +99,7 @@ def is_exact_sb3_contrib_maskable_policy(policy: BasePolicy) -> bool:
 def masked_action_distribution(policy: Any, latent_pi: th.Tensor, masks: Any) -> Distribution:
     """sb3-contrib's ``policy._get_action_dist_from_latent(latent_pi)`` then ``apply_masking(masks)``, built lean."""
     dist = policy.action_dist
-    logits = policy.action_net(latent_pi)
+    logits = run_module(policy.action_net, latent_pi)
     if isinstance(dist, MaskableCategoricalDistribution):
         dist.distribution = LeanMaskableCategorical(logits.view(-1, dist.action_dim), masks)
         return dist
