@@ -71,7 +71,7 @@ CartPole-v1 and Pendulum-v1 with 3 repeats takes about 25 minutes, with 5 about 
     .venv/bin/python benchmarks/throughput.py --repeats 5 --out benchmarks/results   # CartPole-v1 and Pendulum-v1
     .venv/bin/python benchmarks/throughput.py --envs HalfCheetah-v5 --timesteps 20480 --name throughput_halfcheetah
     .venv/bin/python benchmarks/throughput.py --only n_steps=5 --comparisons a2c --repeats 9 --name a2c_n5  # one setting
-    .venv/bin/python benchmarks/throughput.py --profile --out benchmarks/results          # cProfile, CartPole-v1
+    .venv/bin/python benchmarks/throughput.py --profile HalfCheetah-v5   # cProfile of one setting (default: CartPole-v1)
     .venv/bin/python benchmarks/throughput.py --render benchmarks/results/throughput.json  # redo .md/.png from JSON
     .venv/bin/python benchmarks/throughput.py --envs CartPole-v1 Pendulum-v1 HalfCheetah-v5 --sbx    # + SBX's PPO
     .venv/bin/python benchmarks/throughput.py --sweep --sbx --name sweep     # n_envs 1/4/16/64, widths 64/256
@@ -85,8 +85,9 @@ package as of git ``REF`` too, labelled ``@<sha>``, interleaved with the rest (a
 ``--timesteps`` takes one number for every setting or ``SETTING=N`` / ``ENV=N`` items. Outputs in ``--out``:
 ``<name>.json`` (settings, every run, summary), ``<name>.md`` (the tables, also printed) and ``<name>.png``
 (median steps/s per algorithm per setting, ratio to the baseline annotated). ``--profile`` profiles ``learn()`` of
-PPO, ClipPPO and KLPenaltyPPO on CartPole-v1 (zoo settings, about 30k steps) with cProfile, each in a fresh worker,
-and writes ``profile_cartpole.md`` (where the time goes) and the raw ``.prof`` files under ``<out>/tmp/``.
+PPO, ClipPPO and KLPenaltyPPO at the setting of one env (``--profile ENV``, default CartPole-v1; about 30k steps) with
+cProfile, each in a fresh worker, and writes ``profile_<env>.md`` (where the time goes) and the raw ``.prof`` files
+under ``<out>/tmp/``.
 """
 
 from __future__ import annotations
@@ -927,14 +928,12 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         (("on_policy_algorithm.py", "collect_rollouts", None), ("common/base.py", "collect_rollouts", None)),
         parent="learn() total",
     ),
-    ProfileRow(
-        "env.step (DummyVecEnv, Monitor, CartPole)", (("base_vec_env.py", "step", COLLECT),), parent="collect_rollouts"
-    ),
+    ProfileRow("env.step (DummyVecEnv, Monitor, the env)", (("base_vec_env.py", "step", COLLECT),), parent="collect_rollouts"),
     ProfileRow(
         "policy forward + sample + log_prob",
         (
-            ("common/policies.py", "forward", None),  # SB3's ActorCriticPolicy.forward, called through Module.__call__
-            ("common/base.py", "policy_outputs", COLLECT),
+            ("stable_baselines3/common/policies.py", "forward", None),  # SB3's forward, through Module.__call__
+            ("sb3_ppo_variants/common/policies.py", "act", COLLECT),  # ours: PolicyCalls.act
             ("distributions.py", "get_actions", COLLECT),
             ("distributions.py", "log_prob", COLLECT),
             ("kl_penalty_ppo.py", "_rollout_extras", COLLECT),
@@ -953,7 +952,7 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         "policy forward + log_prob + entropy",
         (
             ("common/policies.py", "evaluate_actions", TRAIN),  # SB3: forward, distribution, log_prob and entropy
-            ("common/base.py", "policy_outputs", TRAIN),
+            ("sb3_ppo_variants/common/policies.py", "evaluate", TRAIN),  # ours: PolicyCalls.evaluate
             ("distributions.py", "log_prob", TRAIN),
             ("distributions.py", "entropy", TRAIN),
         ),
@@ -1076,28 +1075,37 @@ def _top_functions(path: Path, count: int) -> list[tuple[str, float, int]]:
     return [(f"{Path(k[0]).name}:{k[1]}({k[2]})", tt, nc) for k, tt, nc in rows]
 
 
-def run_profile(out: Path, timesteps: int, seed: int, pythonpath: Path | None) -> str:
-    """cProfile of ``learn()`` of PPO, ClipPPO, KLPenaltyPPO on CartPole-v1 zoo settings; ``profile_cartpole.md``."""
-    setting = build_settings(["CartPole-v1"], ["ppo"], reinforce_baseline=False)[0]
+def _setting_kwargs(setting: Setting) -> str:
+    """The hyperparameters of a setting's baseline run, as ``key=value`` text."""
+    items = sorted(setting.algos[0].kwargs.items())
+    return ", ".join(f"{key}={value}" for key, value in items) if items else "SB3's defaults"
+
+
+def run_profile(out: Path, env_id: str, timesteps: int, seed: int, pythonpath: Path | None) -> str:
+    """cProfile of ``learn()`` of PPO, ClipPPO, KLPenaltyPPO at the benchmark's setting of ``env_id``;
+    ``profile_<env>.md`` (``profile_cartpole.md``, ``profile_halfcheetah.md``, ...)."""
+    setting = build_settings([env_id], ["ppo"], reinforce_baseline=False)[0]
     budget = -(-timesteps // setting.rollout_size) * setting.rollout_size
+    stem = "profile_" + env_id.split("-")[0].lower()
     tmp = out / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     prof_paths: dict[str, Path] = {}
     results: dict[str, dict[str, Any]] = {}
     for algo in setting.algos:
         print(f"profiling {algo.label} ({budget} steps) ...", file=sys.stderr, flush=True)
-        path = tmp / f"profile_cartpole_{algo.algo}.prof"
+        path = tmp / f"{stem}_{algo.algo}.prof"
         spec = {**_spec(setting, algo, budget, seed, warmup=setting.rollout_size), "profile": str(path)}
         results[algo.label] = launch_worker(spec, pythonpath)
         prof_paths[algo.label] = path
     rows, table = profile_table(prof_paths)
     labels = list(prof_paths)
     lines = [
-        "# Where the time goes: PPO vs ClipPPO vs KLPenaltyPPO on CartPole-v1 (rl_zoo3 PPO settings)",
+        f"# Where the time goes: PPO vs ClipPPO vs KLPenaltyPPO, setting `{setting.name}`",
         "",
-        f"cProfile of one `learn()` of {budget} steps per algorithm (n_envs 8, n_steps 32, batch_size 256, n_epochs 20: "
-        "20 gradient steps per 256 env steps), each in a fresh process after a one-rollout warm-up, 1 torch thread, "
-        f"{dt.date.today().isoformat()}. Seconds are inclusive (a function and what it calls) under the profiler, whose "
+        f"cProfile of one `learn()` of {budget} steps per algorithm (n_envs {setting.n_envs}; the settings are the "
+        f"benchmark's, listed in benchmarks/README.md: {_setting_kwargs(setting)}), each in a fresh process after a "
+        f"one-rollout warm-up, 1 torch thread, {dt.date.today().isoformat()}. "
+        "Seconds are inclusive (a function and what it calls) under the profiler, whose "
         "per-call overhead inflates Python-heavy code: compare the rows between algorithms, not with the unprofiled "
         "benchmark. Indented rows are parts of the row above them, `other` is the rest of that row; the last two rows count "
         "all calls wherever they are made. A row is attributed to `collect_rollouts` / `train` when called from them or "
@@ -1130,7 +1138,7 @@ def run_profile(out: Path, timesteps: int, seed: int, pythonpath: Path | None) -
         lines.append(f"- {label}: {top}")
     lines.append("")
     markdown = "\n".join(lines)
-    (out / "profile_cartpole.md").write_text(markdown)
+    (out / f"{stem}.md").write_text(markdown)
     return markdown
 
 
@@ -1203,7 +1211,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first round (round r: seed + r)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output directory")
     parser.add_argument("--name", default="throughput", help="file name stem of the outputs")
-    parser.add_argument("--profile", action="store_true", help="profile PPO/ClipPPO/KLPenaltyPPO on CartPole-v1 instead")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="CartPole-v1",
+        choices=ALL_ENVS,
+        metavar="ENV",
+        help="profile PPO/ClipPPO/KLPenaltyPPO at the setting of ENV instead (default CartPole-v1)",
+    )
     parser.add_argument("--profile-timesteps", type=int, default=30_000, help="budget of each profiled learn()")
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the .md and .png of an earlier run's JSON")
     parser.add_argument("--worker", metavar="SPEC_JSON", help=argparse.SUPPRESS)
@@ -1229,7 +1244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if pythonpath is not None:
         print(f"workers import the package from the snapshot {pythonpath}", file=sys.stderr)
     if args.profile:
-        print(run_profile(args.out, args.profile_timesteps, args.seed, pythonpath))
+        print(run_profile(args.out, args.profile, args.profile_timesteps, args.seed, pythonpath))
         return
     settings = sweep_settings() if args.sweep else build_settings(args.envs, args.comparisons, args.reinforce_baseline)
     if args.only:

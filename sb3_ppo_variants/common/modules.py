@@ -16,6 +16,7 @@ is ``torch.tanh``, ``ReLU`` is ``F.relu(x, inplace)``, ``Flatten`` is ``x.flatte
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch as th
 import torch.nn.functional as F
@@ -23,34 +24,34 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 
-def _linear(module: nn.Module, x: th.Tensor) -> th.Tensor:
+def _linear(module: Any, x: th.Tensor) -> th.Tensor:
     return F.linear(x, module.weight, module.bias)
 
 
-def _tanh(module: nn.Module, x: th.Tensor) -> th.Tensor:
+def _tanh(module: Any, x: th.Tensor) -> th.Tensor:
     return th.tanh(x)
 
 
-def _relu(module: nn.Module, x: th.Tensor) -> th.Tensor:
+def _relu(module: Any, x: th.Tensor) -> th.Tensor:
     return F.relu(x, inplace=module.inplace)
 
 
-def _flatten(module: nn.Module, x: th.Tensor) -> th.Tensor:
+def _flatten(module: Any, x: th.Tensor) -> th.Tensor:
     return x.flatten(module.start_dim, module.end_dim)
 
 
-def _sequential(module: nn.Module, x: th.Tensor) -> th.Tensor:
+def _sequential(module: Any, x: th.Tensor) -> th.Tensor:
     for layer in module:
         x = run_module(layer, x)
     return x
 
 
-def _flatten_extractor(module: nn.Module, x: th.Tensor) -> th.Tensor:
+def _flatten_extractor(module: Any, x: th.Tensor) -> th.Tensor:
     return _flatten(module.flatten, x) if type(module.flatten) is nn.Flatten else module.flatten(x)
 
 
 #: exact module class -> its forward computation, written with the same torch functions as the class's ``forward``
-LEAN_FORWARDS: dict[type, Callable[[nn.Module, th.Tensor], th.Tensor]] = {
+LEAN_FORWARDS: dict[type, Callable[[Any, th.Tensor], th.Tensor]] = {
     nn.Linear: _linear,
     nn.Tanh: _tanh,
     nn.ReLU: _relu,
