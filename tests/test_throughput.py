@@ -1,0 +1,54 @@
+"""benchmarks/throughput.py: the command line and the profile table (where the time goes) on real profiles."""
+
+from __future__ import annotations
+
+import cProfile
+from pathlib import Path
+
+import pytest
+from stable_baselines3 import PPO
+
+from benchmarks import throughput
+from sb3_ppo_variants import ClipPPO
+
+
+def test_profile_takes_an_env_and_defaults_to_cartpole() -> None:
+    assert throughput.parse_args(["--profile"]).profile == "CartPole-v1"
+    assert throughput.parse_args(["--profile", "HalfCheetah-v5"]).profile == "HalfCheetah-v5"
+    assert throughput.parse_args([]).profile is None
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--profile", "Acrobot-v1"])
+
+
+def _profile(cls: type, path: Path) -> Path:
+    model = cls("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu")
+    model.learn(64)  # first-call costs outside the profile, as the benchmark's warm-up
+    profiler = cProfile.Profile()
+    profiler.enable()
+    model.learn(128, reset_num_timesteps=False)
+    profiler.disable()
+    profiler.dump_stats(str(path))
+    return path
+
+
+def test_profile_table_finds_the_policy_calls_of_sb3_and_ours(tmp_path: Path) -> None:
+    """Every row that both run is found in both profiles (a renamed function of ours would leave it at 0 s)."""
+    paths = {"SB3 PPO": _profile(PPO, tmp_path / "ppo.prof"), "ClipPPO": _profile(ClipPPO, tmp_path / "clip.prof")}
+    rows, table = throughput.profile_table(paths)
+    labels = [label for _depth, label in rows]
+    for row in (
+        "collect_rollouts",
+        "env.step (DummyVecEnv, Monitor, the env)",
+        "policy forward + sample + log_prob",
+        "train",
+        "policy forward + log_prob + entropy",
+        "backward",
+        "gradient clipping + Adam step",
+    ):
+        assert row in labels
+        assert table["SB3 PPO"][row] > 0 and table["ClipPPO"][row] > 0, row
+    for algo in paths:
+        parts = table[algo]["collect_rollouts"] + table[algo]["train"]
+        assert parts <= table[algo]["learn() total"] * 1.001
+        # the policy's rollout step is a real share of the rollouts, not a stray call
+        assert table[algo]["policy forward + sample + log_prob"] > 0.1 * table[algo]["collect_rollouts"]
