@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import os
 import re
 import warnings
@@ -37,6 +36,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.common.validation import check_float, check_int
 from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
 from sb3_ppo_variants.tuning.summary import StudySummary, summarize
@@ -54,24 +54,6 @@ RESERVED_HYPERPARAMS = frozenset({"self", "env", "seed", "verbose", "device", "t
 
 
 # ---------------------------------------------------------------------------------------------------- input checks
-
-
-def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int{' or None' if optional else ''}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"`timeout` must be a number of seconds > 0 or None, got {timeout!r}")
-    return float(timeout)
 
 
 def _check_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
@@ -325,25 +307,23 @@ def run_study(
         raise ValueError(f"`algo` must be one of {', '.join(ALGOS)}, got {algo!r}")
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"`env_id` must be a Gymnasium environment id, got {env_id!r}")
-    _check_int("n_trials", n_trials, 1, optional=True)
-    timeout = _check_timeout(timeout)
+    optional = (("n_trials", n_trials, 1), ("heartbeat_interval", heartbeat_interval, 1), ("grace_period", grace_period, 1))
+    n_trials, heartbeat_interval, grace_period, max_retry = (
+        None if value is None else check_int(name, value, minimum=minimum)  # None: no limit, or off
+        for name, value, minimum in (*optional, ("max_retry", max_retry, 0))
+    )
+    timeout = None if timeout is None else check_float("timeout", timeout, low=0.0, low_open=True)
     if n_trials is None and timeout is None:
         raise ValueError("give `n_trials` or `timeout` (or both): without either the study would never end")
-    n_timesteps = _check_int("n_timesteps_per_trial", n_timesteps_per_trial, 1)
-    assert n_timesteps is not None
-    _check_int("n_seeds", n_seeds, 1)
-    _check_int("n_envs", n_envs, 1)
-    if eval_freq is None:
-        eval_freq = max(n_envs, n_timesteps // 5)
-    _check_int("eval_freq", eval_freq, 1)
+    n_timesteps = check_int("n_timesteps_per_trial", n_timesteps_per_trial, minimum=1)
+    n_seeds, n_envs, n_eval_episodes = (
+        check_int(name, value, minimum=1)
+        for name, value in (("n_seeds", n_seeds), ("n_envs", n_envs), ("n_eval_episodes", n_eval_episodes))
+    )
+    eval_freq = check_int("eval_freq", max(n_envs, n_timesteps // 5) if eval_freq is None else eval_freq, minimum=1)
     if eval_freq < n_envs:
         raise ValueError(f"`eval_freq` ({eval_freq}) must be >= `n_envs` ({n_envs}): one vectorised step is n_envs steps")
-    _check_int("n_eval_episodes", n_eval_episodes, 1)
-    _check_int("seed", seed, 0)
-    _check_int("n_startup_trials", n_startup_trials, 0)
-    _check_int("heartbeat_interval", heartbeat_interval, 1, optional=True)
-    _check_int("grace_period", grace_period, 1, optional=True)
-    _check_int("max_retry", max_retry, 0, optional=True)
+    seed, n_startup_trials = check_int("seed", seed, minimum=0), check_int("n_startup_trials", n_startup_trials, minimum=0)
     if not isinstance(verbose, int):
         raise TypeError(f"`verbose` must be an int, got {verbose!r}")
     fixed, policy = _check_hyperparams(algo, hyperparams)
