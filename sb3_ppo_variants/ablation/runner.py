@@ -65,7 +65,7 @@ from sb3_ppo_variants.workers.loop import (
     work,
 )
 from sb3_ppo_variants.workers.processes import kill_point
-from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
+from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, open_storage, resolve_storage
 
 Point = tuple[str, str, int]
 Log = Callable[[str], None]
@@ -103,24 +103,19 @@ def open_study(storage: StorageSpec, study_name: str, spec: GridSpec, options: W
 
     With ``options``, a database storage has Optuna's heartbeats (whole seconds) for its workers.
     """
-    sampler = _GridSampler(spec.search_space(), seed=0)  # the same shuffled grid in every worker
     beats = (math.ceil(options.heartbeat_interval), math.ceil(options.stale_after)) if options else (None, None)
-    storage_object = open_storage(storage, *beats)
-    study = optuna.create_study(
-        storage=storage_object, study_name=study_name, sampler=sampler, direction="maximize", load_if_exists=True
+    return create_or_load_study(
+        storage,
+        study_name,
+        GRID_ATTR,
+        spec.to_dict(),
+        lambda stored: spec.differences(GridSpec.from_dict(stored)),
+        _GridSampler(spec.search_space(), seed=0),  # the same shuffled grid in every worker
+        None,
+        *beats,
+        tool="sb3-ppo-variants-ablation",
+        what="ablation grid",
     )
-    stored = study.user_attrs.get(GRID_ATTR)
-    if stored is None:
-        study.set_user_attr(GRID_ATTR, spec.to_dict())
-    else:
-        differences = spec.differences(GridSpec.from_dict(stored))
-        if differences:
-            raise ValueError(
-                f"Study {study_name!r} in {storage.display} holds another ablation grid; "
-                f"use the same options as the run that created it, or another --study-name/--output-dir. "
-                f"Differences: {'; '.join(differences)}"
-            )
-    return study
 
 
 def load_study_spec(storage: StorageSpec, study_name: str) -> tuple[optuna.Study, GridSpec]:

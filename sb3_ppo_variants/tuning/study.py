@@ -32,7 +32,6 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner, MedianPruner, NopPruner, SuccessiveHalvingPruner
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
-from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sb3_ppo_variants import ALGOS
@@ -41,7 +40,7 @@ from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
 from sb3_ppo_variants.tuning.summary import StudySummary, summarize
 from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, Client, Heartbeat, Liveness, work
-from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, redact, resolve_storage
+from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, resolve_storage
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 
@@ -110,55 +109,6 @@ def default_output_dir(study_name: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- the study
-
-
-def _open_study(
-    spec: StorageSpec,
-    study_name: str,
-    settings: TrialSettings,
-    sampler: BaseSampler,
-    pruner: BasePruner,
-    heartbeat_interval: int | None,
-    grace_period: int | None,
-) -> optuna.Study:
-    storage = open_storage(spec, heartbeat_interval, grace_period)
-    try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except Exception as exc:
-        raise RuntimeError(
-            f"Could not create or load study {study_name!r} in {spec.display}: "
-            f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
-        ) from None
-    if study.direction != StudyDirection.MAXIMIZE:
-        raise ValueError(f"`study_name`: study {study_name!r} in {spec.display} minimizes; this tool maximizes the return")
-    wanted = settings.to_attr()
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None:
-        # A new study, or one that holds only enqueued (WAITING) trials: it takes these settings.
-        if any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
-            raise ValueError(
-                f"`study_name`: study {study_name!r} in {spec.display} already has trials but was not created by "
-                "sb3-ppo-variants-tune; choose another study name"
-            )
-        study.set_user_attr(SETTINGS_ATTR, wanted)
-    elif stored != wanted:
-        differences = ", ".join(
-            f"{key}: study has {stored.get(key)!r}, asked for {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted))
-            if stored.get(key) != wanted.get(key)
-        )
-        raise ValueError(
-            f"`study_name`: study {study_name!r} in {spec.display} was created with other settings ({differences}); "
-            "use the same settings to continue it, or another study name"
-        )
-    return study
 
 
 def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: float, n_trials: int | None) -> None:
@@ -351,14 +301,26 @@ def run_study(
     )
     spec = resolve_storage(storage, out)
     out.mkdir(parents=True, exist_ok=True)
-    study = _open_study(
+    wanted = settings.to_attr()
+
+    def differences(stored: dict[str, Any]) -> list[str]:
+        keys = sorted(set(stored) | set(wanted))
+        return [
+            f"{k}: study has {stored.get(k)!r}, asked for {wanted.get(k)!r}" for k in keys if stored.get(k) != wanted.get(k)
+        ]
+
+    study = create_or_load_study(
         spec,
         study_name,
-        settings,
+        SETTINGS_ATTR,
+        wanted,
+        differences,
         make_sampler(sampler, n_startup_trials, sampler_seed),
         make_pruner(pruner, n_startup_trials, n_warmup_steps=n_timesteps // 3),
         heartbeat_interval,
         grace_period,
+        tool="sb3-ppo-variants-tune",
+        what="set of settings",
     )
     _log_start(study, spec, settings, n_trials, timeout)
     poll = 2.0 if heartbeat_interval is None else min(5.0, max(1.0, heartbeat_interval / 2))
