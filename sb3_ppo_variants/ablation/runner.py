@@ -32,6 +32,7 @@ failed and re-run, and only the missing jobs run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import multiprocessing
 import os
@@ -65,7 +66,7 @@ from sb3_ppo_variants.workers.loop import (
     work,
 )
 from sb3_ppo_variants.workers.processes import kill_point
-from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, open_storage, resolve_storage
+from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, resolve_storage
 
 Point = tuple[str, str, int]
 Log = Callable[[str], None]
@@ -80,8 +81,7 @@ _RNG = random.Random()
 SCORE_WINDOW = 100
 
 
-def _print(message: str) -> None:
-    print(message, flush=True)
+_print: Log = functools.partial(print, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------- the study
@@ -116,17 +116,6 @@ def open_study(storage: StorageSpec, study_name: str, spec: GridSpec, options: W
         tool="sb3-ppo-variants-ablation",
         what="ablation grid",
     )
-
-
-def load_study_spec(storage: StorageSpec, study_name: str) -> tuple[optuna.Study, GridSpec]:
-    """An existing study and its grid (for reports and status), without knowing the grid beforehand."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    except KeyError:
-        raise ValueError(f"No study {study_name!r} in {storage.display}") from None
-    if GRID_ATTR not in study.user_attrs:
-        raise ValueError(f"Study {study_name!r} in {storage.display} is not an ablation study (no {GRID_ATTR!r})")
-    return study, GridSpec.from_dict(study.user_attrs[GRID_ATTR])
 
 
 # ---------------------------------------------------------------------------------------------------- grid state
@@ -200,10 +189,6 @@ def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
         if trial.state in _BUCKETS:
             getattr(state, _BUCKETS[trial.state]).append(trial)
     return GridState(points, len(trials))
-
-
-def _describe(point: Point | None) -> str:
-    return "unknown point" if point is None else f"{point[0]} / {point[1]} / seed {point[2]}"
 
 
 @dataclass(frozen=True)
@@ -673,10 +658,7 @@ def run_ablation(
         )
         ensure_random_scores(study, spec, log)
 
-        def factory() -> optuna.Study:
-            return open_study(storage_spec, study_name, spec, options)
-
-        with _monitor(factory, spec, progress_interval, log):
+        with _monitor(lambda: open_study(storage_spec, study_name, spec, options), spec, progress_interval, log):
             if workers == 1:
                 worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
             else:
@@ -686,7 +668,7 @@ def run_ablation(
         given_up = state.given_up(options.max_failures)
         for point in given_up:
             errors = [t.user_attrs.get(FAIL_REASON_ATTR, "?") for t in state.points[point].failed]
-            log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
+            log(f"[ablation] gave up {spec.job(*point)} after {len(errors)} failures; last error: {errors[-1]}")
         files: dict[str, Path] = {}
         if report:
             files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)

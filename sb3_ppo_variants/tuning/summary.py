@@ -212,16 +212,10 @@ def write_plots(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path],
 
     :return: ``(written, skipped)``: paths by plot name, and the reason for each plot not drawn
     """
-    written: dict[str, Path] = {}
-    skipped: dict[str, str] = {}
-    names = ("optimization_history", "param_importances", "intermediate_values")
     from optuna.visualization import matplotlib as optuna_mpl
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        available = optuna_mpl.is_available()
-    if not available:
-        return written, dict.fromkeys(names, "matplotlib is not installed (pip install matplotlib)")
+    written: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     plots: dict[str, tuple[Callable[[], Any], str | None]] = {
@@ -240,6 +234,10 @@ def write_plots(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path],
             None if any(t.intermediate_values for t in trials) else "no trial reported an evaluation",
         ),
     }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        if not optuna_mpl.is_available():
+            return written, dict.fromkeys(plots, "matplotlib is not installed (pip install matplotlib)")
     for name, (plot, reason) in plots.items():
         if reason is not None:
             skipped[name] = reason
@@ -291,9 +289,7 @@ def summarize(
     :param plots: Draw the PNG plots
     """
     trials = study.get_trials(deepcopy=False)
-    counts = {state.name: 0 for state in TrialState}
-    for trial in trials:
-        counts[trial.state.name] += 1
+    counts = {state.name: sum(1 for trial in trials if trial.state == state) for state in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best: FrozenTrial | None = study.best_trial if complete else None
     best_hyperparams: dict[str, Any] = {}
