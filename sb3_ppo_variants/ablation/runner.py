@@ -53,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
 from sb3_ppo_variants.ablation.report import RESULTS_FORMAT, write_report
+from sb3_ppo_variants.common.validation import check_int
 from sb3_ppo_variants.workers.loop import (
     FAIL_REASON_ATTR,
     INTERRUPTED,
@@ -642,8 +643,7 @@ def run_ablation(
     :param report: Write ``results.json``, ``table.md`` and the plots at the end
     :param log: Where messages go
     """
-    if workers < 1:
-        raise ValueError(f"`workers` must be >= 1, got {workers}")
+    check_int("workers", workers, minimum=1)
     output_dir, options = Path(output_dir), options or WorkerOptions()
     with quiet_optuna():
         start = time.time()

@@ -111,26 +111,6 @@ def default_output_dir(study_name: str) -> Path:
 # ---------------------------------------------------------------------------------------------------- the study
 
 
-def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: float, n_trials: int | None) -> None:
-    trials = study.get_trials(deepcopy=False)
-    trial = next(t for t in trials if t.number == number)
-    budget = Budget.of(trials, n_trials)
-    if state == TrialState.COMPLETE:
-        outcome = f"COMPLETE value {trial.value:.4g}"
-    elif state == TrialState.PRUNED and trial.user_attrs.get(FAIL_REASON_ATTR):
-        outcome = f"PRUNED ({trial.user_attrs[FAIL_REASON_ATTR]})"
-    elif state == TrialState.PRUNED and trial.last_step is not None:
-        outcome = f"PRUNED at step {trial.last_step} (value {trial.intermediate_values[trial.last_step]:.4g})"
-    else:
-        outcome = f"{state.name} ({trial.user_attrs.get(FAIL_REASON_ATTR, 'no reason')})"
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
-    best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
-    target = "" if n_trials is None else f"/{n_trials}"
-    progress = f"finished {budget.finished}{target}, running {budget.running}"
-    logger.info(f"[trial {number}] {outcome} in {seconds:.1f} s | {best_text} | {progress}")
-
-
 class _Tuning(Client):
     """The tuning study's part of the worker loop (:class:`sb3_ppo_variants.workers.loop.Client`)."""
 
@@ -154,7 +134,24 @@ class _Tuning(Client):
         return self._objective(trial)
 
     def finished(self, study: optuna.Study, number: int, state: TrialState, seconds: float) -> None:
-        _log_progress(study, number, state, seconds, self.n_trials)
+        """Log the trial's outcome, the best trial so far and the progress against the budget."""
+        trials = study.get_trials(deepcopy=False)
+        trial = next(t for t in trials if t.number == number)
+        budget = Budget.of(trials, self.n_trials)
+        if state == TrialState.COMPLETE:
+            outcome = f"COMPLETE value {trial.value:.4g}"
+        elif state == TrialState.PRUNED and trial.user_attrs.get(FAIL_REASON_ATTR):
+            outcome = f"PRUNED ({trial.user_attrs[FAIL_REASON_ATTR]})"
+        elif state == TrialState.PRUNED and trial.last_step is not None:
+            outcome = f"PRUNED at step {trial.last_step} (value {trial.intermediate_values[trial.last_step]:.4g})"
+        else:
+            outcome = f"{state.name} ({trial.user_attrs.get(FAIL_REASON_ATTR, 'no reason')})"
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
+        best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
+        target = "" if self.n_trials is None else f"/{self.n_trials}"
+        progress = f"finished {budget.finished}{target}, running {budget.running}"
+        logger.info(f"[trial {number}] {outcome} in {seconds:.1f} s | {best_text} | {progress}")
 
 
 def _log_start(study: optuna.Study, spec: StorageSpec, settings: TrialSettings, n_trials: int | None, timeout: Any) -> None:
