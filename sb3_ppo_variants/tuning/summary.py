@@ -113,8 +113,7 @@ class StudySummary:
         ]
         if self.budget.retried:
             lines.append(f"  {self.budget.retried} failed trial(s) replaced by a retry")
-        for number, state, reason in self.failures:
-            lines.append(f"  trial {number} {state}: {reason}")
+        lines += [f"  trial {number} {state}: {reason}" for number, state, reason in self.failures]
         if self.best_trial is None:
             lines.append("  no complete trial yet: no best hyperparameters")
         else:
@@ -122,10 +121,8 @@ class StudySummary:
             lines.append("")
             lines.append(f"zoo_configs/{s.algo}.yml entry (rl_zoo3 format):")
             lines.append(self.zoo_yaml or "")
-        for kind, path in self.files.items():
-            lines.append(f"  wrote {kind}: {path}")
-        for kind, reason in self.skipped.items():
-            lines.append(f"  skipped {kind}: {reason}")
+        lines += [f"  wrote {kind}: {path}" for kind, path in self.files.items()]
+        lines += [f"  skipped {kind}: {reason}" for kind, reason in self.skipped.items()]
         return "\n".join(lines)
 
 
@@ -183,10 +180,11 @@ def render_zoo_yaml(entry: Mapping[str, Any], comment: str) -> str:
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+    return path
 
 
 def _save_figure(plot: Callable[[], Any], path: Path) -> None:
@@ -320,9 +318,7 @@ def summarize(
         return summary
     output_dir.mkdir(parents=True, exist_ok=True)
     if zoo_yaml is not None:
-        path = output_dir / ZOO_YAML_FILENAME
-        _write_text(path, zoo_yaml)
-        summary.files["zoo_config"] = path
+        summary.files["zoo_config"] = _write_text(output_dir / ZOO_YAML_FILENAME, zoo_yaml)
     else:
         summary.skipped["zoo_config"] = "no complete trial"
     try:
@@ -330,9 +326,7 @@ def summarize(
     except ImportError:
         summary.skipped["trials_csv"] = "pandas is not installed"
     else:
-        path = output_dir / TRIALS_FILENAME
-        _write_text(path, frame.to_csv(index=False))
-        summary.files["trials_csv"] = path
+        summary.files["trials_csv"] = _write_text(output_dir / TRIALS_FILENAME, frame.to_csv(index=False))
     if plots:
         written, skipped = write_plots(study, output_dir)
         summary.files.update(written)
