@@ -397,11 +397,8 @@ def worker_loop(
 ) -> int:
     """Run jobs from the study until the grid is done (or, with ``wait=False``, until nothing is left to start).
 
-    :return: the number of jobs this worker completed
+    :return: the number of jobs this worker completed (each in one torch thread: :func:`run_job`)
     """
-    import torch as th
-
-    th.set_num_threads(1)
     study = open_study(storage, study_name, spec, options)
     client = _Ablation(spec, options, name, log)
     liveness = Liveness(storage.kind, options.heartbeat_interval, options.stale_after)
