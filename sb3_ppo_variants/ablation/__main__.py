@@ -29,7 +29,7 @@ import optuna
 from sb3_ppo_variants.ablation.grid import GRIDS, PAPER_ENVS, SETTINGS, GridSpec, estimate_seconds, get_grid
 from sb3_ppo_variants.common.validation import int_argument, timesteps_argument
 from sb3_ppo_variants.workers.loop import PROGRESS_ATTR, sigterm_interrupts
-from sb3_ppo_variants.workers.storage import StorageError, resolve_storage
+from sb3_ppo_variants.workers.storage import StorageError, open_storage, resolve_storage
 
 PROG = "python -m sb3_ppo_variants.ablation"
 COMMANDS = ("run", "report", "status", "probe", "list")
@@ -193,16 +193,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _load_study(args: argparse.Namespace) -> tuple[optuna.Study, GridSpec, str]:
     """The existing study of the command's location, its grid, and where it is (a CLIError if there is none)."""
-    from sb3_ppo_variants.ablation.runner import load_study_spec
+    from sb3_ppo_variants.ablation.runner import GRID_ATTR
 
     output_dir, storage, study_name = _location(args)
-    storage_spec = resolve_storage(storage, output_dir)
-    if storage_spec.kind == "journal" and not Path(storage_spec.location).exists():
-        raise CLIError(f"no study journal at {storage_spec.location}: run the grid first, or pass --storage")
+    spec = resolve_storage(storage, output_dir)
+    if spec.kind == "journal" and not Path(spec.location).exists():
+        raise CLIError(f"no study journal at {spec.location}: run the grid first, or pass --storage")
     try:
-        return (*load_study_spec(storage_spec, study_name), storage_spec.display)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        study = optuna.load_study(study_name=study_name, storage=open_storage(spec))
+    except KeyError:
+        raise CLIError(f"No study {study_name!r} in {spec.display}") from None
+    if GRID_ATTR not in study.user_attrs:
+        raise CLIError(f"Study {study_name!r} in {spec.display} is not an ablation study (no {GRID_ATTR!r})")
+    return study, GridSpec.from_dict(study.user_attrs[GRID_ATTR]), spec.display
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

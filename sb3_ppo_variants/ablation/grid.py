@@ -220,14 +220,7 @@ class GridSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible description (stored in the study, written to the results)."""
-        return {
-            "settings": list(self.settings),
-            "envs": list(self.envs),
-            "seeds": list(self.seeds),
-            "timesteps": self.timesteps,
-            "hyperparams": self.hyperparams,
-            "random_episodes": self.random_episodes,
-        }
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in vars(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GridSpec:
@@ -255,17 +248,10 @@ class GridSpec:
         random_episodes: int | None = None,
     ) -> GridSpec:
         """A copy with the given fields replaced (``None``: kept)."""
-        changes: dict[str, Any] = {}
-        if settings is not None:
-            changes["settings"] = tuple(settings)
-        if envs is not None:
-            changes["envs"] = tuple(envs)
-        if seeds is not None:
-            changes["seeds"] = tuple(seeds)
-        if timesteps is not None:
-            changes["timesteps"] = timesteps
-        if random_episodes is not None:
-            changes["random_episodes"] = random_episodes
+        sequences = (("settings", settings), ("envs", envs), ("seeds", seeds))
+        numbers = (("timesteps", timesteps), ("random_episodes", random_episodes))
+        changes: dict[str, Any] = {key: tuple(value) for key, value in sequences if value is not None}
+        changes |= {key: value for key, value in numbers if value is not None}
         return replace(self, **changes)
 
 

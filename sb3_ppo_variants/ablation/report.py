@@ -164,10 +164,7 @@ def summarise(results: dict[str, Any], reps: int = TABLE_REPS, seed: int = 0) ->
     spec = GridSpec.from_dict(results["grid"])
     frame = job_frame(results)
     random_scores = {env: float(score["mean"]) for env, score in results["random_scores"].items()}
-    if frame.empty:
-        normalised = frame.assign(random=[], best=[], normalised=[])
-    else:
-        normalised = normalise(frame, random_scores)
+    normalised = frame.assign(random=[], best=[], normalised=[]) if frame.empty else normalise(frame, random_scores)
     usable = normalised[np.isfinite(normalised["normalised"].to_numpy(dtype=float))] if len(normalised) else normalised
     envs = [env for env in spec.envs if env in set(usable["env"])]
 
@@ -190,26 +187,21 @@ def summarise(results: dict[str, Any], reps: int = TABLE_REPS, seed: int = 0) ->
                 matrices, aggregates, reps=reps, random_state=np.random.RandomState(seed)
             )
 
-    nan2 = (math.nan, math.nan)
     rows = []
     for setting in settings_in_table_order(spec.settings):
         runs = usable[usable["setting"] == setting.name]
         all_runs = normalised[normalised["setting"] == setting.name] if len(normalised) else normalised
         mean = float(runs["normalised"].mean()) if len(runs) else math.nan
-        if setting.name in points:
-            mean_ci = (float(intervals[setting.name][0, 0]), float(intervals[setting.name][1, 0]))
-            iqm = float(points[setting.name][1])
-            iqm_ci = (float(intervals[setting.name][0, 1]), float(intervals[setting.name][1, 1]))
-        else:
-            mean_ci, iqm, iqm_ci = nan2, math.nan, nan2
+        low, high = intervals.get(setting.name, np.full((2, 2), math.nan))  # rows: low, high; columns: mean, IQM
+        mean_ci, iqm_ci = (float(low[0]), float(high[0])), (float(low[1]), float(high[1]))
+        iqm = float(points[setting.name][1]) if setting.name in points else math.nan
         diverged = int(all_runs["diverged"].sum()) if len(all_runs) else 0
-        paper = setting.paper_score
         rows.append(
             SettingSummary(
                 setting.name,
                 setting.label,
                 setting.group,
-                paper,
+                setting.paper_score,
                 len(runs),
                 mean,
                 mean_ci,
@@ -273,7 +265,6 @@ def markdown_report(
     lines += ["", "| Algorithm | Paper | Ours: mean | Ours: IQM | Runs |", "|---|---:|---:|---:|---:|"]
     group = None
     for row in rows:
-        label = row.label
         if row.group != group and group is not None:
             lines.append("| | | | | |")
         group = row.group
@@ -284,7 +275,7 @@ def markdown_report(
         notes = [f"{row.n_total - row.n_runs} not normalisable"] if row.n_total > row.n_runs else []
         notes += [f"{row.diverged} diverged"] if row.diverged else []
         runs = f"{row.n_total}" + (f" ({', '.join(notes)})" if notes else "")
-        lines.append(f"| {label} | {paper} | {ours} | {_with_ci(row.iqm, row.iqm_ci)} | {runs} |")
+        lines.append(f"| {row.label} | {paper} | {ours} | {_with_ci(row.iqm, row.iqm_ci)} | {runs} |")
 
     random_scores = results["random_scores"]
     lines += [
@@ -297,10 +288,7 @@ def markdown_report(
         "| Setting | " + " | ".join(spec.envs) + " |",
         "|---|" + "---:|" * len(spec.envs),
     ]
-    random_cells = []
-    for env in spec.envs:
-        score = random_scores.get(env)
-        random_cells.append("n/a" if score is None else f"{score['mean']:.1f} ({score['episodes']} ep.)")
+    random_cells = [f"{s['mean']:.1f} ({s['episodes']} ep.)" if (s := random_scores.get(env)) else "n/a" for env in spec.envs]
     lines.append("| Random policy | " + " | ".join(random_cells) + " |")
     for row in rows:
         cells = []

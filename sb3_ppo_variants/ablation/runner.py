@@ -32,6 +32,7 @@ failed and re-run, and only the missing jobs run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import multiprocessing
 import os
@@ -52,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
 from sb3_ppo_variants.ablation.report import RESULTS_FORMAT, write_report
+from sb3_ppo_variants.common.validation import check_int
 from sb3_ppo_variants.workers.loop import (
     FAIL_REASON_ATTR,
     INTERRUPTED,
@@ -65,7 +67,7 @@ from sb3_ppo_variants.workers.loop import (
     work,
 )
 from sb3_ppo_variants.workers.processes import kill_point
-from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
+from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, resolve_storage
 
 Point = tuple[str, str, int]
 Log = Callable[[str], None]
@@ -80,8 +82,7 @@ _RNG = random.Random()
 SCORE_WINDOW = 100
 
 
-def _print(message: str) -> None:
-    print(message, flush=True)
+_print: Log = functools.partial(print, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------- the study
@@ -103,35 +104,19 @@ def open_study(storage: StorageSpec, study_name: str, spec: GridSpec, options: W
 
     With ``options``, a database storage has Optuna's heartbeats (whole seconds) for its workers.
     """
-    sampler = _GridSampler(spec.search_space(), seed=0)  # the same shuffled grid in every worker
     beats = (math.ceil(options.heartbeat_interval), math.ceil(options.stale_after)) if options else (None, None)
-    storage_object = open_storage(storage, *beats)
-    study = optuna.create_study(
-        storage=storage_object, study_name=study_name, sampler=sampler, direction="maximize", load_if_exists=True
+    return create_or_load_study(
+        storage,
+        study_name,
+        GRID_ATTR,
+        spec.to_dict(),
+        lambda stored: spec.differences(GridSpec.from_dict(stored)),
+        _GridSampler(spec.search_space(), seed=0),  # the same shuffled grid in every worker
+        None,
+        *beats,
+        tool="sb3-ppo-variants-ablation",
+        what="ablation grid",
     )
-    stored = study.user_attrs.get(GRID_ATTR)
-    if stored is None:
-        study.set_user_attr(GRID_ATTR, spec.to_dict())
-    else:
-        differences = spec.differences(GridSpec.from_dict(stored))
-        if differences:
-            raise ValueError(
-                f"Study {study_name!r} in {storage.display} holds another ablation grid; "
-                f"use the same options as the run that created it, or another --study-name/--output-dir. "
-                f"Differences: {'; '.join(differences)}"
-            )
-    return study
-
-
-def load_study_spec(storage: StorageSpec, study_name: str) -> tuple[optuna.Study, GridSpec]:
-    """An existing study and its grid (for reports and status), without knowing the grid beforehand."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    except KeyError:
-        raise ValueError(f"No study {study_name!r} in {storage.display}") from None
-    if GRID_ATTR not in study.user_attrs:
-        raise ValueError(f"Study {study_name!r} in {storage.display} is not an ablation study (no {GRID_ATTR!r})")
-    return study, GridSpec.from_dict(study.user_attrs[GRID_ATTR])
 
 
 # ---------------------------------------------------------------------------------------------------- grid state
@@ -205,10 +190,6 @@ def grid_state(study: optuna.Study, spec: GridSpec) -> GridState:
         if trial.state in _BUCKETS:
             getattr(state, _BUCKETS[trial.state]).append(trial)
     return GridState(points, len(trials))
-
-
-def _describe(point: Point | None) -> str:
-    return "unknown point" if point is None else f"{point[0]} / {point[1]} / seed {point[2]}"
 
 
 @dataclass(frozen=True)
@@ -416,11 +397,8 @@ def worker_loop(
 ) -> int:
     """Run jobs from the study until the grid is done (or, with ``wait=False``, until nothing is left to start).
 
-    :return: the number of jobs this worker completed
+    :return: the number of jobs this worker completed (each in one torch thread: :func:`run_job`)
     """
-    import torch as th
-
-    th.set_num_threads(1)
     study = open_study(storage, study_name, spec, options)
     client = _Ablation(spec, options, name, log)
     liveness = Liveness(storage.kind, options.heartbeat_interval, options.stale_after)
@@ -662,8 +640,7 @@ def run_ablation(
     :param report: Write ``results.json``, ``table.md`` and the plots at the end
     :param log: Where messages go
     """
-    if workers < 1:
-        raise ValueError(f"`workers` must be >= 1, got {workers}")
+    check_int("workers", workers, minimum=1)
     output_dir, options = Path(output_dir), options or WorkerOptions()
     with quiet_optuna():
         start = time.time()
@@ -678,10 +655,7 @@ def run_ablation(
         )
         ensure_random_scores(study, spec, log)
 
-        def factory() -> optuna.Study:
-            return open_study(storage_spec, study_name, spec, options)
-
-        with _monitor(factory, spec, progress_interval, log):
+        with _monitor(lambda: open_study(storage_spec, study_name, spec, options), spec, progress_interval, log):
             if workers == 1:
                 worker_loop(storage_spec, study_name, spec, options, "worker 1", log)
             else:
@@ -691,7 +665,7 @@ def run_ablation(
         given_up = state.given_up(options.max_failures)
         for point in given_up:
             errors = [t.user_attrs.get(FAIL_REASON_ATTR, "?") for t in state.points[point].failed]
-            log(f"[ablation] gave up {_describe(point)} after {len(errors)} failures; last error: {errors[-1]}")
+            log(f"[ablation] gave up {spec.job(*point)} after {len(errors)} failures; last error: {errors[-1]}")
         files: dict[str, Path] = {}
         if report:
             files = write_report(collect_results(study, spec, study_name, storage_spec.display), output_dir, log=log)

@@ -56,9 +56,7 @@ class Budget:
     @property
     def remaining(self) -> float:
         """Trials that may still be started beyond the running and waiting ones (``inf`` without a limit)."""
-        if self.n_trials is None:
-            return math.inf
-        return max(0, self.n_trials - self.finished - self.running - self.waiting)
+        return math.inf if self.n_trials is None else max(0, self.n_trials - self.finished - self.running - self.waiting)
 
     @property
     def done(self) -> bool:

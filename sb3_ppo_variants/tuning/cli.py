@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="cpu", help="torch device")
-    run.add_argument("--num-threads", type=int, default=1, help="torch threads per worker (0: torch's default)")
+    run.add_argument("--num-threads", type=int_argument(0), default=1, help="torch threads per worker (0: torch's default)")
     run.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
     run.add_argument("-v", "--verbose", action="store_true", help="debug lines too")
@@ -171,8 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sb3_ppo_variants.tuning.study import run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.num_threads < 0:
-        parser.error(f"--num-threads must be >= 0, got {args.num_threads}")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gymnasium as gym
@@ -81,19 +81,8 @@ class TrialSettings:
 
     def to_attr(self) -> dict[str, Any]:
         """A JSON description of the settings that change the meaning of a trial's value."""
-        return {
-            "algo": self.algo,
-            "env_id": self.env_id,
-            "n_timesteps": self.n_timesteps,
-            "n_envs": self.n_envs,
-            "n_seeds": self.n_seeds,
-            "seed": self.seed,
-            "eval_freq": self.eval_freq,
-            "n_eval_episodes": self.n_eval_episodes,
-            "hyperparams": {key: json_safe(value) for key, value in sorted(self.hyperparams.items())},
-            "normalize": self.normalize,
-            "policy": self.policy,
-        }
+        attr = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}  # the device changes no value
+        return {**attr, "hyperparams": {key: json_safe(value) for key, value in sorted(self.hyperparams.items())}}
 
 
 def json_safe(value: Any) -> Any:

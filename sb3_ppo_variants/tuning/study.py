@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import os
 import re
 import warnings
@@ -33,15 +32,15 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner, MedianPruner, NopPruner, SuccessiveHalvingPruner
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
-from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.common.validation import check_float, check_int
 from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
 from sb3_ppo_variants.tuning.summary import StudySummary, summarize
 from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, Client, Heartbeat, Liveness, work
-from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, redact, resolve_storage
+from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, resolve_storage
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 
@@ -54,24 +53,6 @@ RESERVED_HYPERPARAMS = frozenset({"self", "env", "seed", "verbose", "device", "t
 
 
 # ---------------------------------------------------------------------------------------------------- input checks
-
-
-def _check_int(name: str, value: Any, minimum: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int{' or None' if optional else ''}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"`timeout` must be a number of seconds > 0 or None, got {timeout!r}")
-    return float(timeout)
 
 
 def _check_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
@@ -130,75 +111,6 @@ def default_output_dir(study_name: str) -> Path:
 # ---------------------------------------------------------------------------------------------------- the study
 
 
-def _open_study(
-    spec: StorageSpec,
-    study_name: str,
-    settings: TrialSettings,
-    sampler: BaseSampler,
-    pruner: BasePruner,
-    heartbeat_interval: int | None,
-    grace_period: int | None,
-) -> optuna.Study:
-    storage = open_storage(spec, heartbeat_interval, grace_period)
-    try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except Exception as exc:
-        raise RuntimeError(
-            f"Could not create or load study {study_name!r} in {spec.display}: "
-            f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
-        ) from None
-    if study.direction != StudyDirection.MAXIMIZE:
-        raise ValueError(f"`study_name`: study {study_name!r} in {spec.display} minimizes; this tool maximizes the return")
-    wanted = settings.to_attr()
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None:
-        # A new study, or one that holds only enqueued (WAITING) trials: it takes these settings.
-        if any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
-            raise ValueError(
-                f"`study_name`: study {study_name!r} in {spec.display} already has trials but was not created by "
-                "sb3-ppo-variants-tune; choose another study name"
-            )
-        study.set_user_attr(SETTINGS_ATTR, wanted)
-    elif stored != wanted:
-        differences = ", ".join(
-            f"{key}: study has {stored.get(key)!r}, asked for {wanted.get(key)!r}"
-            for key in sorted(set(stored) | set(wanted))
-            if stored.get(key) != wanted.get(key)
-        )
-        raise ValueError(
-            f"`study_name`: study {study_name!r} in {spec.display} was created with other settings ({differences}); "
-            "use the same settings to continue it, or another study name"
-        )
-    return study
-
-
-def _log_progress(study: optuna.Study, number: int, state: TrialState, seconds: float, n_trials: int | None) -> None:
-    trials = study.get_trials(deepcopy=False)
-    trial = next(t for t in trials if t.number == number)
-    budget = Budget.of(trials, n_trials)
-    if state == TrialState.COMPLETE:
-        outcome = f"COMPLETE value {trial.value:.4g}"
-    elif state == TrialState.PRUNED and trial.user_attrs.get(FAIL_REASON_ATTR):
-        outcome = f"PRUNED ({trial.user_attrs[FAIL_REASON_ATTR]})"
-    elif state == TrialState.PRUNED and trial.last_step is not None:
-        outcome = f"PRUNED at step {trial.last_step} (value {trial.intermediate_values[trial.last_step]:.4g})"
-    else:
-        outcome = f"{state.name} ({trial.user_attrs.get(FAIL_REASON_ATTR, 'no reason')})"
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
-    best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
-    target = "" if n_trials is None else f"/{n_trials}"
-    progress = f"finished {budget.finished}{target}, running {budget.running}"
-    logger.info(f"[trial {number}] {outcome} in {seconds:.1f} s | {best_text} | {progress}")
-
-
 class _Tuning(Client):
     """The tuning study's part of the worker loop (:class:`sb3_ppo_variants.workers.loop.Client`)."""
 
@@ -222,7 +134,24 @@ class _Tuning(Client):
         return self._objective(trial)
 
     def finished(self, study: optuna.Study, number: int, state: TrialState, seconds: float) -> None:
-        _log_progress(study, number, state, seconds, self.n_trials)
+        """Log the trial's outcome, the best trial so far and the progress against the budget."""
+        trials = study.get_trials(deepcopy=False)
+        trial = next(t for t in trials if t.number == number)
+        budget = Budget.of(trials, self.n_trials)
+        if state == TrialState.COMPLETE:
+            outcome = f"COMPLETE value {trial.value:.4g}"
+        elif state == TrialState.PRUNED and trial.user_attrs.get(FAIL_REASON_ATTR):
+            outcome = f"PRUNED ({trial.user_attrs[FAIL_REASON_ATTR]})"
+        elif state == TrialState.PRUNED and trial.last_step is not None:
+            outcome = f"PRUNED at step {trial.last_step} (value {trial.intermediate_values[trial.last_step]:.4g})"
+        else:
+            outcome = f"{state.name} ({trial.user_attrs.get(FAIL_REASON_ATTR, 'no reason')})"
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        best = max(complete, key=lambda t: float(t.value or 0.0)) if complete else None
+        best_text = f"best {best.value:.4g} (trial {best.number})" if best is not None else "no complete trial yet"
+        target = "" if self.n_trials is None else f"/{self.n_trials}"
+        progress = f"finished {budget.finished}{target}, running {budget.running}"
+        logger.info(f"[trial {number}] {outcome} in {seconds:.1f} s | {best_text} | {progress}")
 
 
 def _log_start(study: optuna.Study, spec: StorageSpec, settings: TrialSettings, n_trials: int | None, timeout: Any) -> None:
@@ -325,25 +254,23 @@ def run_study(
         raise ValueError(f"`algo` must be one of {', '.join(ALGOS)}, got {algo!r}")
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"`env_id` must be a Gymnasium environment id, got {env_id!r}")
-    _check_int("n_trials", n_trials, 1, optional=True)
-    timeout = _check_timeout(timeout)
+    optional = (("n_trials", n_trials, 1), ("heartbeat_interval", heartbeat_interval, 1), ("grace_period", grace_period, 1))
+    n_trials, heartbeat_interval, grace_period, max_retry = (
+        None if value is None else check_int(name, value, minimum=minimum)  # None: no limit, or off
+        for name, value, minimum in (*optional, ("max_retry", max_retry, 0))
+    )
+    timeout = None if timeout is None else check_float("timeout", timeout, low=0.0, low_open=True)
     if n_trials is None and timeout is None:
         raise ValueError("give `n_trials` or `timeout` (or both): without either the study would never end")
-    n_timesteps = _check_int("n_timesteps_per_trial", n_timesteps_per_trial, 1)
-    assert n_timesteps is not None
-    _check_int("n_seeds", n_seeds, 1)
-    _check_int("n_envs", n_envs, 1)
-    if eval_freq is None:
-        eval_freq = max(n_envs, n_timesteps // 5)
-    _check_int("eval_freq", eval_freq, 1)
+    n_timesteps = check_int("n_timesteps_per_trial", n_timesteps_per_trial, minimum=1)
+    n_seeds, n_envs, n_eval_episodes = (
+        check_int(name, value, minimum=1)
+        for name, value in (("n_seeds", n_seeds), ("n_envs", n_envs), ("n_eval_episodes", n_eval_episodes))
+    )
+    eval_freq = check_int("eval_freq", max(n_envs, n_timesteps // 5) if eval_freq is None else eval_freq, minimum=1)
     if eval_freq < n_envs:
         raise ValueError(f"`eval_freq` ({eval_freq}) must be >= `n_envs` ({n_envs}): one vectorised step is n_envs steps")
-    _check_int("n_eval_episodes", n_eval_episodes, 1)
-    _check_int("seed", seed, 0)
-    _check_int("n_startup_trials", n_startup_trials, 0)
-    _check_int("heartbeat_interval", heartbeat_interval, 1, optional=True)
-    _check_int("grace_period", grace_period, 1, optional=True)
-    _check_int("max_retry", max_retry, 0, optional=True)
+    seed, n_startup_trials = check_int("seed", seed, minimum=0), check_int("n_startup_trials", n_startup_trials, minimum=0)
     if not isinstance(verbose, int):
         raise TypeError(f"`verbose` must be an int, got {verbose!r}")
     fixed, policy = _check_hyperparams(algo, hyperparams)
@@ -371,14 +298,26 @@ def run_study(
     )
     spec = resolve_storage(storage, out)
     out.mkdir(parents=True, exist_ok=True)
-    study = _open_study(
+    wanted = settings.to_attr()
+
+    def differences(stored: dict[str, Any]) -> list[str]:
+        keys = sorted(set(stored) | set(wanted))
+        return [
+            f"{k}: study has {stored.get(k)!r}, asked for {wanted.get(k)!r}" for k in keys if stored.get(k) != wanted.get(k)
+        ]
+
+    study = create_or_load_study(
         spec,
         study_name,
-        settings,
+        SETTINGS_ATTR,
+        wanted,
+        differences,
         make_sampler(sampler, n_startup_trials, sampler_seed),
         make_pruner(pruner, n_startup_trials, n_warmup_steps=n_timesteps // 3),
         heartbeat_interval,
         grace_period,
+        tool="sb3-ppo-variants-tune",
+        what="set of settings",
     )
     _log_start(study, spec, settings, n_trials, timeout)
     poll = 2.0 if heartbeat_interval is None else min(5.0, max(1.0, heartbeat_interval / 2))

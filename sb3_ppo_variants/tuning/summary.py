@@ -113,8 +113,7 @@ class StudySummary:
         ]
         if self.budget.retried:
             lines.append(f"  {self.budget.retried} failed trial(s) replaced by a retry")
-        for number, state, reason in self.failures:
-            lines.append(f"  trial {number} {state}: {reason}")
+        lines += [f"  trial {number} {state}: {reason}" for number, state, reason in self.failures]
         if self.best_trial is None:
             lines.append("  no complete trial yet: no best hyperparameters")
         else:
@@ -122,10 +121,8 @@ class StudySummary:
             lines.append("")
             lines.append(f"zoo_configs/{s.algo}.yml entry (rl_zoo3 format):")
             lines.append(self.zoo_yaml or "")
-        for kind, path in self.files.items():
-            lines.append(f"  wrote {kind}: {path}")
-        for kind, reason in self.skipped.items():
-            lines.append(f"  skipped {kind}: {reason}")
+        lines += [f"  wrote {kind}: {path}" for kind, path in self.files.items()]
+        lines += [f"  skipped {kind}: {reason}" for kind, reason in self.skipped.items()]
         return "\n".join(lines)
 
 
@@ -183,10 +180,11 @@ def render_zoo_yaml(entry: Mapping[str, Any], comment: str) -> str:
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+    return path
 
 
 def _save_figure(plot: Callable[[], Any], path: Path) -> None:
@@ -212,16 +210,10 @@ def write_plots(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path],
 
     :return: ``(written, skipped)``: paths by plot name, and the reason for each plot not drawn
     """
-    written: dict[str, Path] = {}
-    skipped: dict[str, str] = {}
-    names = ("optimization_history", "param_importances", "intermediate_values")
     from optuna.visualization import matplotlib as optuna_mpl
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        available = optuna_mpl.is_available()
-    if not available:
-        return written, dict.fromkeys(names, "matplotlib is not installed (pip install matplotlib)")
+    written: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     plots: dict[str, tuple[Callable[[], Any], str | None]] = {
@@ -240,6 +232,10 @@ def write_plots(study: optuna.Study, output_dir: Path) -> tuple[dict[str, Path],
             None if any(t.intermediate_values for t in trials) else "no trial reported an evaluation",
         ),
     }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        if not optuna_mpl.is_available():
+            return written, dict.fromkeys(plots, "matplotlib is not installed (pip install matplotlib)")
     for name, (plot, reason) in plots.items():
         if reason is not None:
             skipped[name] = reason
@@ -291,9 +287,7 @@ def summarize(
     :param plots: Draw the PNG plots
     """
     trials = study.get_trials(deepcopy=False)
-    counts = {state.name: 0 for state in TrialState}
-    for trial in trials:
-        counts[trial.state.name] += 1
+    counts = {state.name: sum(1 for trial in trials if trial.state == state) for state in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best: FrozenTrial | None = study.best_trial if complete else None
     best_hyperparams: dict[str, Any] = {}
@@ -324,9 +318,7 @@ def summarize(
         return summary
     output_dir.mkdir(parents=True, exist_ok=True)
     if zoo_yaml is not None:
-        path = output_dir / ZOO_YAML_FILENAME
-        _write_text(path, zoo_yaml)
-        summary.files["zoo_config"] = path
+        summary.files["zoo_config"] = _write_text(output_dir / ZOO_YAML_FILENAME, zoo_yaml)
     else:
         summary.skipped["zoo_config"] = "no complete trial"
     try:
@@ -334,9 +326,7 @@ def summarize(
     except ImportError:
         summary.skipped["trials_csv"] = "pandas is not installed"
     else:
-        path = output_dir / TRIALS_FILENAME
-        _write_text(path, frame.to_csv(index=False))
-        summary.files["trials_csv"] = path
+        summary.files["trials_csv"] = _write_text(output_dir / TRIALS_FILENAME, frame.to_csv(index=False))
     if plots:
         written, skipped = write_plots(study, output_dir)
         summary.files.update(written)

@@ -10,6 +10,7 @@ PID is only meaningful on the machine, and in the PID namespace, it came from).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,10 +60,8 @@ def machine_key() -> str:
     boot_id = _read("/proc/sys/kernel/random/boot_id")
     if boot_id:
         parts.append(boot_id)
-    try:
+    with contextlib.suppress(OSError):
         parts.append(os.readlink("/proc/self/ns/pid"))
-    except OSError:
-        pass
     return "|".join(parts)
 
 

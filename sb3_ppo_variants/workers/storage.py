@@ -1,4 +1,4 @@
-"""Where a study lives: resolving ``--storage``, opening it, masking its secrets, and the claim lock.
+"""Where a study lives: resolving ``--storage``, opening it and the study in it, masking its secrets, and the claim lock.
 
 Three ways to name a storage (:func:`resolve_storage`):
 
@@ -38,14 +38,19 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import optuna
 from optuna.exceptions import ExperimentalWarning
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
 
 from sb3_ppo_variants.workers.processes import kill_point, kill_requested
 
@@ -235,6 +240,55 @@ def open_storage(spec: StorageSpec, heartbeat_interval: int | None = None, grace
             f"Could not open the Optuna storage {spec.display} ({spec.source}): "
             f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
         ) from None
+
+
+def create_or_load_study(
+    spec: StorageSpec,
+    study_name: str,
+    settings_attr: str,
+    settings: Any,
+    differences: Callable[[Any], list[str]],
+    sampler: BaseSampler,
+    pruner: BasePruner | None = None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    *,
+    tool: str,
+    what: str,
+) -> optuna.Study:
+    """Create or load the maximising study ``study_name`` and check that it was made by ``tool`` with ``settings``.
+
+    A new study (or one holding only enqueued WAITING trials) stores ``settings`` in its user attribute
+    ``settings_attr``; a study that holds other settings is refused, with ``differences(stored)`` in the message.
+
+    :param what: What the settings are called in the messages (``set of settings``, ``ablation grid``)
+    :raises StorageError: if Optuna cannot create or load the study (the message never contains the password)
+    :raises ValueError: for a minimising study, one of another program, or one with other settings
+    """
+    storage = open_storage(spec, heartbeat_interval, grace_period)
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
+        )
+    except Exception as exc:
+        raise StorageError(
+            f"Could not create or load study {study_name!r} in {spec.display}: "
+            f"{type(exc).__name__}: {redact(str(exc), spec.secrets)}"
+        ) from None
+    where = f"`study_name`: study {study_name!r} in {spec.display}"
+    if study.direction != StudyDirection.MAXIMIZE:
+        raise ValueError(f"{where} minimizes; this tool maximizes the return")
+    stored = study.user_attrs.get(settings_attr)
+    if stored is None:
+        if any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+            raise ValueError(f"{where} already has trials but was not created by {tool}; choose another study name")
+        study.set_user_attr(settings_attr, settings)
+    elif found := differences(stored):
+        raise ValueError(
+            f"{where} was created with another {what} ({'; '.join(found)}); use the same {what} to continue it, "
+            "or another study name"
+        )
+    return study
 
 
 # ---------------------------------------------------------------------------------------------------- journal lock
