@@ -52,3 +52,31 @@ def test_profile_table_finds_the_policy_calls_of_sb3_and_ours(tmp_path: Path) ->
         assert parts <= table[algo]["learn() total"] * 1.001
         # the policy's rollout step is a real share of the rollouts, not a stray call
         assert table[algo]["policy forward + sample + log_prob"] > 0.1 * table[algo]["collect_rollouts"]
+
+
+def test_phases_worker_splits_a_learn_into_its_phases() -> None:
+    """benchmarks/phases.py: the phases add up to at most the whole learn(), and the policy is not touched."""
+    from benchmarks import phases
+
+    spec = {
+        "algo": "ClipPPO",
+        "kwargs": {"n_steps": 32, "batch_size": 32, "n_epochs": 2},
+        "env_id": "CartPole-v1",
+        "n_envs": 2,
+        "timesteps": 128,
+        "seed": 0,
+        "warmup_timesteps": 64,
+    }
+    result = phases.run_worker(spec)
+    us = result["us_per_step"]
+    assert result["steps"] == 128
+    assert all(us[key] > 0 for key in ("total", *phases.PHASES))
+    assert sum(us[key] for key in phases.PHASES) <= us["total"]
+
+
+def test_floor_measures_every_figure() -> None:
+    from benchmarks import floor
+
+    for setting in floor.SETTINGS:
+        figures = floor.measure(setting, loops=3)
+        assert len(figures) == 5 and all(value > 0 for value in figures.values())
