@@ -100,6 +100,7 @@ import io
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -807,6 +808,51 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+#: the swept quantity of a sweep setting's name ("sweep CartPole-v1 n_envs=16" -> env, "n_envs", 16)
+SWEEP_NAME = re.compile(r"^sweep (?P<env>\S+) (?P<what>n_envs|width)=(?P<value>\d+)$")
+
+
+def plot_scaling(summary: list[dict[str, Any]], path: Path) -> bool:
+    """Line chart of the sweep: median steps/s (min-max bars) over the swept quantity, one line per algorithm and one
+    panel per environment. Returns False (and writes nothing) when ``summary`` has no sweep setting."""
+    panels: dict[tuple[str, str], dict[str, list[tuple[int, dict[str, Any]]]]] = {}
+    for row in summary:
+        match = SWEEP_NAME.match(row["setting"])
+        if match is not None:
+            lines = panels.setdefault((match["env"], match["what"]), {})
+            lines.setdefault(row["algorithm"], []).append((int(match["value"]), row))
+    if not panels:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, ((env, what), lines) in zip(axes[0], panels.items(), strict=True):
+        for index, (algorithm, points) in enumerate(lines.items()):
+            points.sort(key=lambda point: point[0])
+            xs = [x for x, _ in points]
+            ys = [row["median_steps_per_s"] for _, row in points]
+            errors = [
+                [y - row["min_steps_per_s"] for y, (_, row) in zip(ys, points, strict=True)],
+                [row["max_steps_per_s"] - y for y, (_, row) in zip(ys, points, strict=True)],
+            ]
+            color = "0.5" if index == 0 else f"C{index - 1}"
+            ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, color=color, label=algorithm)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("number of envs" if what == "n_envs" else "hidden layer width (both networks)")
+        ax.set_ylabel("steps / s (median, min-max)")
+        ax.set_title(env, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle("How throughput grows with the work: learn() wall clock, 1 torch thread", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -864,6 +910,7 @@ def write_outputs(
     }
     (out / f"{name}.json").write_text(json.dumps(payload, indent=1))
     plot(summary, out / f"{name}.png")
+    plot_scaling(summary, out / f"{name}_scaling.png")
     return markdown
 
 
@@ -877,6 +924,7 @@ def render(json_path: Path) -> str:
     markdown = markdown_tables(summary, checks, payload["meta"])
     json_path.with_suffix(".md").write_text(markdown)
     plot(summary, json_path.with_suffix(".png"))
+    plot_scaling(summary, json_path.with_name(f"{json_path.stem}_scaling.png"))
     return markdown
 
 

@@ -80,3 +80,21 @@ def test_floor_measures_every_figure() -> None:
     for setting in floor.SETTINGS:
         figures = floor.measure(setting, loops=3)
         assert len(figures) == 5 and all(value > 0 for value in figures.values())
+
+
+def test_scaling_plot_only_for_sweeps(tmp_path: Path) -> None:
+    def row(setting: str, algorithm: str, steps_per_s: float) -> dict:
+        return {
+            "setting": setting,
+            "algorithm": algorithm,
+            "median_steps_per_s": steps_per_s,
+            "min_steps_per_s": 0.9 * steps_per_s,
+            "max_steps_per_s": 1.1 * steps_per_s,
+        }
+
+    sweep = [row(f"sweep CartPole-v1 n_envs={n}", algo, n * k) for n in (1, 4) for algo, k in (("SB3 PPO", 1), ("ClipPPO", 2))]
+    sweep += [row(f"sweep HalfCheetah-v5 width={w}", "SB3 PPO", 1000 / w) for w in (64, 256)]
+    assert throughput.plot_scaling(sweep, tmp_path / "sweep_scaling.png")
+    assert (tmp_path / "sweep_scaling.png").stat().st_size > 0
+    assert not throughput.plot_scaling([row("CartPole-v1 PPO-zoo", "SB3 PPO", 1.0)], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
