@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -40,12 +39,12 @@ from benchmarks.throughput import (
     ALL_ENVS,
     RESULT_MARKER,
     SBX_LABEL,
-    WORKER_ENV,
     _cpu_name,
-    algorithm_classes,
+    _spec,
+    build_model,
     build_settings,
     git_state,
-    materialise_kwargs,
+    launch_worker,
     snapshot_package,
 )
 
@@ -58,16 +57,8 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     import torch as th
 
     th.set_num_threads(1)
-    from stable_baselines3.common.env_util import make_vec_env
-
-    cls = algorithm_classes()[spec["algo"]]
-
-    def make_model(seed: int) -> Any:
-        env = make_vec_env(spec["env_id"], n_envs=spec["n_envs"], seed=seed)
-        return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **materialise_kwargs(spec["kwargs"]))
-
-    make_model(spec["seed"] + 100_000).learn(spec["warmup_timesteps"])
-    model = make_model(spec["seed"])
+    build_model(spec, spec["seed"] + 100_000).learn(spec["warmup_timesteps"])
+    model = build_model(spec, spec["seed"])
     seconds = {"env.step": 0.0, "collect_rollouts": 0.0, "train": 0.0}
 
     def timed(owner: Any, name: str, key: str) -> None:
@@ -102,18 +93,6 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def launch(spec: dict[str, Any], pythonpath: Path) -> dict[str, Any]:
-    """One worker in a fresh process (the package imported from the snapshot ``pythonpath``)."""
-    paths = (str(pythonpath), os.environ.get("PYTHONPATH", ""))
-    env = {**os.environ, **WORKER_ENV, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_MARKER):
-            return dict(json.loads(line[len(RESULT_MARKER) :]))
-    raise RuntimeError(f"worker failed ({proc.returncode}) for {spec['algo']} on {spec['env_id']}:\n{proc.stderr[-3000:]}")
-
-
 def measure(envs: Sequence[str], repeats: int, seed: int, pythonpath: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """``{setting: {algorithm label: [result per round]}}``, rounds interleaved."""
     from tqdm import tqdm
@@ -128,16 +107,8 @@ def measure(envs: Sequence[str], repeats: int, seed: int, pythonpath: Path) -> d
                     if algo.label == SBX_LABEL:
                         continue
                     bar.set_description(f"{setting.name} | {algo.label}")
-                    spec = {
-                        "algo": algo.algo,
-                        "kwargs": algo.kwargs,
-                        "env_id": setting.env_id,
-                        "n_envs": setting.n_envs,
-                        "timesteps": setting.timesteps,
-                        "seed": seed + repeat,
-                        "warmup_timesteps": setting.rollout_size,
-                    }
-                    results[setting.name][algo.label].append(launch(spec, pythonpath))
+                    spec = _spec(setting, algo, setting.timesteps, seed + repeat, warmup=setting.rollout_size)
+                    results[setting.name][algo.label].append(launch_worker(spec, pythonpath, script=Path(__file__)))
                     bar.update()
     return results
 

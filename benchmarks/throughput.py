@@ -413,6 +413,15 @@ def _mib(kib: int | None) -> float | None:
     return None if kib is None else kib / 1024.0
 
 
+def build_model(spec: dict[str, Any], seed: int) -> Any:
+    """The algorithm of a worker ``spec`` (``algo``, ``kwargs``, ``env_id``, ``n_envs``) on a fresh ``make_vec_env``."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    cls = algorithm_classes()[spec["algo"]]
+    env = make_vec_env(spec["env_id"], n_envs=spec["n_envs"], seed=seed)
+    return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **materialise_kwargs(spec["kwargs"]))
+
+
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Build, warm up and time one training (in this fresh process); the measurements as a JSON-able dict.
 
@@ -423,25 +432,16 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     th.set_num_threads(1)
     th.set_num_interop_threads(1)
-    from stable_baselines3.common.env_util import make_vec_env
-
-    cls = algorithm_classes()[spec["algo"]]
-    kwargs = materialise_kwargs(spec["kwargs"])
-
-    def make_model(seed: int) -> Any:
-        env = make_vec_env(spec["env_id"], n_envs=spec["n_envs"], seed=seed)
-        return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
-
     warmup_wall = 0.0
     if spec["warmup_timesteps"] > 0:
         start = time.perf_counter()
-        warm = make_model(spec["seed"] + 100_000)
+        warm = build_model(spec, spec["seed"] + 100_000)
         warm.learn(total_timesteps=spec["warmup_timesteps"])
         warm.env.close()
         del warm
         warmup_wall = time.perf_counter() - start
 
-    model = make_model(spec["seed"])
+    model = build_model(spec, spec["seed"])
     gc.collect()
     rss_before = _proc_status_kib("VmRSS")
     # the reset below also lowers what getrusage() reports afterwards: keep the peaks so far
@@ -564,15 +564,16 @@ def with_ref_algorithms(settings: list[Setting], sha: str, source: Path) -> list
     return out
 
 
-def launch_worker(spec: dict[str, Any], pythonpath: Path | None = None) -> dict[str, Any]:
-    """Run one worker (this script with ``--worker``) in a fresh process and return its result.
+def launch_worker(spec: dict[str, Any], pythonpath: Path | None = None, script: Path | None = None) -> dict[str, Any]:
+    """Run one worker (``script``, by default this one, with ``--worker``) in a fresh process; return its result.
 
     :param pythonpath: a directory put first on the worker's ``PYTHONPATH`` (a :func:`snapshot_package` copy)
+    :param script: a benchmark script whose ``--worker`` prints its JSON result after :data:`RESULT_MARKER`
     """
     env = {**os.environ, **WORKER_ENV}
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), os.environ.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    cmd = [sys.executable, str((script or Path(__file__)).resolve()), "--worker", json.dumps(spec)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_MARKER):

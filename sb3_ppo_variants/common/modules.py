@@ -47,7 +47,7 @@ def _sequential(module: Any, x: th.Tensor) -> th.Tensor:
 
 
 def _flatten_extractor(module: Any, x: th.Tensor) -> th.Tensor:
-    return _flatten(module.flatten, x) if type(module.flatten) is nn.Flatten else module.flatten(x)
+    return run_module(module.flatten, x)
 
 
 #: exact module class -> its forward computation, written with the same torch functions as the class's ``forward``
