@@ -323,3 +323,37 @@ def test_set_training_mode_switches_every_module_and_only_when_needed() -> None:
     assert calls == []
     set_training_mode(policy, True)
     assert calls == [True] and all(module.training for module in policy.modules())
+
+
+@pytest.mark.parametrize(
+    "obs_space, action_space",
+    [
+        (spaces.Box(-1.0, 1.0, (3,), np.float32), spaces.Box(-1.0, 1.0, (2,), np.float32)),
+        (spaces.Discrete(5), spaces.Discrete(3)),
+        (spaces.Box(0, 255, (2, 2), np.uint8), spaces.MultiDiscrete([2, 3])),
+    ],
+)
+def test_tensor_buffer_add_stores_what_sb3_stores(obs_space: spaces.Space, action_space: spaces.Space) -> None:
+    """TensorRolloutBuffer's direct ``add`` against SB3's RolloutBuffer.add: the same arrays, bit for bit."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    from sb3_ppo_variants.common.buffers import TensorRolloutBuffer
+
+    n_envs = 3
+    ours = TensorRolloutBuffer(4, obs_space, action_space, n_envs=n_envs)
+    sb3 = RolloutBuffer(4, obs_space, action_space, n_envs=n_envs)
+    rng = np.random.default_rng(0)
+    obs_space.seed(1)
+    action_space.seed(2)
+    for _ in range(4):
+        obs = np.stack([obs_space.sample() for _ in range(n_envs)]).astype(np.float64)  # cast on the way in
+        action = np.stack([action_space.sample() for _ in range(n_envs)])
+        reward, start = rng.normal(size=n_envs), rng.random(n_envs) < 0.3
+        value, log_prob = th.randn(n_envs, 1), th.randn(n_envs)
+        for buffer in (ours, sb3):
+            buffer.add(obs, action, reward, start, value, log_prob)
+    assert ours.full and ours.pos == sb3.pos
+    for field in ("observations", "actions", "rewards", "episode_starts", "values", "log_probs"):
+        theirs = getattr(sb3, field)
+        assert getattr(ours, field).dtype == theirs.dtype
+        np.testing.assert_array_equal(getattr(ours, field), theirs)

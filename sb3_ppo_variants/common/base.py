@@ -498,8 +498,11 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         assert self._last_obs is not None, "No previous observation was provided"
         set_training_mode(self.policy, False)
         calls = self.policy_calls_class(self.policy)
-        # SB3's collect_rollouts runs the policy under no_grad; the lean path may use inference mode (faster)
-        grad_mode = th.inference_mode if calls.lean else th.no_grad
+        # SB3's collect_rollouts runs the policy under no_grad; the lean path may use inference mode (faster).
+        # One instance of each context manager, entered at every step (cheaper than building them per step).
+        grad_mode = th.inference_mode() if calls.lean else th.no_grad()
+        no_validation = no_distribution_validation()
+        on_cpu = self.device.type == "cpu"
         uses_critic = self.uses_critic
         n_steps = 0
         rollout_buffer.reset()
@@ -511,7 +514,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
 
-            with grad_mode(), no_distribution_validation():
+            with grad_mode, no_validation:
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 policy_kwargs = self._rollout_policy_kwargs(env)
                 outputs = calls.act(obs_tensor, with_values=uses_critic, **policy_kwargs)
@@ -520,7 +523,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if values is None:
                 values = th.zeros((env.num_envs, 1), device=self.device)
             assert actions_tensor is not None
-            actions = actions_tensor.reshape((-1, *self.action_space.shape)).cpu().numpy()  # type: ignore[misc]
+            # SB3: actions.cpu().numpy() (a view of the tensor's memory on the CPU), then reshaped
+            actions: np.ndarray = actions_tensor.numpy() if on_cpu else actions_tensor.cpu().numpy()
+            actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[arg-type,misc]
 
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):

@@ -7,12 +7,14 @@ reward-to-go) subclass them in the algorithm's folder.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, RolloutBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
@@ -92,11 +94,46 @@ class TensorRolloutBuffer(_TensorSamplingMixin, RolloutBuffer):
     """SB3's :class:`~stable_baselines3.common.buffers.RolloutBuffer`, sampling minibatches in torch (same values).
 
     The default buffer of our algorithms for non-Dict observations; parameters are those of SB3's ``RolloutBuffer``.
+    ``add`` stores the same values as SB3's with one copy per field instead of two or three.
     """
 
     def reset(self) -> None:
         self._drop_tensors()
         super().reset()
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        """SB3's ``RolloutBuffer.add(obs, action, reward, episode_start, value, log_prob)``.
+
+        Where the next ``add`` up the class hierarchy is SB3's own (not, e.g., sb3-contrib's maskable buffer's, which
+        also stores masks), the fields are written directly: the assignment into the float32 arrays makes the one copy
+        (and cast) that SB3's ``np.array(...)`` and ``tensor.clone().cpu().numpy()`` are followed by.
+        """
+        if kwargs or len(args) != 6 or not _plain_add(type(self)):
+            super().add(*args, **kwargs)
+            return
+        obs, action, reward, episode_start, value, log_prob = args
+        if len(log_prob.shape) == 0:
+            log_prob = log_prob.reshape(-1, 1)
+        if isinstance(self.observation_space, spaces.Discrete):
+            obs = obs.reshape((self.n_envs, *self.obs_shape))
+        pos = self.pos
+        self.observations[pos] = obs
+        self.actions[pos] = action.reshape((self.n_envs, self.action_dim))
+        self.rewards[pos] = reward
+        self.episode_starts[pos] = episode_start
+        self.values[pos] = value.cpu().numpy().reshape(-1)
+        self.log_probs[pos] = log_prob.cpu().numpy()
+        self.pos += 1
+        if self.pos == self.buffer_size:
+            self.full = True
+
+
+@functools.cache
+def _plain_add(cls: type) -> bool:
+    """Whether the ``add`` that :class:`TensorRolloutBuffer` defers to in ``cls``'s hierarchy is SB3's own."""
+    after = cls.__mro__[cls.__mro__.index(TensorRolloutBuffer) + 1 :]
+    following = next(klass.__dict__["add"] for klass in after if "add" in klass.__dict__)
+    return following is RolloutBuffer.add
 
 
 class DictTensorRolloutBuffer(_TensorSamplingMixin, DictRolloutBuffer):

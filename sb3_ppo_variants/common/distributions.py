@@ -20,9 +20,7 @@ validation flag only where it can read it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 
 import torch as th
 from stable_baselines3.common.distributions import (
@@ -130,24 +128,27 @@ def lean_distributions_available() -> bool:
         return False
 
 
-@contextlib.contextmanager
-def no_distribution_validation() -> Iterator[None]:
+class no_distribution_validation:
     """Skip torch's argument validation of distributions inside our own computations, and restore the user's setting.
 
     Validation re-checks every logits/scale tensor each time a distribution is built (a noticeable share of a small
     MLP's step); our explicit checks cover what it would catch: non-finite environment output in every rollout step
     and non-finite losses or parameters after every update. Callbacks and user code run outside this scope. Where the
     current setting cannot be read (torch's private ``Distribution._validate_args``), nothing is changed.
+
+    A plain class rather than a generator context manager: the rollout loop enters it at every step, and one instance
+    may be entered again after it was exited.
     """
-    previous = internals.private(th.distributions.Distribution, "_validate_args")
-    if not isinstance(previous, bool):
-        yield
-        return
-    th.distributions.Distribution.set_default_validate_args(False)
-    try:
-        yield
-    finally:
-        th.distributions.Distribution.set_default_validate_args(previous)
+
+    def __enter__(self) -> None:
+        previous = internals.private(th.distributions.Distribution, "_validate_args")
+        self._previous = previous if isinstance(previous, bool) else None
+        if self._previous is not None:
+            th.distributions.Distribution.set_default_validate_args(False)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            th.distributions.Distribution.set_default_validate_args(self._previous)
 
 
 def action_distribution(policy: ActorCriticPolicy, latent_pi: th.Tensor) -> Distribution:

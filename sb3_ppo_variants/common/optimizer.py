@@ -55,6 +55,19 @@ def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dic
     return {**policy_kwargs, "optimizer_kwargs": {**optimizer_kwargs, implementation: True}}
 
 
+def rounding_fast_paths_allowed(optimizer: th.optim.Optimizer | None) -> bool:
+    """Whether the fast paths that change float rounding (not the math, not the random draws) may run: only while the
+    policy's optimizer is the fused Adam/AdamW that :func:`with_fast_optimizer` selects (or the user chose).
+
+    Choosing Adam's implementation yourself (``optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False)``) or
+    another optimizer asks for SB3's exact arithmetic: then the NumPy rollout step
+    (:mod:`sb3_ppo_variants.common.numpy_policy`) stays off as well, and the run computes SB3's numbers bit for bit.
+    """
+    if type(optimizer) not in (th.optim.Adam, th.optim.AdamW):
+        return False
+    return all(group.get("fused") for group in optimizer.param_groups)  # type: ignore[union-attr]
+
+
 @functools.cache
 def fused_adam_available(device_type: str) -> bool:
     """Whether ``torch.optim.Adam(fused=True)`` runs on ``device_type`` and its kernel can be called directly."""

@@ -50,6 +50,8 @@ from torch import nn
 from sb3_ppo_variants.common import internals
 from sb3_ppo_variants.common.distributions import action_distribution
 from sb3_ppo_variants.common.modules import run_module
+from sb3_ppo_variants.common.numpy_policy import NumpyRolloutStep, numpy_rollout_step
+from sb3_ppo_variants.common.optimizer import rounding_fast_paths_allowed
 
 #: The policy classes the lean path stands in for (exact classes: a subclass takes SB3's public path).
 SB3_POLICY_CLASSES: tuple[type[ActorCriticPolicy], ...] = (
@@ -197,6 +199,15 @@ class PolicyCalls:
     def __init__(self, policy: ActorCriticPolicy) -> None:
         self.policy = policy
         self.lean = is_exact_sb3_policy(policy)
+        self._numpy_step: NumpyRolloutStep | bool | None = False  # built on the first act(): False = not yet
+
+    def numpy_step(self) -> NumpyRolloutStep | None:
+        """The NumPy rollout step of :mod:`sb3_ppo_variants.common.numpy_policy` where it applies, else None."""
+        if self._numpy_step is False:
+            # it changes float rounding: not where the user asked for SB3's exact arithmetic (optimizer.py)
+            allowed = self.lean and rounding_fast_paths_allowed(getattr(self.policy, "optimizer", None))
+            self._numpy_step = numpy_rollout_step(self.policy) if allowed else None
+        return self._numpy_step  # type: ignore[return-value]
 
     def act(self, obs: PyTorchObs, with_values: bool, **policy_kwargs: Any) -> PolicyOutputs:
         """One rollout step: sampled actions, values (``with_values``), log-probabilities, the distribution.
@@ -205,6 +216,10 @@ class PolicyCalls:
         ``th.no_grad()``. ``policy_kwargs`` (e.g. sb3-contrib's ``action_masks=``) go to every policy call and turn the
         lean path off.
         """
+        numpy_step = self.numpy_step() if self.lean and not policy_kwargs else None
+        if numpy_step is not None and isinstance(obs, th.Tensor) and numpy_step.applies(obs):
+            actions, values, log_prob, build_distribution = numpy_step.act(obs, with_values)
+            return PolicyOutputs(values, log_prob, build_distribution, actions=actions)
         if self.lean and not policy_kwargs:
             distribution, values = _lean_outputs(self.policy, obs, with_values)
             actions = distribution.get_actions()
