@@ -69,13 +69,18 @@ def dist_params(distribution: Distribution) -> th.Tensor:
     if isinstance(distribution, BernoulliDistribution):
         return distribution.distribution.logits
     if isinstance(distribution, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
-        normal = distribution.distribution
-        mean, std = normal.mean, normal.stddev
-        if mean.dim() == 1:
-            mean, std = mean.unsqueeze(-1), std.unsqueeze(-1)
-        # the std of DiagGaussian is state independent and broadcast: expand it to one row per sample
-        return th.cat([mean, std.expand_as(mean)], dim=1)
+        return th.cat(_gaussian_params(distribution), dim=1)
     raise TypeError(f"No closed-form KL for the action distribution {type(distribution).__name__}")
+
+
+def _gaussian_params(distribution: Distribution) -> tuple[th.Tensor, th.Tensor]:
+    """Mean and standard deviation of a built SB3 Gaussian (or gSDE) distribution, each ``(batch, action_dim)``."""
+    normal = distribution.distribution  # type: ignore[attr-defined]
+    mean, std = normal.mean, normal.stddev
+    if mean.dim() == 1:
+        mean, std = mean.unsqueeze(-1), std.unsqueeze(-1)
+    # the std of DiagGaussian is state independent and broadcast: expand it to one row per sample
+    return mean, std.expand_as(mean)
 
 
 def _categorical_kl(old_logits: th.Tensor, new_log_probs: th.Tensor) -> th.Tensor:
@@ -105,8 +110,7 @@ def closed_form_kl(old_params: th.Tensor, new: Distribution) -> th.Tensor:
         return kl.sum(dim=1)
     if isinstance(new, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
         old_mean, old_std = old_params.chunk(2, dim=1)
-        new_params = dist_params(new)
-        new_mean, new_std = new_params.chunk(2, dim=1)
+        new_mean, new_std = _gaussian_params(new)  # the values dist_params(new) would store, without the concatenation
         # KL(N(m1, s1) || N(m2, s2)) = log(s2/s1) + (s1^2 + (m1-m2)^2) / (2 s2^2) - 1/2, per dimension
         var_ratio = (old_std / new_std).pow(2)
         kl = 0.5 * (var_ratio + ((old_mean - new_mean) / new_std).pow(2) - 1.0 - var_ratio.log())
