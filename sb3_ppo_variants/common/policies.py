@@ -20,7 +20,10 @@ the policy (:func:`is_exact_sb3_policy`):
 
 It is decided once per rollout and once per update (:class:`PolicyCalls`), so a hook registered between two
 updates is honoured from the next one on. The lean path computes the same numbers and draws the same random numbers
-as SB3's methods (tested bit for bit); with the public path our algorithms call
+as SB3's methods (tested bit for bit). Within it, rollouts of SB3's exact ``MlpPolicy`` run the NumPy step of
+:mod:`sb3_ppo_variants.common.numpy_policy` (the same draws, float rounding may differ) while the optimizer is the
+default fused Adam (:func:`~sb3_ppo_variants.common.optimizer.rounding_fast_paths_allowed`). With the public path our
+algorithms call
 
 - in rollouts: ``policy(obs)`` (``forward``: actions, values, log-probabilities, as SB3's ``collect_rollouts``), plus
   ``policy.get_distribution(obs)`` when the algorithm stores the old distribution (KLPenaltyPPO's closed-form KL);

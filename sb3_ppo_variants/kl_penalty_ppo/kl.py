@@ -73,9 +73,9 @@ def dist_params(distribution: Distribution) -> th.Tensor:
     raise TypeError(f"No closed-form KL for the action distribution {type(distribution).__name__}")
 
 
-def _gaussian_params(distribution: Distribution) -> tuple[th.Tensor, th.Tensor]:
+def _gaussian_params(distribution: DiagGaussianDistribution | StateDependentNoiseDistribution) -> tuple[th.Tensor, th.Tensor]:
     """Mean and standard deviation of a built SB3 Gaussian (or gSDE) distribution, each ``(batch, action_dim)``."""
-    normal = distribution.distribution  # type: ignore[attr-defined]
+    normal = distribution.distribution
     mean, std = normal.mean, normal.stddev
     if mean.dim() == 1:
         mean, std = mean.unsqueeze(-1), std.unsqueeze(-1)
