@@ -6,6 +6,9 @@ clipped surrogate and the value loss, gradient clipping (foreach) and fused Adam
 - ``gradient step``: forward, backward, clipping and the Adam step on one minibatch;
 - ``gradient step, tanh as 2·sigmoid(2x) - 1``: the same with the activation rewritten (the same function, other
   rounding), to see whether torch's slower CPU ``tanh`` matters inside a whole step;
+- ``gradient step, NumPy forward and backward``: the same step with the loss gradients computed by hand in NumPy
+  (written into ``.grad``; clipping and fused Adam in torch as above), checked against autograd before timing: a
+  prototype of what the update could cost without torch's per-op dispatch (our algorithms do not do this);
 - ``rollout forward``: both networks and sampling for the observations of one vectorised step, no gradient;
 - ``tanh`` and ``2·sigmoid(2x) - 1`` alone on a (minibatch, 64) tensor.
 
@@ -29,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch as th
 from torch import nn
 
@@ -52,6 +56,61 @@ def _forward(net: nn.Sequential, x: th.Tensor, activation: Callable[[th.Tensor],
     for layer in net:
         x = activation(x) if isinstance(layer, nn.Tanh) else layer(x)
     return x
+
+
+def _numpy_loss_grads(
+    nets: Sequence[nn.Sequential], data: dict[str, np.ndarray], n_discrete: int
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The gradients of the floor's loss (clipped surrogate + 0.5 * value loss) by hand, in NumPy.
+
+    Returns the gradients of every ``Linear`` weight and bias of ``nets`` (actor, then critic) in parameter order, and
+    of ``log_std`` for Gaussian actions. Backward of ``tanh`` is ``1 - tanh^2``; of ``min(r A, clip(r) A)`` it is
+    ``A`` where the unclipped term is the smaller one or ``r`` lies within the clip range (torch splits a tie between
+    the two terms, which sums to the same), 0 elsewhere.
+    """
+    x, batch = data["obs"], data["obs"].shape[0]
+    forward: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+    outputs = []
+    for net in nets:
+        weights = [layer.weight.detach().numpy() for layer in net if isinstance(layer, nn.Linear)]
+        biases = [layer.bias.detach().numpy() for layer in net if isinstance(layer, nn.Linear)]
+        activations = [x]
+        for i, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+            z = activations[-1] @ weight.T + bias
+            activations.append(np.tanh(z) if i < len(weights) - 1 else z)
+        forward.append((weights, activations))
+        outputs.append(activations[-1])
+    out, values = outputs
+    advantages = data["advantages"]
+    adv = (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)
+    actions = data["actions"]
+    if n_discrete:
+        shifted = out - out.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_prob = log_probs[np.arange(batch), actions]
+    else:
+        log_std = data["log_std"]
+        std, diff = np.exp(log_std), actions - out
+        log_prob = (-(diff**2) / (2 * std**2) - log_std).sum(axis=1)
+    ratio = np.exp(log_prob - data["old_log_prob"])
+    active = (ratio * adv < np.clip(ratio, 0.8, 1.2) * adv) | ((ratio >= 0.8) & (ratio <= 1.2))
+    grad_log_prob = -adv / batch * active * ratio
+    grad_log_std = None
+    if n_discrete:
+        grad_out = -np.exp(log_probs) * grad_log_prob[:, None]
+        grad_out[np.arange(batch), actions] += grad_log_prob
+    else:
+        grad_out = diff / std**2 * grad_log_prob[:, None]
+        grad_log_std = ((diff**2 / std**2 - 1) * grad_log_prob[:, None]).sum(axis=0)
+    grads: list[np.ndarray] = []
+    for (weights, activations), grad in zip(forward, (grad_out, (values - data["returns"][:, None]) / batch), strict=True):
+        layer_grads = []
+        for i in range(len(weights) - 1, -1, -1):
+            layer_grads.append([grad.T @ activations[i], grad.sum(axis=0)])
+            if i:
+                grad = (grad @ weights[i]) * (1 - activations[i] ** 2)
+        grads.extend(g for pair in reversed(layer_grads) for g in pair)
+    return grads, grad_log_std
 
 
 def _timed(step: Callable[[], object], loops: int) -> float:
@@ -93,6 +152,31 @@ def measure(setting: str, loops: int) -> dict[str, float]:
 
         return step
 
+    data = {"obs": obs.numpy(), "actions": actions.numpy(), "log_std": log_std.detach().numpy()}
+    data.update(old_log_prob=old_log_prob.numpy(), advantages=advantages.numpy(), returns=returns.numpy())
+
+    def numpy_gradient_step() -> None:
+        grads, grad_log_std = _numpy_loss_grads((actor, critic), data, n_discrete)
+        for parameter, grad in zip(params, grads, strict=False):
+            parameter.grad = th.from_numpy(grad)
+        if grad_log_std is not None:
+            log_std.grad = th.from_numpy(grad_log_std)
+        nn.utils.clip_grad_norm_(params, 0.5, foreach=True)
+        optimizer.step()
+
+    # the hand-written gradients are autograd's (checked once per round, before timing)
+    optimizer.zero_grad(set_to_none=True)
+    ratio = th.exp(log_prob(_forward(actor, obs, th.tanh)) - old_log_prob)
+    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    loss = -th.min(ratio * adv, th.clamp(ratio, 0.8, 1.2) * adv).mean()
+    (loss + 0.5 * ((_forward(critic, obs, th.tanh).squeeze(1) - returns) ** 2).mean()).backward()
+    grads, grad_log_std = _numpy_loss_grads((actor, critic), data, n_discrete)
+    reference = [p.grad for p in params]
+    mine = [*grads, *([] if grad_log_std is None else [grad_log_std])]
+    error = max(float((th.from_numpy(g) - r).abs().max()) for g, r in zip(mine, reference, strict=True))
+    if error > 1e-5:
+        raise AssertionError(f"hand-written gradients differ from autograd's by {error}")
+
     rollout_obs = th.randn(n_envs, obs_dim)
 
     def rollout_forward() -> None:
@@ -105,6 +189,7 @@ def measure(setting: str, loops: int) -> dict[str, float]:
     return {
         "gradient step": _timed(gradient_step(th.tanh), loops),
         "gradient step, tanh as 2·sigmoid(2x) - 1": _timed(gradient_step(_tanh_by_sigmoid), loops),
+        "gradient step, NumPy forward and backward": _timed(numpy_gradient_step, loops),
         "rollout forward": _timed(rollout_forward, loops),
         f"tanh on ({batch}, 64)": _timed(lambda: th.tanh(activations), loops * 4),
         f"2·sigmoid(2x) - 1 on ({batch}, 64)": _timed(lambda: _tanh_by_sigmoid(activations), loops * 4),

@@ -79,7 +79,44 @@ def test_floor_measures_every_figure() -> None:
 
     for setting in floor.SETTINGS:
         figures = floor.measure(setting, loops=3)
-        assert len(figures) == 5 and all(value > 0 for value in figures.values())
+        assert len(figures) == 6 and all(value > 0 for value in figures.values())
+
+
+def test_floor_hand_written_gradients_are_autograds() -> None:
+    """The NumPy prototype's gradients against autograd on the floor's loss (the benchmark checks this too)."""
+    import numpy as np
+    import torch as th
+
+    from benchmarks import floor
+
+    for n_discrete, act_dim in ((3, 1), (0, 2)):
+        th.manual_seed(1)
+        actor, critic = floor._mlp(5, n_discrete or act_dim), floor._mlp(5, 1)
+        log_std = th.nn.Parameter(th.tensor([0.3, -0.2])[:act_dim])
+        obs, advantages, returns = th.randn(16, 5), th.randn(16), th.randn(16)
+        # ratios on both sides of the clip range, so that both branches of the clipped surrogate are exercised
+        old_log_prob = th.linspace(-2.0, 0.5, 16)
+        actions = th.randint(0, n_discrete, (16,)) if n_discrete else th.randn(16, act_dim)
+        out = actor(obs)
+        if n_discrete:
+            log_prob = out.log_softmax(-1).gather(1, actions[:, None]).squeeze(1)
+        else:
+            log_prob = (-((actions - out) ** 2) / (2 * log_std.exp() ** 2) - log_std).sum(-1)
+        ratio = th.exp(log_prob - old_log_prob)
+        assert (ratio < 0.8).any() and (ratio > 1.2).any()
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        loss = -th.min(ratio * adv, th.clamp(ratio, 0.8, 1.2) * adv).mean()
+        (loss + 0.5 * ((critic(obs).squeeze(1) - returns) ** 2).mean()).backward()
+        data = {"obs": obs.numpy(), "actions": actions.numpy(), "log_std": log_std.detach().numpy()}
+        data.update(old_log_prob=old_log_prob.numpy(), advantages=advantages.numpy(), returns=returns.numpy())
+        grads, grad_log_std = floor._numpy_loss_grads((actor, critic), data, n_discrete)
+        params = [*actor.parameters(), *critic.parameters()]
+        for grad, param in zip(grads, params, strict=True):
+            np.testing.assert_allclose(grad, param.grad.numpy(), rtol=1e-4, atol=1e-6)
+        if n_discrete:
+            assert grad_log_std is None
+        else:
+            np.testing.assert_allclose(grad_log_std, log_std.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_scaling_plot_only_for_sweeps(tmp_path: Path) -> None:
