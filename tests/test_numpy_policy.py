@@ -64,7 +64,7 @@ def test_numpy_step_matches_sb3_forward(name: str, n_envs: int) -> None:
             th.manual_seed(100 + seed)
             policy.reset_noise(n_envs)
         th.manual_seed(seed)
-        actions, values, log_prob, distribution = step.act(obs, with_values=True)
+        actions, values, log_prob, distribution, flat_params = step.act(obs, with_values=True)
         state_after_numpy = th.get_rng_state()
         th.manual_seed(seed)
         with th.no_grad():
@@ -82,13 +82,15 @@ def test_numpy_step_matches_sb3_forward(name: str, n_envs: int) -> None:
         with th.no_grad():
             reference = policy.get_distribution(obs)
         th.testing.assert_close(dist_params(distribution()), dist_params(reference), rtol=1e-5, atol=1e-5)
+        # and its flat parameters are what KLPenaltyPPO stores (dist_params' layout)
+        th.testing.assert_close(flat_params(), dist_params(reference), rtol=1e-5, atol=1e-5)
 
 
 def test_numpy_step_without_critic_skips_values() -> None:
     policy = _policy("gaussian_tanh")
     step = numpy_rollout_step(policy)
     assert step is not None
-    actions, values, log_prob, _ = step.act(_obs(policy, 3), with_values=False)
+    actions, values, log_prob, _, _ = step.act(_obs(policy, 3), with_values=False)
     assert values is None and actions.shape == (3, 3) and log_prob.shape == (3,)
 
 
@@ -101,9 +103,9 @@ def test_numpy_step_sees_in_place_parameter_changes() -> None:
     with th.no_grad():
         policy.value_net.bias.add_(1.5)
         policy.mlp_extractor.policy_net[0].weight.mul_(-0.5)
-    _, values, _, _ = step.act(obs, with_values=True)
+    _, values, _, _, _ = step.act(obs, with_values=True)
     th.manual_seed(3)
-    actions, _, _, _ = step.act(obs, with_values=True)
+    actions, _, _, _, _ = step.act(obs, with_values=True)
     th.manual_seed(3)
     with th.no_grad():
         ref_actions, ref_values, _ = policy(obs)
@@ -154,7 +156,7 @@ def test_image_space_without_normalisation_is_computed() -> None:
     step = numpy_rollout_step(policy)
     assert step is not None
     obs = _obs(policy, 2)
-    _, values, _, _ = step.act(obs, with_values=True)
+    _, values, _, _, _ = step.act(obs, with_values=True)
     with th.no_grad():
         th.testing.assert_close(values, policy.predict_values(obs), rtol=1e-5, atol=1e-5)
 

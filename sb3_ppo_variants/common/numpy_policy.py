@@ -60,7 +60,9 @@ _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 #: is small against the arithmetic, and the torch lean path runs
 MAX_LAYER_WORK = 2**18
 #: actions, values (None without the critic), log-probabilities, and a function building the torch distribution
-StepOutputs = tuple[th.Tensor, th.Tensor | None, th.Tensor, Callable[[], Distribution]]
+#: and a function giving the distribution's parameters flat per sample (the logits, or the means then the standard
+#: deviations: the layout of :func:`sb3_ppo_variants.kl_penalty_ppo.kl.dist_params`) without building it in torch
+StepOutputs = tuple[th.Tensor, th.Tensor | None, th.Tensor, Callable[[], Distribution], Callable[[], th.Tensor]]
 #: a layer of the NumPy forward: ("linear", W.T, b) or ("tanh", None, None) / ("relu", None, None)
 Layer = tuple[str, Any, Any]
 
@@ -177,7 +179,7 @@ class NumpyRolloutStep:
         def categorical() -> Distribution:
             return self._distribution(LeanCategorical(th.from_numpy(logits)))
 
-        return actions_t, values, th.from_numpy(log_prob), categorical
+        return actions_t, values, th.from_numpy(log_prob), categorical, lambda: th.from_numpy(logits)
 
     def _gaussian(self, actions: np.ndarray, mean: np.ndarray, scale: np.ndarray, values: th.Tensor | None) -> StepOutputs:
         """Outputs for Gaussian actions: torch's ``Normal.log_prob`` formula, summed over action dimensions."""
@@ -186,7 +188,10 @@ class NumpyRolloutStep:
         def distribution() -> Distribution:
             return self._distribution(LeanNormal(th.from_numpy(mean), th.from_numpy(scale)))
 
-        return th.from_numpy(actions), values, th.from_numpy(log_prob), distribution
+        def flat_params() -> th.Tensor:
+            return th.from_numpy(np.concatenate([mean, scale], axis=1))
+
+        return th.from_numpy(actions), values, th.from_numpy(log_prob), distribution, flat_params
 
     def _gsde(self, mean: np.ndarray, latent: np.ndarray, values: th.Tensor | None) -> StepOutputs:
         """gSDE (SB3's ``StateDependentNoiseDistribution``): std of action j is ``sqrt(sum_i latent_i^2 sigma_ij^2 +

@@ -178,12 +178,15 @@ class PolicyOutputs:
         distribution: Distribution | Callable[[], Distribution],
         actions: th.Tensor | None = None,
         entropy: th.Tensor | None = None,
+        flat_params: Callable[[], th.Tensor] | None = None,
     ) -> None:
         self.values = values
         self.log_prob = log_prob
         self.actions = actions
         self.entropy = entropy
         self._distribution = distribution
+        #: the NumPy rollout step's distribution parameters, flat per sample (None elsewhere: read the distribution)
+        self.flat_params = flat_params
 
     @property
     def distribution(self) -> Distribution:
@@ -221,8 +224,8 @@ class PolicyCalls:
         """
         numpy_step = self.numpy_step() if self.lean and not policy_kwargs else None
         if numpy_step is not None and isinstance(obs, th.Tensor) and numpy_step.applies(obs):
-            actions, values, log_prob, build_distribution = numpy_step.act(obs, with_values)
-            return PolicyOutputs(values, log_prob, build_distribution, actions=actions)
+            actions, values, log_prob, build_distribution, flat_params = numpy_step.act(obs, with_values)
+            return PolicyOutputs(values, log_prob, build_distribution, actions=actions, flat_params=flat_params)
         if self.lean and not policy_kwargs:
             distribution, values = _lean_outputs(self.policy, obs, with_values)
             actions = distribution.get_actions()

@@ -299,9 +299,10 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         return {}
 
     def _rollout_extras(self, outputs: PolicyOutputs) -> dict[str, Any]:
-        if self.kl_estimator == "closed_form":
-            return {"dist_params": dist_params(outputs.distribution)}
-        return {}
+        if self.kl_estimator != "closed_form":
+            return {}
+        # the NumPy rollout step gives the same parameters without building the torch distribution
+        return {"dist_params": dist_params(outputs.distribution) if outputs.flat_params is None else outputs.flat_params()}
 
     def _kl(self, batch: Any, log_prob: th.Tensor, distribution: Distribution | Callable[[], Distribution]) -> th.Tensor:
         """Per-sample KL[pi_old(.|s), pi_theta(.|s)] with the configured estimator. ``distribution``: the current
