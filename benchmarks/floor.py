@@ -139,14 +139,18 @@ def measure(setting: str, loops: int) -> dict[str, float]:
             return out.log_softmax(-1).gather(1, actions[:, None]).squeeze(1)
         return (-((actions - out) ** 2) / (2 * log_std.exp() ** 2) - log_std).sum(-1)
 
+    def loss(activation: Callable[[th.Tensor], th.Tensor]) -> th.Tensor:
+        """The clipped surrogate plus half the value loss."""
+        ratio = th.exp(log_prob(_forward(actor, obs, activation)) - old_log_prob)
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        policy_loss = -th.min(ratio * adv, th.clamp(ratio, 0.8, 1.2) * adv).mean()
+        value_loss = ((_forward(critic, obs, activation).squeeze(1) - returns) ** 2).mean()
+        return policy_loss + 0.5 * value_loss
+
     def gradient_step(activation: Callable[[th.Tensor], th.Tensor]) -> Callable[[], None]:
         def step() -> None:
-            ratio = th.exp(log_prob(_forward(actor, obs, activation)) - old_log_prob)
-            adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-            policy_loss = -th.min(ratio * adv, th.clamp(ratio, 0.8, 1.2) * adv).mean()
-            value_loss = ((_forward(critic, obs, activation).squeeze(1) - returns) ** 2).mean()
             optimizer.zero_grad(set_to_none=True)
-            (policy_loss + 0.5 * value_loss).backward()
+            loss(activation).backward()
             nn.utils.clip_grad_norm_(params, 0.5, foreach=True)
             optimizer.step()
 
@@ -166,10 +170,7 @@ def measure(setting: str, loops: int) -> dict[str, float]:
 
     # the hand-written gradients are autograd's (checked once per round, before timing)
     optimizer.zero_grad(set_to_none=True)
-    ratio = th.exp(log_prob(_forward(actor, obs, th.tanh)) - old_log_prob)
-    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    loss = -th.min(ratio * adv, th.clamp(ratio, 0.8, 1.2) * adv).mean()
-    (loss + 0.5 * ((_forward(critic, obs, th.tanh).squeeze(1) - returns) ** 2).mean()).backward()
+    loss(th.tanh).backward()
     grads, grad_log_std = _numpy_loss_grads((actor, critic), data, n_discrete)
     reference = [p.grad for p in params]
     mine = [*grads, *([] if grad_log_std is None else [grad_log_std])]

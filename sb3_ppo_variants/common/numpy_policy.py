@@ -59,8 +59,8 @@ _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 #: BLAS on Linux and Windows) multiplies on one thread, as torch does here; above it the call overhead NumPy saves
 #: is small against the arithmetic, and the torch lean path runs
 MAX_LAYER_WORK = 2**18
-#: actions, values (None without the critic), log-probabilities, and a function building the torch distribution
-#: and a function giving the distribution's parameters flat per sample (the logits, or the means then the standard
+#: actions, values (None without the critic), log-probabilities, a function building the torch distribution, and a
+#: function giving the distribution's parameters flat per sample (the logits, or the means then the standard
 #: deviations: the layout of :func:`sb3_ppo_variants.kl_penalty_ppo.kl.dist_params`) without building it in torch
 StepOutputs = tuple[th.Tensor, th.Tensor | None, th.Tensor, Callable[[], Distribution], Callable[[], th.Tensor]]
 #: a layer of the NumPy forward: ("linear", W.T, b) or ("tanh", None, None) / ("relu", None, None)
@@ -152,7 +152,8 @@ class NumpyRolloutStep:
         return obs.device.type == "cpu" and obs.shape[0] * self.widest <= MAX_LAYER_WORK
 
     def act(self, obs: th.Tensor, with_values: bool) -> StepOutputs:
-        """Actions, values (``with_values``), log-probabilities, and a function building the torch distribution."""
+        """Actions, values (``with_values``), log-probabilities, and functions building the torch distribution and
+        giving its flat parameters (:data:`StepOutputs`)."""
         x = obs.numpy().astype(np.float32, copy=False)
         x = x.reshape(x.shape[0], -1)
         values = None

@@ -222,11 +222,11 @@ class PolicyCalls:
         ``th.no_grad()``. ``policy_kwargs`` (e.g. sb3-contrib's ``action_masks=``) go to every policy call and turn the
         lean path off.
         """
-        numpy_step = self.numpy_step() if self.lean and not policy_kwargs else None
-        if numpy_step is not None and isinstance(obs, th.Tensor) and numpy_step.applies(obs):
-            actions, values, log_prob, build_distribution, flat_params = numpy_step.act(obs, with_values)
-            return PolicyOutputs(values, log_prob, build_distribution, actions=actions, flat_params=flat_params)
         if self.lean and not policy_kwargs:
+            numpy_step = self.numpy_step()
+            if numpy_step is not None and isinstance(obs, th.Tensor) and numpy_step.applies(obs):
+                actions, values, log_prob, build_distribution, flat_params = numpy_step.act(obs, with_values)
+                return PolicyOutputs(values, log_prob, build_distribution, actions=actions, flat_params=flat_params)
             distribution, values = _lean_outputs(self.policy, obs, with_values)
             actions = distribution.get_actions()
             return PolicyOutputs(values, distribution.log_prob(actions), distribution, actions=actions)
