@@ -26,6 +26,7 @@ from torch.distributions import Categorical
 import sb3_ppo_variants.common.distributions as distributions_module
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants.common import internals
+from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.optimizer import ClippedAdamStep, fused_adam_available
 from sb3_ppo_variants.common.policies import PolicyCalls
 from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer
@@ -238,9 +239,11 @@ def test_without_a_kernel_or_hook_registry_the_step_is_sb3s(monkeypatch: pytest.
     reference = _train_ppo(**fused)  # SB3's clip_grad_norm_ + fused Adam.step()
     assert ClippedAdamStep(reference.policy, reference.policy.optimizer).direct
     _hide(monkeypatch, *names)
-    # this compares the optimizer step bit for bit: keep the rollouts SB3's torch computation (with fused Adam the
-    # NumPy rollout step would run, whose rounding tests/test_numpy_policy.py checks)
+    # this compares the optimizer step bit for bit: keep the rollouts and the loss SB3's torch computation (with
+    # fused Adam the NumPy rollout step and the NumPy update would run, whose rounding tests/test_numpy_policy.py and
+    # tests/test_numpy_update.py check)
     monkeypatch.setattr(PolicyCalls, "numpy_step", lambda self: None)
+    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", lambda self, calls: None)
     ours = _train_clip_ppo()
     assert not ClippedAdamStep(ours.policy, ours.policy.optimizer).direct
     _assert_same_parameters(ours, reference)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
+from sb3_ppo_variants.common import numpy_losses
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, surrogate_loss
+from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution
 from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.validation import check_dual_clip, check_schedule
 
@@ -200,3 +203,15 @@ class ClipPPO(PolicyGradientAlgorithm):
         if self.dual_clip is not None:
             extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
         return loss, extra
+
+    def _numpy_policy_loss(
+        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
+    ) -> tuple[float, np.ndarray, dict[str, float]]:
+        clip_range = self._current_clip_range
+        loss, grad_ratio = numpy_losses.surrogate_loss(ratio, advantages, clip_range, self.dual_clip)
+        extra: dict[str, float] = {}
+        if clip_range is not None:
+            extra["clip_fraction"] = numpy_losses.clip_fraction(ratio, clip_range)
+            if self.dual_clip is not None:
+                extra["dual_clip_fraction"] = numpy_losses.dual_clip_fraction(ratio, advantages, self.dual_clip)
+        return loss, grad_ratio * ratio, extra  # d ratio / d log_prob = ratio

@@ -41,6 +41,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_ppo_variants.common import numpy_losses
 from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer, samples_in_order
 from sb3_ppo_variants.common.controls import (
     ADVANTAGE_SCOPES,
@@ -51,8 +52,15 @@ from sb3_ppo_variants.common.controls import (
 )
 from sb3_ppo_variants.common.distributions import no_distribution_validation
 from sb3_ppo_variants.common.losses import value_function_loss
-from sb3_ppo_variants.common.optimizer import ClippedAdamStep, with_fast_optimizer
-from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs, is_exact_sb3_policy, set_training_mode
+from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution, NumpyPolicyGradient, numpy_policy_gradient
+from sb3_ppo_variants.common.optimizer import ClippedAdamStep, rounding_fast_paths_allowed, with_fast_optimizer
+from sb3_ppo_variants.common.policies import (
+    PolicyCalls,
+    PolicyOutputs,
+    has_tensor_hooks,
+    is_exact_sb3_policy,
+    set_training_mode,
+)
 from sb3_ppo_variants.common.validation import (
     check_adaptive_lr,
     check_bool,
@@ -422,6 +430,22 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """
         raise NotImplementedError
 
+    #: the loss methods that :meth:`_numpy_policy_loss` computes in NumPy: where a subclass (or the object itself)
+    #: replaces one of them, the update runs in torch and calls it (see :meth:`_numpy_update`)
+    _numpy_loss_replaces: ClassVar[tuple[str, ...]] = ("_policy_loss",)
+
+    def _numpy_policy_loss(
+        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
+    ) -> tuple[float, np.ndarray, dict[str, float]] | None:
+        """:meth:`_policy_loss` in NumPy, for the NumPy update (:mod:`sb3_ppo_variants.common.numpy_update`).
+
+        :return: the loss, its gradient with respect to ``log_prob`` (per sample; through ``ratio`` and any direct
+            use; a gradient with respect to the distribution itself goes through ``dist``'s ``*_backward`` methods),
+            and the extra statistics of :meth:`_policy_loss`; None (the default): no NumPy form, the update runs in
+            torch
+        """
+        return None
+
     def _on_update_end(self) -> None:
         """Called once after all epochs of :meth:`train` (KLPenaltyPPO adapts beta here)."""
 
@@ -592,6 +616,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         # the fast paths are chosen once per update (see common/policies.py and common/optimizer.py)
         calls = self.policy_calls_class(self.policy)
         clipped_step = ClippedAdamStep(self.policy, self.policy.optimizer)
+        numpy_gradient = self._numpy_update(calls)
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
         stats: dict[str, list[th.Tensor]] = defaultdict(list)
@@ -607,7 +632,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if epoch == 0 or self.recompute_advantage:
                 self._normalize_batch_advantages()
             for batch in self.rollout_buffer.get(self.batch_size):
-                loss, approx_kl_div = self._minibatch_loss(batch, calls, clip_range_vf, stats)
+                if numpy_gradient is None:
+                    loss, approx_kl_div = self._minibatch_loss(batch, calls, clip_range_vf, stats)
+                else:  # the same loss, its gradients written into .grad
+                    loss, approx_kl_div = self._numpy_minibatch_loss(batch, numpy_gradient, clip_range_vf, stats)
                 approx_kl_divs.append(approx_kl_div)
                 if self.target_kl is not None and approx_kl_div.item() > 1.5 * self.target_kl:
                     continue_training = False
@@ -618,9 +646,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                     # rsl_rl's order: the KL of this minibatch before the step sets the rate of this very step
                     self._adapt_learning_rate(approx_kl_div.item())
 
-                clipped_step.zero_grad()
-                loss.backward()
-                grad_norms.append(clipped_step(self.max_grad_norm))
+                if numpy_gradient is None:
+                    clipped_step.zero_grad()
+                    loss.backward()
+                grad_norms.append(clipped_step(self.max_grad_norm, numpy_grads=numpy_gradient is not None))
 
             self._n_updates += 1
             if not continue_training:
@@ -764,6 +793,73 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         with th.no_grad():
             approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio)
         return loss, approx_kl_div
+
+    def _numpy_update(self, calls: PolicyCalls) -> NumpyPolicyGradient | None:
+        """The NumPy update (:mod:`sb3_ppo_variants.common.numpy_update`) for this update, or None: the torch loop.
+
+        It stands in for :meth:`_minibatch_loss`, the methods named in :attr:`_numpy_loss_replaces` and the policy's
+        ``evaluate_actions``, so it runs only where all of them are exactly ours / SB3's: the lean path applies (exact
+        policy, no module hooks, no gradient hook on a parameter, no anomaly detection), the policy is an ``MlpPolicy`` the
+        NumPy step supports, on the CPU, the optimizer is the
+        default fused Adam (the NumPy arithmetic rounds differently: with SB3's exact optimizer settings the torch
+        loop runs, bit for bit), and no loss method is replaced, in a subclass or
+        on the object, since the class that wrote :meth:`_numpy_policy_loss`.
+        """
+        if not (calls.lean and self.device.type == "cpu" and rounding_fast_paths_allowed(self.policy.optimizer)):
+            return None
+        # autograd's own features: gradient hooks on a parameter, anomaly detection
+        if th.is_anomaly_enabled() or has_tensor_hooks(self.policy):
+            return None
+        owner = next(klass for klass in type(self).__mro__ if "_numpy_policy_loss" in vars(klass))
+        names = ("_minibatch_loss", "_minibatch_policy_kwargs", "_numpy_minibatch_loss", "_numpy_policy_loss")
+        for name in (*names, *self._numpy_loss_replaces):
+            if name in vars(self) or getattr(type(self), name) is not getattr(owner, name):
+                return None
+        return numpy_policy_gradient(self.policy)
+
+    def _numpy_minibatch_loss(
+        self, batch: Any, gradient: NumpyPolicyGradient, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """:meth:`_minibatch_loss` and its backward pass in NumPy: the same loss, statistics and approximate KL, with
+        the gradients written into the parameters' ``.grad`` (:meth:`_numpy_update` says when it runs)."""
+        data = NumpyBatch(batch)
+        values, dist = gradient.forward(data.observations, with_values=self.uses_critic)
+        discrete = isinstance(self.action_space, spaces.Discrete)
+        actions = data.actions.reshape(-1).astype(np.int64) if discrete else data.actions
+        log_prob = dist.log_prob(actions)
+
+        advantages = data.advantages
+        if self.normalize_advantage and self.normalize_advantage_scope == "minibatch" and len(advantages) > 1:
+            advantages = numpy_losses.normalize_minibatch_advantages(advantages)
+        log_ratio = log_prob - data.old_log_prob
+        ratio = np.exp(log_ratio)
+        policy_terms = self._numpy_policy_loss(data, dist, log_prob, ratio, advantages)
+        assert policy_terms is not None, "_numpy_update checked that the algorithm has a NumPy loss"
+        policy_loss, grad_log_prob, extra_stats = policy_terms
+        dist.log_prob_backward(actions, grad_log_prob)
+
+        entropy = dist.entropy()
+        entropy_loss = -float(entropy.mean())
+        loss = policy_loss
+        if self.ent_coef != 0:
+            loss += self.ent_coef * entropy_loss
+            dist.entropy_backward(entropy, np.full_like(entropy, -self.ent_coef / len(entropy)))
+        grad_values = None
+        if values is not None:
+            value_loss, grad_values = numpy_losses.value_function_loss(
+                values, data.old_values, data.returns, clip_range_vf, self.value_clip_form
+            )
+            loss += self.vf_coef * value_loss
+            grad_values *= self.vf_coef
+            stats["value_loss"].append(th.tensor(value_loss))
+        gradient.backward(grad_values)
+
+        stats["policy_gradient_loss"].append(th.tensor(policy_loss))
+        stats["entropy_loss"].append(th.tensor(entropy_loss))
+        for key, value in extra_stats.items():
+            stats[key].append(th.tensor(value))
+        approx_kl_div = float(((ratio - 1) - log_ratio).mean())
+        return th.tensor(loss), th.tensor(approx_kl_div)
 
     def _record_update_logs(
         self,

@@ -13,3 +13,8 @@ from typing import Any
 def private(owner: Any, name: str) -> Any:
     """``owner.<name>`` (a private attribute of a torch/SB3/Optuna module, class or object), or None if absent."""
     return getattr(owner, name, None)
+
+
+def has_private(owner: Any, name: str) -> bool:
+    """Whether ``owner.<name>`` exists (a private registry that may hold None when empty, as torch's tensor hooks)."""
+    return hasattr(owner, name)

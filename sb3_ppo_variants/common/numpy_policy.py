@@ -104,7 +104,7 @@ def _run(layers: list[Layer], x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _supported(policy: ActorCriticPolicy) -> bool:
+def supported_policy(policy: ActorCriticPolicy) -> bool:
     """Whether every part of the policy's rollout step is one :class:`NumpyRolloutStep` computes (exact classes)."""
     space = policy.observation_space
     if type(policy) is not ActorCriticPolicy or not isinstance(space, spaces.Box):
@@ -230,7 +230,7 @@ def numpy_rollout_step(policy: ActorCriticPolicy) -> NumpyRolloutStep | None:
 
     The caller checks first that the lean path applies (exact SB3 policy, no hooks).
     """
-    if not _supported(policy):
+    if not supported_policy(policy):
         return None
     extractor = policy.mlp_extractor
     actor, critic = _layers(extractor.policy_net), _layers(extractor.value_net)

@@ -18,8 +18,10 @@ and the direct path is off (see :mod:`sb3_ppo_variants.common.policies` for the 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
+import numpy as np
 import torch as th
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
@@ -135,8 +137,11 @@ class ClippedAdamStep:
         for parameter in self.parameters:
             parameter.grad = None
 
-    def __call__(self, max_grad_norm: float) -> th.Tensor:
-        """Clip and step; returns the total gradient norm before clipping (a 0-dim tensor, no host sync)."""
+    def __call__(self, max_grad_norm: float, numpy_grads: bool = False) -> th.Tensor:
+        """Clip and step; returns the total gradient norm before clipping (a 0-dim tensor, no host sync).
+
+        ``numpy_grads``: the gradients are CPU tensors on NumPy memory (the NumPy update); the direct path then clips
+        them with NumPy (the same norm and scaling, a dozen torch calls fewer; float rounding may differ)."""
         if not self.direct:
             norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
             self.optimizer.step()
@@ -166,9 +171,12 @@ class ClippedAdamStep:
             return th.zeros(())
         beta1, beta2 = group["betas"]
         with th.no_grad():
-            # clip_grad_norm_(foreach=True): total = ||(||g_i||)_i||, g_i *= min(1, max_norm / (total + 1e-6))
-            total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)  # type: ignore[attr-defined]
-            th._foreach_mul_(grads, th.clamp(max_grad_norm / (total_norm + 1e-6), max=1.0))
+            if numpy_grads:
+                total_norm = _clip_numpy(grads, max_grad_norm)
+            else:
+                # clip_grad_norm_(foreach=True): total = ||(||g_i||)_i||, g_i *= min(1, max_norm / (total + 1e-6))
+                total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)  # type: ignore[attr-defined]
+                th._foreach_mul_(grads, th.clamp(max_grad_norm / (total_norm + 1e-6), max=1.0))
             # Adam.step(fused=True) on the same state
             th._foreach_add_(steps, 1)
             th._fused_adam_(
@@ -189,3 +197,18 @@ class ClippedAdamStep:
                 found_inf=None,
             )
         return total_norm
+
+
+def _clip_numpy(grads: list[th.Tensor], max_grad_norm: float) -> th.Tensor:
+    """``clip_grad_norm_`` on CPU gradients through NumPy views: the total norm ``||(||g_i||)_i||`` and, where it
+    exceeds ``max_grad_norm``, every gradient scaled by ``max_grad_norm / (total + 1e-6)``. A NaN norm leaves the
+    gradients as they are (torch scales them to NaN); either way the norm returned is NaN, which the algorithm's
+    check after the update reports."""
+    arrays = [grad.numpy().reshape(-1) for grad in grads]
+    total = math.sqrt(sum(float(np.dot(array, array)) for array in arrays))
+    coefficient = max_grad_norm / (total + 1e-6)
+    if coefficient < 1.0:
+        scale = np.float32(coefficient)
+        for array in arrays:
+            array *= scale
+    return th.tensor(total, dtype=th.float32)

@@ -90,6 +90,22 @@ def has_module_hooks(module: nn.Module) -> bool:
     return False
 
 
+#: Gradient hook registries of a tensor (``Tensor.register_hook``, ``Tensor.register_post_accumulate_grad_hook``):
+#: private attributes that hold None or an empty dict when no hook is registered
+TENSOR_HOOK_REGISTRIES = ("_backward_hooks", "_post_accumulate_grad_hooks")
+
+
+def has_tensor_hooks(module: nn.Module) -> bool:
+    """Whether a gradient hook is registered on one of the module's parameters (tensor hooks: autograd runs them when
+    it computes the parameter's gradient, so a path that computes gradients without autograd must not run). A
+    registry that cannot be read counts as a registered hook."""
+    for parameter in module.parameters():
+        for name in TENSOR_HOOK_REGISTRIES:
+            if not internals.has_private(parameter, name) or internals.private(parameter, name):
+                return True
+    return False
+
+
 #: The policy methods the lean paths stand in for (overridden in a subclass, or replaced on the object itself)
 REPLACED_METHODS = (
     "forward",

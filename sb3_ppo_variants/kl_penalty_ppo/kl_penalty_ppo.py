@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -14,10 +14,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
+from sb3_ppo_variants.common import numpy_losses
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.buffers import samples_in_order
 from sb3_ppo_variants.common.controls import kl_band
 from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, kl_penalty_loss
+from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution
 from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.validation import check_choice, check_dual_clip, check_float, check_schedule
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
@@ -339,6 +341,36 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
             if self.dual_clip is not None:
                 extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
         return loss, extra
+
+    #: the NumPy loss stands in for the KL estimators too
+    _numpy_loss_replaces: ClassVar[tuple[str, ...]] = ("_policy_loss", "_kl")
+
+    def _numpy_policy_loss(
+        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
+    ) -> tuple[float, np.ndarray, dict[str, float]]:
+        beta, n = self._update_beta, len(ratio)
+        loss, grad_ratio = numpy_losses.surrogate_loss(ratio, advantages, self._current_clip_range, self.dual_clip)
+        grad_log_prob = grad_ratio * ratio  # d ratio / d log_prob = ratio
+        grad_kl = np.float32(beta / n)  # of beta * mean(KL)
+        if self.kl_estimator == "closed_form":
+            kl = dist.closed_form_kl(batch.old_dist_params)
+            dist.closed_form_kl_backward(np.full(n, grad_kl, dtype=np.float32))
+        else:
+            log_ratio = log_prob - batch.old_log_prob
+            if self.kl_estimator == "sample_low_var":  # k3 = expm1(x) - x, derivative expm1(x)
+                kl = np.expm1(log_ratio) - log_ratio
+                grad_log_prob = grad_log_prob + grad_kl * np.expm1(log_ratio)
+            else:  # k1 = -x
+                kl = -log_ratio
+                grad_log_prob = grad_log_prob - grad_kl
+        penalty = float(beta * kl.mean())
+        extra = {"kl_penalty": penalty}
+        clip_range = self._current_clip_range
+        if clip_range is not None:
+            extra["clip_fraction"] = numpy_losses.clip_fraction(ratio, clip_range)
+            if self.dual_clip is not None:
+                extra["dual_clip_fraction"] = numpy_losses.dual_clip_fraction(ratio, advantages, self.dual_clip)
+        return loss + penalty, grad_log_prob, extra
 
     def measure_kl(self) -> float:
         """Mean KL[pi_old, pi_theta] over the whole rollout buffer, with the current policy (no gradient).

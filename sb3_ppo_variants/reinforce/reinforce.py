@@ -14,6 +14,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
 from sb3_ppo_variants.common.losses import reinforce_loss
+from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution
 from sb3_ppo_variants.common.policies import PolicyOutputs
 from sb3_ppo_variants.common.validation import check_choice
 from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
@@ -203,3 +204,9 @@ class REINFORCE(PolicyGradientAlgorithm):
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
         loss = reinforce_loss(log_prob, advantages)
         return loss, {"policy_loss": loss.detach()}
+
+    def _numpy_policy_loss(
+        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
+    ) -> tuple[float, np.ndarray, dict[str, float]]:
+        loss = -float((log_prob * advantages).mean())
+        return loss, -advantages / len(advantages), {"policy_loss": loss}

@@ -1,0 +1,415 @@
+"""The NumPy update against autograd: each loss term's value and gradient, the policy's backward pass, whole
+minibatches of every algorithm, and the cases where it must stay off (a replaced loss method, SB3's exact arithmetic,
+hooks, policies and modules that are not exactly SB3's)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
+
+from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants.common import internals, losses, numpy_losses
+from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.common.numpy_policy import MAX_LAYER_WORK
+from sb3_ppo_variants.common.numpy_update import MAX_PIECES, matmul, numpy_policy_gradient
+from sb3_ppo_variants.common.optimizer import ClippedAdamStep
+from sb3_ppo_variants.common.policies import PolicyCalls
+from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl, dist_params
+from tests.test_numpy_policy import BOX_OBS
+from tests.test_numpy_policy import POLICIES as ROLLOUT_POLICIES
+
+EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
+#: the rollout step's policies (tests/test_numpy_policy.py) and a categorical one with SB3's default MLP
+POLICIES: dict[str, tuple[spaces.Space, spaces.Space, dict[str, Any]]] = {
+    **ROLLOUT_POLICIES,
+    "categorical_tanh": (BOX_OBS, spaces.Discrete(3), {}),
+}
+
+
+def _grad(fn: Any, *inputs: np.ndarray) -> tuple[float, list[np.ndarray]]:
+    """Value of the torch function ``fn`` and its gradient with respect to each input (autograd, float32)."""
+    tensors = [th.tensor(x, requires_grad=True) for x in inputs]
+    value = fn(*tensors)
+    value.backward()
+    return float(value.detach()), [
+        np.zeros_like(x) if t.grad is None else t.grad.numpy() for x, t in zip(inputs, tensors, strict=True)
+    ]
+
+
+# ---------------------------------------------------------------- the loss terms
+
+
+def _surrogate_inputs() -> tuple[np.ndarray, np.ndarray]:
+    """Ratios on and around every boundary (1 -/+ 0.2, the dual clip 3) with advantages of both signs and zero."""
+    ratio = np.array([0.5, 0.8, 0.9, 1.0, 1.2, 1.3, 2.0, 3.0, 4.0, 0.8, 1.2, 3.5, 1.0, 0.7], dtype=np.float32)
+    advantages = np.array([1.0, 1.0, -1.0, 0.5, 1.0, -2.0, -1.0, -1.5, -0.5, -1.0, -1.0, 2.0, 0.0, 0.0], dtype=np.float32)
+    return ratio, advantages
+
+
+@pytest.mark.parametrize("clip_range, dual_clip", [(None, None), (0.2, None), (0.2, 3.0), (0.5, 1.5)])
+def test_surrogate_loss_and_gradient_match_autograd(clip_range: float | None, dual_clip: float | None) -> None:
+    ratio, advantages = _surrogate_inputs()
+    expected, (grad_ratio, _) = _grad(lambda r, a: losses.surrogate_loss(r, a, clip_range, dual_clip), ratio, advantages)
+    value, grad = numpy_losses.surrogate_loss(ratio, advantages, clip_range, dual_clip)
+    assert value == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(grad, grad_ratio, rtol=1e-6, atol=1e-8)
+    if clip_range is not None:
+        assert numpy_losses.clip_fraction(ratio, clip_range) == pytest.approx(
+            float(losses.clip_fraction(th.tensor(ratio), clip_range))
+        )
+    if dual_clip is not None:
+        assert numpy_losses.dual_clip_fraction(ratio, advantages, dual_clip) == pytest.approx(
+            float(losses.dual_clip_fraction(th.tensor(ratio), th.tensor(advantages), dual_clip))
+        )
+
+
+@pytest.mark.parametrize("clip_range_vf, form", [(None, "prediction"), (0.5, "prediction"), (0.5, "max")])
+def test_value_loss_and_gradient_match_autograd(clip_range_vf: float | None, form: str) -> None:
+    # changes of exactly +-0.5 (clamp boundary), ties of the two squared errors, both sides of the return
+    old = np.array([0.0, 0.0, 1.0, 1.0, -1.0, 2.0, 0.0, 0.5], dtype=np.float32)
+    values = np.array([0.5, -0.5, 2.0, 1.2, -3.0, 2.0, 0.25, 1.5], dtype=np.float32)
+    returns = np.array([1.0, 0.0, 1.5, 0.0, -2.0, 2.5, 0.25, 1.0], dtype=np.float32)
+    expected, (grad_values, _, _) = _grad(
+        lambda v, o, r: losses.value_function_loss(v, o, r, clip_range_vf, form), values, old, returns
+    )
+    value, grad = numpy_losses.value_function_loss(values, old, returns, clip_range_vf, form)
+    assert value == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(grad, grad_values, rtol=1e-6, atol=1e-8)
+
+
+def test_value_loss_rejects_an_unknown_form() -> None:
+    with pytest.raises(ValueError, match="'prediction' or 'max'"):
+        numpy_losses.value_function_loss(np.zeros(2, np.float32), np.zeros(2, np.float32), np.ones(2, np.float32), 0.1, "x")
+
+
+def test_minibatch_advantage_normalisation_matches_torch() -> None:
+    advantages = np.random.default_rng(0).normal(3.0, 2.0, 64).astype(np.float32)
+    t = th.tensor(advantages)
+    np.testing.assert_allclose(
+        numpy_losses.normalize_minibatch_advantages(advantages), ((t - t.mean()) / (t.std() + 1e-8)).numpy(), atol=1e-5
+    )
+
+
+# ---------------------------------------------------------------- one-thread products
+
+
+@pytest.mark.parametrize(
+    "shape_a, shape_b",
+    [
+        ((300, 64), (64, 64)),  # row blocks
+        ((64, 512), (512, 64)),  # blocks of the inner dimension (a weight gradient over a long batch)
+        ((2000, 256), (256, 256)),  # more than MAX_PIECES pieces: torch
+        ((256, 1), (1, 64)),  # inner dimension 1: a broadcast product
+        ((16, 8), (8, 4)),  # small: one NumPy call
+    ],
+)
+def test_matmul_pieces_give_the_product(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=shape_a).astype(np.float32)
+    b = rng.normal(size=shape_b).astype(np.float32)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(matmul(a, b), expected, rtol=1e-4, atol=1e-4)
+    out = np.empty(expected.shape, dtype=np.float32)
+    assert matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    # the transposed view, as the weight gradient passes it
+    np.testing.assert_allclose(matmul(np.ascontiguousarray(a.T).T, b), expected, rtol=1e-4, atol=1e-4)
+    assert MAX_PIECES >= 4 and MAX_LAYER_WORK == 2**18
+
+
+# ---------------------------------------------------------------- the policy's backward pass
+
+
+def _policy(name: str) -> ActorCriticPolicy:
+    obs_space, action_space, kwargs = POLICIES[name]
+    th.manual_seed(0)
+    fused = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
+    return ActorCriticPolicy(obs_space, action_space, lambda _: 3e-4, **kwargs, **fused)  # type: ignore[arg-type]
+
+
+def _samples(policy: ActorCriticPolicy, n: int) -> tuple[th.Tensor, th.Tensor]:
+    policy.observation_space.seed(n)
+    policy.action_space.seed(n)
+    obs = th.as_tensor(np.stack([policy.observation_space.sample() for _ in range(n)]))
+    actions = th.as_tensor(np.stack([policy.action_space.sample() for _ in range(n)]))
+    return obs, actions
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_policy_backward_matches_autograd(name: str) -> None:
+    """A loss that weighs every per-sample output differently: ``sum(c1 log p + c2 H + c3 V + c4 KL[old || new])``;
+    the parameter gradients of the NumPy backward pass against autograd through SB3's ``evaluate_actions``."""
+    policy = _policy(name)
+    n = 24
+    obs, actions = _samples(policy, n)
+    rng = np.random.default_rng(2)
+    weights = [rng.normal(size=n).astype(np.float32) for _ in range(4)]
+    with th.no_grad():  # the "old" distribution: the policy before a perturbation
+        old_params = dist_params(policy.get_distribution(obs))
+        for parameter in policy.parameters():
+            parameter.add_(0.1 * th.randn_like(parameter))
+
+    values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+    kl = closed_form_kl(old_params, policy.get_distribution(obs))
+    torch_loss = sum((th.tensor(w) * x.flatten()).sum() for w, x in zip(weights, (log_prob, entropy, values, kl), strict=True))
+    policy.zero_grad()
+    torch_loss.backward()  # type: ignore[union-attr]
+    expected = {name: p.grad.clone() for name, p in policy.named_parameters()}  # type: ignore[union-attr]
+
+    gradient = numpy_policy_gradient(policy)
+    assert gradient is not None
+    np_values, dist = gradient.forward(obs.numpy(), with_values=True)
+    np_actions = actions.numpy().astype(np.int64) if isinstance(policy.action_space, spaces.Discrete) else actions.numpy()
+    np_log_prob, np_entropy = dist.log_prob(np_actions), dist.entropy()
+    np_kl = dist.closed_form_kl(old_params.numpy())
+    np.testing.assert_allclose(np_log_prob, log_prob.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np_entropy, entropy.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np_values, values.detach().numpy().flatten(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np_kl, kl.detach().numpy(), rtol=1e-4, atol=1e-6)
+    dist.log_prob_backward(np_actions, weights[0])
+    dist.entropy_backward(np_entropy, weights[1])
+    dist.closed_form_kl_backward(weights[3])
+    gradient.backward(weights[2])
+    for parameter_name, parameter in policy.named_parameters():
+        assert parameter.grad is not None, parameter_name
+        scale = float(expected[parameter_name].abs().max()) + 1e-3
+        np.testing.assert_allclose(
+            parameter.grad.numpy(), expected[parameter_name].numpy(), rtol=1e-4, atol=1e-5 * scale, err_msg=parameter_name
+        )
+
+
+def test_parameters_the_loss_does_not_reach_keep_no_gradient() -> None:
+    """As with autograd: without the values in the loss the critic's gradients stay None (Adam then skips them)."""
+    policy = _policy("categorical_tanh")
+    obs, actions = _samples(policy, 8)
+    gradient = numpy_policy_gradient(policy)
+    assert gradient is not None
+    _, dist = gradient.forward(obs.numpy(), with_values=False)
+    dist.log_prob_backward(actions.numpy().astype(np.int64), np.ones(8, np.float32))
+    gradient.backward(None)
+    critic = {id(p) for p in [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]}
+    for parameter in policy.parameters():
+        assert (parameter.grad is None) == (id(parameter) in critic)
+
+
+# ---------------------------------------------------------------- whole minibatches of each algorithm
+
+
+def _perturbed_model(cls: type, env_id: str, **kwargs: Any) -> PolicyGradientAlgorithm:
+    """A model after one rollout, with its parameters moved so that the ratios spread over every clipping branch."""
+    n_steps = 256 if cls is REINFORCE else 64
+    model = cls("MlpPolicy", env_id, n_steps=n_steps, batch_size=32, seed=0, device="cpu", **kwargs)
+    model.learn(n_steps)
+    with th.no_grad():
+        for parameter in model.policy.parameters():
+            parameter.add_(0.3 * th.randn_like(parameter))
+    model.policy.set_training_mode(True)
+    model._on_update_start()
+    return model
+
+
+CASES = [
+    (ClipPPO, "CartPole-v1", {}),
+    (ClipPPO, "CartPole-v1", dict(ent_coef=0.01, clip_range_vf=0.2, dual_clip=2.0)),
+    (ClipPPO, "Pendulum-v1", dict(ent_coef=0.01, clip_range_vf=0.2, value_clip_form="max")),
+    (ClipPPO, "Pendulum-v1", dict(use_sde=True, clip_range=None)),
+    (ClipPPO, "Pendulum-v1", dict(use_sde=True, ent_coef=0.1, policy_kwargs=dict(full_std=False))),
+    (ClipPPO, "CartPole-v1", dict(normalize_advantage=False, policy_kwargs=dict(activation_fn=th.nn.ReLU))),
+    (KLPenaltyPPO, "CartPole-v1", {}),
+    (KLPenaltyPPO, "Pendulum-v1", dict(ent_coef=0.01)),
+    (KLPenaltyPPO, "Pendulum-v1", dict(use_sde=True, clip_range=0.2, dual_clip=3.0)),
+    (KLPenaltyPPO, "CartPole-v1", dict(kl_estimator="sample_low_var", clip_range=0.2)),
+    (KLPenaltyPPO, "Pendulum-v1", dict(kl_estimator="sample_log_ratio", beta=3.0)),
+    (REINFORCE, "CartPole-v1", {}),
+    (REINFORCE, "Pendulum-v1", dict(use_baseline=True, ent_coef=0.01)),
+]
+
+
+@pytest.mark.parametrize("cls, env_id, kwargs", CASES, ids=lambda x: getattr(x, "__name__", str(x)))
+def test_numpy_minibatch_matches_the_torch_minibatch(cls: type, env_id: str, kwargs: dict[str, Any]) -> None:
+    """Loss, logged statistics, approximate KL and every parameter gradient of the NumPy minibatch against the torch
+    minibatch and autograd, on the same batch."""
+    model = _perturbed_model(cls, env_id, **kwargs)
+    calls = PolicyCalls(model.policy)
+    gradient = model._numpy_update(calls)
+    assert gradient is not None
+    clip_range_vf = 0.2 if kwargs.get("clip_range_vf") else None
+    batch = next(iter(model.rollout_buffer.get(32)))
+    torch_stats: dict[str, list[th.Tensor]] = defaultdict(list)
+    numpy_stats: dict[str, list[th.Tensor]] = defaultdict(list)
+
+    model.policy.zero_grad(set_to_none=True)
+    loss, approx_kl = model._minibatch_loss(batch, calls, clip_range_vf, torch_stats)
+    loss.backward()
+    expected = {name: None if p.grad is None else p.grad.clone() for name, p in model.policy.named_parameters()}
+    np_loss, np_approx_kl = model._numpy_minibatch_loss(batch, gradient, clip_range_vf, numpy_stats)
+
+    assert float(np_loss) == pytest.approx(float(loss.detach()), rel=1e-4, abs=1e-5)
+    assert float(np_approx_kl) == pytest.approx(float(approx_kl), rel=1e-3, abs=1e-6)
+    assert torch_stats.keys() == numpy_stats.keys()
+    for key, values in torch_stats.items():
+        assert float(numpy_stats[key][0]) == pytest.approx(float(values[0]), rel=1e-4, abs=1e-5), key
+    if "clip_fraction" in torch_stats:  # the perturbation reached the clipped branch
+        assert 0 < float(torch_stats["clip_fraction"][0]) < 1
+    for name, parameter in model.policy.named_parameters():
+        if expected[name] is None:
+            assert parameter.grad is None, name
+            continue
+        assert parameter.grad is not None, name
+        scale = float(expected[name].abs().max()) + 1e-3  # type: ignore[union-attr]
+        np.testing.assert_allclose(
+            parameter.grad.numpy(),
+            expected[name].numpy(),
+            rtol=1e-3,
+            atol=1e-4 * scale,
+            err_msg=name,  # type: ignore[union-attr]
+        )
+
+
+@pytest.mark.parametrize("cls", [ClipPPO, KLPenaltyPPO, REINFORCE])
+def test_default_training_uses_the_numpy_update_and_stays_close_to_torch(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two updates with the defaults run the NumPy update; with it turned off (torch update), the same seed ends at
+    parameters equal to float rounding."""
+    env_id = "CartPole-v1"
+    kwargs: dict[str, Any] = dict(n_steps=256, batch_size=64, n_epochs=2, seed=3, device="cpu")
+    used: list[bool] = []
+    original = PolicyGradientAlgorithm._numpy_update
+
+    def spy(self: PolicyGradientAlgorithm, calls: PolicyCalls) -> Any:
+        gradient = original(self, calls)
+        used.append(gradient is not None)
+        return gradient
+
+    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", spy)
+    fast = cls("MlpPolicy", env_id, **kwargs).learn(512)
+    assert used == [True, True]
+    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", lambda self, calls: None)
+    reference = cls("MlpPolicy", env_id, **kwargs).learn(512)
+    for (name, a), b in zip(fast.policy.state_dict().items(), reference.policy.state_dict().values(), strict=True):
+        th.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=name)
+
+
+# ---------------------------------------------------------------- where it stays off
+
+
+class _OwnLoss(ClipPPO):
+    def _policy_loss(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super()._policy_loss(*args, **kwargs)
+
+
+class _OwnKL(KLPenaltyPPO):
+    def _kl(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super()._kl(*args, **kwargs)
+
+
+class _OwnMinibatch(REINFORCE):
+    def _minibatch_loss(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super()._minibatch_loss(*args, **kwargs)
+
+
+class _OwnPolicy(ActorCriticPolicy):
+    pass
+
+
+class _OwnExtractor(FlattenExtractor):
+    pass
+
+
+def _numpy_update_of(model: PolicyGradientAlgorithm) -> Any:
+    return model._numpy_update(PolicyCalls(model.policy))
+
+
+def test_numpy_update_runs_for_the_defaults_of_each_algorithm() -> None:
+    for cls in (ClipPPO, KLPenaltyPPO, REINFORCE):
+        assert _numpy_update_of(cls("MlpPolicy", "CartPole-v1", n_steps=64, device="cpu")) is not None
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "policy_loss",
+        "kl",
+        "minibatch_loss",
+        "method_on_object",
+        "exact_adam",
+        "hook",
+        "tensor_hook",
+        "post_accumulate_hook",
+        "unreadable_tensor_hooks",
+        "anomaly_detection",
+        "policy_class",
+        "extractor",
+        "sgd",
+    ],
+)
+def test_numpy_update_stays_off(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replaced loss method (subclass or object), SB3's exact arithmetic, a hook, or any part that is not exactly
+    SB3's: the torch update runs, and calls the user's code."""
+    cls: type = {"policy_loss": _OwnLoss, "kl": _OwnKL, "minibatch_loss": _OwnMinibatch}.get(case, ClipPPO)
+    policy: Any = _OwnPolicy if case == "policy_class" else "MlpPolicy"
+    policy_kwargs: dict[str, Any] = {
+        "exact_adam": EXACT_ADAM,
+        "extractor": dict(features_extractor_class=_OwnExtractor),
+        "sgd": dict(optimizer_class=th.optim.SGD),
+    }.get(case, {})
+    model = cls(policy, "CartPole-v1", n_steps=64, device="cpu", policy_kwargs=policy_kwargs)
+    if case == "method_on_object":
+        model._policy_loss = model._policy_loss  # type: ignore[method-assign]
+    if case == "hook":
+        model.policy.value_net.register_full_backward_hook(lambda *args: None)
+    if case == "tensor_hook":
+        model.policy.action_net.weight.register_hook(lambda grad: grad)
+    if case == "post_accumulate_hook":
+        model.policy.value_net.bias.register_post_accumulate_grad_hook(lambda parameter: None)
+    if case == "unreadable_tensor_hooks":  # a torch release that renamed the registry
+        monkeypatch.setattr(internals, "has_private", lambda owner, name: name != "_post_accumulate_grad_hooks")
+    if case == "anomaly_detection":
+        with th.autograd.set_detect_anomaly(True):
+            assert _numpy_update_of(model) is None
+        assert _numpy_update_of(model) is not None  # checked at every update: off again once the mode ends
+        return
+    assert _numpy_update_of(model) is None
+
+
+def test_a_gradient_hook_sees_the_torch_update() -> None:
+    """With a gradient hook on a parameter, training runs autograd, which calls the hook at every minibatch."""
+    model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu")
+    seen: list[th.Tensor] = []
+    model.policy.action_net.bias.register_hook(lambda grad: seen.append(grad.clone()))  # type: ignore[func-returns-value]
+    model.learn(64)
+    assert len(seen) == 4
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.5, 100.0])
+def test_numpy_gradient_clipping_matches_clip_grad_norm(max_grad_norm: float) -> None:
+    """The direct optimizer step on NumPy-backed gradients: torch's ``clip_grad_norm_`` then fused Adam."""
+    policy = _policy("gaussian_tanh")
+    reference = _policy("gaussian_tanh")
+    rng = np.random.default_rng(5)
+    for ours, theirs in zip(policy.parameters(), reference.parameters(), strict=True):
+        grad = rng.normal(size=tuple(ours.shape)).astype(np.float32)
+        ours.grad = th.from_numpy(grad)
+        theirs.grad = th.tensor(grad)
+    step = ClippedAdamStep(policy, policy.optimizer)
+    assert step.direct
+    norm = step(max_grad_norm, numpy_grads=True)
+    expected = th.nn.utils.clip_grad_norm_(reference.parameters(), max_grad_norm)
+    reference.optimizer.step()
+    assert float(norm) == pytest.approx(float(expected), rel=1e-5)
+    for ours, theirs in zip(policy.parameters(), reference.parameters(), strict=True):
+        th.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+        th.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_gradient_clipping_keeps_a_nan_norm() -> None:
+    policy = _policy("categorical_tanh")
+    for parameter in policy.parameters():
+        parameter.grad = th.from_numpy(np.full(tuple(parameter.shape), np.nan, dtype=np.float32))
+    assert not th.isfinite(ClippedAdamStep(policy, policy.optimizer)(0.5, numpy_grads=True))
