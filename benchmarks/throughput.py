@@ -1003,15 +1003,33 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
             ("sb3_ppo_variants/common/policies.py", "evaluate", TRAIN),  # ours: PolicyCalls.evaluate
             ("distributions.py", "log_prob", TRAIN),
             ("distributions.py", "entropy", TRAIN),
+            ("common/numpy_update.py", "forward", TRAIN),  # ours, the NumPy update: both MLPs and the heads
+            ("common/numpy_update.py", "log_prob", TRAIN),
+            ("common/numpy_update.py", "entropy", TRAIN),
         ),
         parent="train",
     ),
     ProfileRow(
         "policy loss hook (ours)",
-        (("clip_ppo.py", "_policy_loss", TRAIN), ("kl_penalty_ppo.py", "_policy_loss", TRAIN)),
+        (
+            ("clip_ppo.py", "_policy_loss", TRAIN),
+            ("kl_penalty_ppo.py", "_policy_loss", TRAIN),
+            ("clip_ppo.py", "_numpy_policy_loss", TRAIN),
+            ("kl_penalty_ppo.py", "_numpy_policy_loss", TRAIN),
+        ),
         parent="train",
     ),
-    ProfileRow("backward", (("_tensor.py", "backward", TRAIN),), parent="train"),
+    ProfileRow(
+        "backward",
+        (
+            ("_tensor.py", "backward", TRAIN),
+            # ours, the NumPy update: the distribution's terms, then both MLPs and the heads
+            ("common/numpy_update.py", "log_prob_backward", TRAIN),
+            ("common/numpy_update.py", "entropy_backward", TRAIN),
+            ("common/numpy_update.py", "backward", TRAIN),
+        ),
+        parent="train",
+    ),
     ProfileRow(
         "gradient clipping + Adam step",
         (
