@@ -387,29 +387,44 @@ def test_a_gradient_hook_sees_the_torch_update() -> None:
     assert len(seen) == 4
 
 
+def _flat_gradients(policy: ActorCriticPolicy, values: np.ndarray) -> np.ndarray:
+    """Set every parameter's ``.grad`` to a view of one flat array holding ``values`` (the NumPy update's layout)."""
+    flat = values.astype(np.float32).copy()
+    start = 0
+    for parameter in policy.parameters():
+        parameter.grad = th.from_numpy(flat[start : start + parameter.numel()].reshape(tuple(parameter.shape)))
+        start += parameter.numel()
+    return flat
+
+
 @pytest.mark.parametrize("max_grad_norm", [0.5, 100.0])
 def test_numpy_gradient_clipping_matches_clip_grad_norm(max_grad_norm: float) -> None:
-    """The direct optimizer step on NumPy-backed gradients: torch's ``clip_grad_norm_`` then fused Adam."""
+    """The direct optimizer step on NumPy-backed gradients: torch's ``clip_grad_norm_`` then fused Adam, twice (the
+    second step reuses the step's lists of parameters and states)."""
     policy = _policy("gaussian_tanh")
     reference = _policy("gaussian_tanh")
-    rng = np.random.default_rng(5)
-    for ours, theirs in zip(policy.parameters(), reference.parameters(), strict=True):
-        grad = rng.normal(size=tuple(ours.shape)).astype(np.float32)
-        ours.grad = th.from_numpy(grad)
-        theirs.grad = th.tensor(grad)
     step = ClippedAdamStep(policy, policy.optimizer)
     assert step.direct
-    norm = step(max_grad_norm, numpy_grads=True)
-    expected = th.nn.utils.clip_grad_norm_(reference.parameters(), max_grad_norm)
-    reference.optimizer.step()
-    assert float(norm) == pytest.approx(float(expected), rel=1e-5)
-    for ours, theirs in zip(policy.parameters(), reference.parameters(), strict=True):
-        th.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
-        th.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
+    rng = np.random.default_rng(5)
+    n = sum(p.numel() for p in policy.parameters())
+    flat = _flat_gradients(policy, np.zeros(n))
+    for _ in range(2):
+        flat[...] = rng.normal(size=n)
+        start = 0
+        for theirs in reference.parameters():
+            theirs.grad = th.tensor(flat[start : start + theirs.numel()].reshape(tuple(theirs.shape)))
+            start += theirs.numel()
+        norm = step(max_grad_norm, flat)
+        expected = th.nn.utils.clip_grad_norm_(reference.parameters(), max_grad_norm)
+        reference.optimizer.step()
+        assert float(norm) == pytest.approx(float(expected), rel=1e-5)
+        for ours, theirs in zip(policy.parameters(), reference.parameters(), strict=True):
+            th.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-7)
+            th.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_numpy_gradient_clipping_keeps_a_nan_norm() -> None:
     policy = _policy("categorical_tanh")
-    for parameter in policy.parameters():
-        parameter.grad = th.from_numpy(np.full(tuple(parameter.shape), np.nan, dtype=np.float32))
-    assert not th.isfinite(ClippedAdamStep(policy, policy.optimizer)(0.5, numpy_grads=True))
+    n = sum(p.numel() for p in policy.parameters())
+    flat = _flat_gradients(policy, np.full(n, np.nan))
+    assert not th.isfinite(ClippedAdamStep(policy, policy.optimizer)(0.5, flat))

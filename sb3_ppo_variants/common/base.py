@@ -649,7 +649,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 if numpy_gradient is None:
                     clipped_step.zero_grad()
                     loss.backward()
-                grad_norms.append(clipped_step(self.max_grad_norm, numpy_grads=numpy_gradient is not None))
+                flat_grads = None if numpy_gradient is None else numpy_gradient.gradients.flat
+                grad_norms.append(clipped_step(self.max_grad_norm, flat_grads))
 
             self._n_updates += 1
             if not continue_training:

@@ -102,11 +102,18 @@ class NumpyBatch:
 
 
 class _Gradients:
-    """One NumPy gradient buffer per parameter, shared with the parameter's ``.grad`` tensor."""
+    """The parameters' gradient buffers: views into one flat float32 array (``flat``: the gradient clipping reads
+    and scales all of them in one call), each shared with its parameter's ``.grad`` tensor."""
 
     def __init__(self, parameters: list[nn.Parameter]) -> None:
         self.parameters = parameters
-        self.buffers = {id(p): np.zeros(tuple(p.shape), dtype=np.float32) for p in parameters}
+        sizes = [p.numel() for p in parameters]
+        self.flat = np.zeros(sum(sizes), dtype=np.float32)
+        offsets = np.cumsum([0, *sizes])
+        self.buffers = {
+            id(p): self.flat[start:end].reshape(tuple(p.shape))
+            for p, start, end in zip(parameters, offsets[:-1], offsets[1:], strict=True)
+        }
         self.written: set[int] = set()
 
     def __getitem__(self, parameter: nn.Parameter) -> np.ndarray:
@@ -115,15 +122,17 @@ class _Gradients:
 
     def publish(self) -> None:
         """Point the ``.grad`` of every parameter written this minibatch at its buffer; the others get None (torch
-        leaves the gradient of a parameter the loss does not reach at None, and Adam skips it)."""
+        leaves the gradient of a parameter the loss does not reach at None, and Adam skips it) and a zero buffer
+        (so that ``flat`` holds exactly the gradients)."""
         for parameter in self.parameters:
+            buffer = self.buffers[id(parameter)]
             if id(parameter) in self.written:
-                buffer = self.buffers[id(parameter)]
                 grad = parameter.grad
                 if grad is None or grad.data_ptr() != buffer.ctypes.data:
                     parameter.grad = th.from_numpy(buffer)
             elif parameter.grad is not None:
                 parameter.grad = None
+                buffer[...] = 0
         self.written.clear()
 
 
@@ -166,7 +175,7 @@ class _Mlp:
             kind, layer = self.layers[index]
             if kind == "linear":
                 matmul(grad.T, values[index], out=gradients[layer.weight])
-                np.sum(grad, axis=0, out=gradients[layer.bias])
+                np.add.reduce(grad, axis=0, out=gradients[layer.bias])
                 if index > 0:
                     grad = matmul(grad, layer.weight.detach().numpy())
             elif kind == "tanh":

@@ -100,6 +100,7 @@ class ClippedAdamStep:
         self.optimizer = optimizer
         self.parameters: list[th.Tensor] = [p for group in optimizer.param_groups for p in group["params"]]
         self.direct = self.supports(optimizer, policy)
+        self._cached_lists: tuple[list[th.Tensor | None], tuple[list[th.Tensor], ...]] | None = None
 
     @staticmethod
     def supports(optimizer: th.optim.Optimizer, policy: nn.Module) -> bool:
@@ -129,32 +130,19 @@ class ClippedAdamStep:
             return False
         return bool(params) and all(p.dtype == th.float32 and p.device == params[0].device for p in params)
 
-    def zero_grad(self) -> None:
-        """``optimizer.zero_grad()`` (direct path: its effect, ``set_to_none=True``, without its profiling hooks)."""
-        if not self.direct:
-            self.optimizer.zero_grad()
-            return
-        for parameter in self.parameters:
-            parameter.grad = None
+    def _adam_lists(self) -> tuple[list[th.Tensor], ...]:
+        """The parameters with a gradient, their gradients and Adam states (initialised here as Adam does lazily).
 
-    def __call__(self, max_grad_norm: float, numpy_grads: bool = False) -> th.Tensor:
-        """Clip and step; returns the total gradient norm before clipping (a 0-dim tensor, no host sync).
-
-        ``numpy_grads``: the gradients are CPU tensors on NumPy memory (the NumPy update); the direct path then clips
-        them with NumPy (the same norm and scaling, a dozen torch calls fewer; float rounding may differ)."""
-        if not self.direct:
-            norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
-            self.optimizer.step()
-            return norm
-        group = self.optimizer.param_groups[0]
+        Kept while every parameter's ``.grad`` is the same tensor as at the last call (the NumPy update reuses its
+        gradient tensors for a whole update; autograd makes new ones at every backward)."""
+        grads_now = [param.grad for param in self.parameters]
+        cached = self._cached_lists
+        if cached is not None and all(a is b for a, b in zip(grads_now, cached[0], strict=True)):
+            return cached[1]
         state = self.optimizer.state
-        params: list[th.Tensor] = []
-        grads: list[th.Tensor] = []
-        exp_avgs: list[th.Tensor] = []
-        exp_avg_sqs: list[th.Tensor] = []
-        steps: list[th.Tensor] = []
-        for param in self.parameters:
-            grad = param.grad
+        lists: tuple[list[th.Tensor], ...] = ([], [], [], [], [])
+        params, grads, exp_avgs, exp_avg_sqs, steps = lists
+        for param, grad in zip(self.parameters, grads_now, strict=True):
             if grad is None:
                 continue
             param_state: dict[str, Any] = state[param]
@@ -167,12 +155,35 @@ class ClippedAdamStep:
             exp_avgs.append(param_state["exp_avg"])
             exp_avg_sqs.append(param_state["exp_avg_sq"])
             steps.append(param_state["step"])
+        self._cached_lists = (grads_now, lists)
+        return lists
+
+    def zero_grad(self) -> None:
+        """``optimizer.zero_grad()`` (direct path: its effect, ``set_to_none=True``, without its profiling hooks)."""
+        if not self.direct:
+            self.optimizer.zero_grad()
+            return
+        for parameter in self.parameters:
+            parameter.grad = None
+
+    def __call__(self, max_grad_norm: float, flat_grads: np.ndarray | None = None) -> th.Tensor:
+        """Clip and step; returns the total gradient norm before clipping (a 0-dim tensor, no host sync).
+
+        ``flat_grads``: one float32 array whose views are all the parameters' gradients (the NumPy update's): the
+        direct path then clips them with two NumPy calls (the same norm and scaling, a dozen torch calls fewer; float
+        rounding may differ)."""
+        if not self.direct:
+            norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
+            self.optimizer.step()
+            return norm
+        group = self.optimizer.param_groups[0]
+        params, grads, exp_avgs, exp_avg_sqs, steps = self._adam_lists()
         if not params:
             return th.zeros(())
         beta1, beta2 = group["betas"]
         with th.no_grad():
-            if numpy_grads:
-                total_norm = _clip_numpy(grads, max_grad_norm)
+            if flat_grads is not None:
+                total_norm = _clip_flat(flat_grads, max_grad_norm)
             else:
                 # clip_grad_norm_(foreach=True): total = ||(||g_i||)_i||, g_i *= min(1, max_norm / (total + 1e-6))
                 total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)  # type: ignore[attr-defined]
@@ -199,16 +210,13 @@ class ClippedAdamStep:
         return total_norm
 
 
-def _clip_numpy(grads: list[th.Tensor], max_grad_norm: float) -> th.Tensor:
-    """``clip_grad_norm_`` on CPU gradients through NumPy views: the total norm ``||(||g_i||)_i||`` and, where it
-    exceeds ``max_grad_norm``, every gradient scaled by ``max_grad_norm / (total + 1e-6)``. A NaN norm leaves the
-    gradients as they are (torch scales them to NaN); either way the norm returned is NaN, which the algorithm's
-    check after the update reports."""
-    arrays = [grad.numpy().reshape(-1) for grad in grads]
-    total = math.sqrt(sum(float(np.dot(array, array)) for array in arrays))
+def _clip_flat(flat_grads: np.ndarray, max_grad_norm: float) -> th.Tensor:
+    """``clip_grad_norm_`` on gradients that are all views of ``flat_grads``: the total norm ``||(||g_i||)_i||``
+    (the norm of the flat array) and, where it exceeds ``max_grad_norm``, every gradient scaled by
+    ``max_grad_norm / (total + 1e-6)``. A NaN norm leaves the gradients as they are (torch scales them to NaN); either
+    way the norm returned is NaN, which the algorithm's check after the update reports."""
+    total = math.sqrt(float(np.dot(flat_grads, flat_grads)))
     coefficient = max_grad_norm / (total + 1e-6)
     if coefficient < 1.0:
-        scale = np.float32(coefficient)
-        for array in arrays:
-            array *= scale
+        flat_grads *= np.float32(coefficient)
     return th.tensor(total, dtype=th.float32)
