@@ -428,3 +428,23 @@ def test_numpy_gradient_clipping_keeps_a_nan_norm() -> None:
     n = sum(p.numel() for p in policy.parameters())
     flat = _flat_gradients(policy, np.full(n, np.nan))
     assert not th.isfinite(ClippedAdamStep(policy, policy.optimizer)(0.5, flat))
+
+
+def test_the_numpy_update_is_rebuilt_when_the_policy_changes_and_its_gradients_are_new_each_update() -> None:
+    model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(64)
+    first = model.policy.action_net.weight.grad
+    assert first is not None
+    kept = first.clone()
+    gradient = _numpy_update_of(model)
+    assert _numpy_update_of(model) is gradient  # same policy: the checked structure is reused
+    model.learn(64, reset_num_timesteps=False)
+    th.testing.assert_close(first, kept)  # a gradient tensor of an earlier update is not overwritten
+    assert model.policy.action_net.weight.grad is not first
+    # a replaced head: built again, and training uses the new module
+    model.policy.action_net = th.nn.Linear(64, 2)
+    assert _numpy_update_of(model) is not gradient
+    model.learn(64, reset_num_timesteps=False)
+    assert model.policy.action_net.weight.grad is not None
+    # the cache is not saved
+    assert "_numpy_gradient_cache" in model._excluded_save_params()

@@ -816,7 +816,19 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         for name in (*names, *self._numpy_loss_replaces):
             if name in vars(self) or getattr(type(self), name) is not getattr(owner, name):
                 return None
-        return numpy_policy_gradient(self.policy)
+        # its construction checks every part of the policy: kept while the parameters and modules are the same
+        # objects, of the same dtype and device (a module or parameter replaced, or .to(...), builds it again)
+        key = (
+            tuple((id(p), p.dtype, p.device) for p in self.policy.parameters()),
+            tuple(map(id, self.policy.modules())),
+        )
+        cached = getattr(self, "_numpy_gradient_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._numpy_gradient_cache = (key, numpy_policy_gradient(self.policy))
+        gradient = cached[1]
+        if gradient is not None:
+            gradient.start_update()
+        return gradient
 
     def _numpy_minibatch_loss(
         self, batch: Any, gradient: NumpyPolicyGradient, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
@@ -907,8 +919,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     # ------------------------------------------------------------------ save / load
 
     def _excluded_save_params(self) -> list[str]:
-        # the terminal observations of the last rollout are scratch space of recompute_advantage, not state
-        return [*super()._excluded_save_params(), "_truncations"]
+        # the terminal observations of the last rollout are scratch space of recompute_advantage, not state; the
+        # NumPy update's buffers are rebuilt from the policy
+        return [*super()._excluded_save_params(), "_truncations", "_numpy_gradient_cache"]
 
     @classmethod
     def load(  # type: ignore[override]

@@ -27,8 +27,8 @@ draws.
 
 It runs only where the lean path runs (the policy is exactly SB3's, no hooks: see
 :mod:`sb3_ppo_variants.common.policies`), and only for the parts listed above, exactly those classes, on the CPU in
-float32; :func:`numpy_rollout_step` returns None otherwise and the torch lean path runs. The update still runs in
-torch (it needs gradients).
+float32; :func:`numpy_rollout_step` returns None otherwise and the torch lean path runs. The update has its NumPy
+counterpart, forward and backward: :mod:`sb3_ppo_variants.common.numpy_update`.
 """
 
 from __future__ import annotations

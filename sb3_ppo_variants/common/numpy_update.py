@@ -295,6 +295,11 @@ class NumpyPolicyGradient:
         self.gradients = _Gradients(list(policy.parameters()))
         self._cache: dict[str, Any] = {}
 
+    def start_update(self) -> None:
+        """New gradient buffers for an update: the ``.grad`` tensors of one update are not overwritten by the next
+        (a callback may keep them, as it may keep autograd's)."""
+        self.gradients = _Gradients(self.gradients.parameters)
+
     def forward(self, obs: np.ndarray, with_values: bool) -> tuple[np.ndarray | None, NumpyDistribution]:
         """Values (``(batch,)``; None without ``with_values``) and the action distribution of the observations."""
         x = obs.astype(np.float32, copy=False).reshape(obs.shape[0], -1)

@@ -22,7 +22,9 @@ It is decided once per rollout and once per update (:class:`PolicyCalls`), so a 
 updates is honoured from the next one on. The lean path computes the same numbers and draws the same random numbers
 as SB3's methods (tested bit for bit). Within it, rollouts of SB3's exact ``MlpPolicy`` run the NumPy step of
 :mod:`sb3_ppo_variants.common.numpy_policy` (the same draws, float rounding may differ) while the optimizer is the
-default fused Adam (:func:`~sb3_ppo_variants.common.optimizer.rounding_fast_paths_allowed`). With the public path our
+default fused Adam (:func:`~sb3_ppo_variants.common.optimizer.rounding_fast_paths_allowed`), and its updates the
+NumPy forward and backward of :mod:`sb3_ppo_variants.common.numpy_update` (which also needs the algorithm's loss
+methods to be ours and no gradient hook on a parameter). With the public path our
 algorithms call
 
 - in rollouts: ``policy(obs)`` (``forward``: actions, values, log-probabilities, as SB3's ``collect_rollouts``), plus
@@ -133,11 +135,13 @@ def set_training_mode(policy: BasePolicy, mode: bool) -> None:
     every rollout and every update, that is a few percent of a short-rollout algorithm's time. The call is skipped only
     when neither the policy nor any of its modules overrides ``set_training_mode`` / ``train``.
     """
-    exact = type(policy).set_training_mode is BasePolicy.set_training_mode and all(
-        type(module).train is nn.Module.train for module in policy.modules()
-    )
-    if not exact or any(module.training != mode for module in policy.modules()):
+    if type(policy).set_training_mode is not BasePolicy.set_training_mode:
         policy.set_training_mode(mode)
+        return
+    for module in policy.modules():  # one walk: an override of train(), or a module in the other mode
+        if type(module).train is not nn.Module.train or module.training != mode:
+            policy.set_training_mode(mode)
+            return
 
 
 def _features(policy: Any, obs: PyTorchObs, extractor: nn.Module) -> th.Tensor:
