@@ -1,4 +1,5 @@
-"""Where the time of one environment step goes, unprofiled: SB3's PPO against ClipPPO and KLPenaltyPPO.
+"""Where the time of one environment step goes, unprofiled: SB3's PPO against ClipPPO and KLPenaltyPPO (and with
+``--comparisons a2c``, SB3's A2C against REINFORCE).
 
 Each measured ``learn()`` runs in a fresh process with one torch thread (as in ``throughput.py``, whose settings it
 uses), after a one-rollout warm-up, with three wall-clock timers around the phases of SB3's training loop:
@@ -13,7 +14,7 @@ Timers cost about a microsecond per call, and there is no profiler: unlike ``thr
 the real time per environment step. The rounds are interleaved (SB3, ours, ours, SB3, ...), the same seed per round;
 the tables show the median over rounds of the microseconds per environment step::
 
-    python benchmarks/phases.py --envs CartPole-v1 HalfCheetah-v5 --repeats 3 --out benchmarks/results
+    python benchmarks/phases.py --envs CartPole-v1 HalfCheetah-v5 --comparisons ppo a2c --repeats 3 --out benchmarks/results
 
 The ``2x budget`` column is half of SB3's time per step: what an algorithm must take to run twice SB3's steps/s.
 Outputs: ``<out>/phases.json`` and ``<out>/phases.md``.
@@ -93,11 +94,14 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure(envs: Sequence[str], repeats: int, seed: int, pythonpath: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``{setting: {algorithm label: [result per round]}}``, rounds interleaved."""
+def measure(
+    envs: Sequence[str], repeats: int, seed: int, pythonpath: Path, families: Sequence[str] = ("ppo",)
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{setting: {algorithm label: [result per round]}}``, rounds interleaved; ``families`` as throughput.py's
+    ``--comparisons`` (ppo: SB3 PPO, ClipPPO, KLPenaltyPPO; a2c: SB3 A2C, REINFORCE)."""
     from tqdm import tqdm
 
-    settings = build_settings(envs, ["ppo"], reinforce_baseline=False)
+    settings = build_settings(envs, families, reinforce_baseline=False)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with tqdm(total=sum(len(s.algos) for s in settings) * repeats, file=sys.stderr, unit="run") as bar:
         for setting in settings:
@@ -125,7 +129,8 @@ def markdown(results: dict[str, dict[str, list[dict[str, Any]]]], meta: dict[str
         "",
     ]
     for setting, by_algo in results.items():
-        sb3_total = statistics.median(r["us_per_step"]["total"] for r in by_algo["SB3 PPO"])
+        baseline = next(iter(by_algo))  # SB3's algorithm runs first in every setting
+        sb3_total = statistics.median(r["us_per_step"]["total"] for r in by_algo[baseline])
         lines += [
             f"## {setting}",
             "",
@@ -145,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "HalfCheetah-v5"], choices=ALL_ENVS)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--comparisons",
+        nargs="+",
+        default=["ppo"],
+        choices=["ppo", "a2c"],
+        help="ppo: SB3 PPO vs ClipPPO vs KLPenaltyPPO; a2c: SB3 A2C vs REINFORCE (throughput.py's settings)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first round (round r: seed + r)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output directory")
     parser.add_argument("--worker", metavar="SPEC_JSON", help=argparse.SUPPRESS)
@@ -158,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     pythonpath = snapshot_package(args.out / "tmp")
-    results = measure(args.envs, args.repeats, args.seed, pythonpath)
+    results = measure(args.envs, args.repeats, args.seed, pythonpath, args.comparisons)
     loads = [r["load_avg_1min"] for by_algo in results.values() for runs in by_algo.values() for r in runs]
     import torch
 
