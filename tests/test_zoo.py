@@ -470,6 +470,21 @@ def test_converter_reads_trials_stored_before_the_controls() -> None:
         CONVERTERS["clip_ppo"]({key: value for key, value in params.items() if key != "recompute_advantage"})
 
 
+@pytest.mark.parametrize("algo", ["clip_ppo", "kl_ppo"])
+def test_a_trial_without_value_clipping_trains_through_rl_zoo3(algo: str) -> None:
+    """``clip_range_vf=None`` is left out of the hyperparameters: rl_zoo3's schedule preprocessing (which --trial-id
+    runs on a stored trial's values) accepts a number or a schedule string, and raises on None."""
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    params = {**_corner(_distributions(algo, 1), "mid"), "clip_range_vf": None}
+    hyperparams = CONVERTERS[algo](params)
+    assert "clip_range_vf" not in hyperparams
+    with_vf = CONVERTERS[algo]({**params, "clip_range_vf": 0.2})
+    for converted in (hyperparams, with_vf):
+        ExperimentManager._preprocess_schedules(dict(converted))  # a static method of rl_zoo3 2.9
+    assert with_vf["clip_range_vf"] == 0.2
+
+
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_sampler_never_proposes_a_batch_larger_than_the_rollout(algo: str) -> None:
     for n_envs in (1, 2, 3, 5, 8, 16, 32, 64, 100):

@@ -168,12 +168,15 @@ def _convert_controls(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"Unknown `advantage_normalization` {normalization!r}; expected one of {ADVANTAGE_NORMALIZATIONS}")
     hyperparams: dict[str, Any] = {
         "adaptive_lr_target_kl": float(params["adaptive_lr_target_kl"]) if params["adaptive_lr"] else None,
-        "clip_range_vf": params["clip_range_vf"],
         "value_clip_form": params["value_clip_form"],
         "normalize_advantage": normalization != "off",
         "normalize_advantage_scope": "batch" if normalization == "batch" else "minibatch",
         "recompute_advantage": bool(params["recompute_advantage"]),
     }
+    # None (no value clipping) is the default: left out, because rl_zoo3 reads clip_range_vf as a schedule and
+    # rejects None ("Invalid value for clip_range_vf: None") when it trains from a stored trial (--trial-id)
+    if params["clip_range_vf"] is not None:
+        hyperparams["clip_range_vf"] = params["clip_range_vf"]
     if "dual_clip" in params:
         hyperparams["dual_clip"] = params["dual_clip"]
     return hyperparams
