@@ -185,6 +185,27 @@ def test_policy_backward_matches_autograd(name: str) -> None:
         )
 
 
+def test_a_head_replaced_by_a_sequential_gets_its_whole_backward_pass() -> None:
+    """The heads are backpropagated layer by layer, whatever exact layers they hold (here an action head of two
+    Linear layers around a Tanh, set on the policy object)."""
+    policy = _policy("gaussian_tanh")
+    policy.action_net = th.nn.Sequential(th.nn.Linear(64, 16), th.nn.Tanh(), th.nn.Linear(16, 3))
+    obs, actions = _samples(policy, 12)
+    weights = np.random.default_rng(3).normal(size=12).astype(np.float32)
+    _, log_prob, _ = policy.evaluate_actions(obs, actions)
+    policy.zero_grad()
+    (th.tensor(weights) * log_prob).sum().backward()
+    expected = {name: p.grad.clone() for name, p in policy.named_parameters() if p.grad is not None}
+    gradient = numpy_policy_gradient(policy)
+    assert gradient is not None
+    _, dist = gradient.forward(obs.numpy(), with_values=False)
+    dist.log_prob_backward(actions.numpy(), weights)
+    gradient.backward(None)
+    for name, grad in expected.items():
+        parameter = dict(policy.named_parameters())[name]
+        np.testing.assert_allclose(parameter.grad.numpy(), grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)  # type: ignore[union-attr]
+
+
 def test_parameters_the_loss_does_not_reach_keep_no_gradient() -> None:
     """As with autograd: without the values in the loss the critic's gradients stay None (Adam then skips them)."""
     policy = _policy("categorical_tanh")

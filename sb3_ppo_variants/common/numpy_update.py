@@ -169,20 +169,24 @@ class _Mlp:
             values.append(x)
         return values
 
-    def backpropagate(self, values: list[np.ndarray], grad: np.ndarray, gradients: _Gradients) -> None:
-        """Add nothing, write: the parameter gradients of ``sum(grad * output)`` (each parameter appears once)."""
+    def backpropagate(
+        self, values: list[np.ndarray], grad: np.ndarray, gradients: _Gradients, input_grad: bool = False
+    ) -> np.ndarray | None:
+        """Write (not add) the parameter gradients of ``sum(grad * output)`` (each parameter appears once); with
+        ``input_grad``, return the gradient with respect to the input as well."""
         for index in range(len(self.layers) - 1, -1, -1):
             kind, layer = self.layers[index]
             if kind == "linear":
                 matmul(grad.T, values[index], out=gradients[layer.weight])
                 np.add.reduce(grad, axis=0, out=gradients[layer.bias])
-                if index > 0:
+                if index > 0 or input_grad:
                     grad = matmul(grad, layer.weight.detach().numpy())
             elif kind == "tanh":
                 output = values[index + 1]
                 grad = grad * (1 - output * output)
             else:
                 grad = grad * (values[index + 1] > 0)
+        return grad if input_grad else None
 
 
 class NumpyDistribution:
@@ -276,7 +280,7 @@ class NumpyDistribution:
 
 class NumpyPolicyGradient:
     """Forward and backward of an exact SB3 ``MlpPolicy`` on one minibatch, in NumPy (the module docstring);
-    build with :func:`numpy_policy_gradient`, one per update.
+    build with :func:`numpy_policy_gradient`, and call :meth:`start_update` at the start of every update.
 
     Use: :meth:`forward` (values, the :class:`NumpyDistribution`), the loss and its per-sample gradients, then
     :meth:`backward`.
@@ -332,9 +336,9 @@ class NumpyPolicyGradient:
 
     def _backward_through(self, head: _Mlp, body: _Mlp, head_key: str, body_key: str, grad: np.ndarray) -> None:
         cache = self._cache
-        head.backpropagate(cache[head_key], grad, self.gradients)
-        weight = head.layers[0][1].weight.detach().numpy()
-        body.backpropagate(cache[body_key], matmul(grad, weight), self.gradients)
+        latent_grad = head.backpropagate(cache[head_key], grad, self.gradients, input_grad=True)
+        assert latent_grad is not None
+        body.backpropagate(cache[body_key], latent_grad, self.gradients)
 
 
 def numpy_policy_gradient(policy: ActorCriticPolicy) -> NumpyPolicyGradient | None:
