@@ -365,6 +365,7 @@ def test_numpy_update_runs_for_the_defaults_of_each_algorithm() -> None:
         "post_accumulate_hook",
         "unreadable_tensor_hooks",
         "anomaly_detection",
+        "frozen_parameter",
         "policy_class",
         "extractor",
         "sgd",
@@ -391,6 +392,8 @@ def test_numpy_update_stays_off(case: str, monkeypatch: pytest.MonkeyPatch) -> N
         model.policy.value_net.bias.register_post_accumulate_grad_hook(lambda parameter: None)
     if case == "unreadable_tensor_hooks":  # a torch release that renamed the registry
         monkeypatch.setattr(internals, "has_private", lambda owner, name: name != "_post_accumulate_grad_hooks")
+    if case == "frozen_parameter":  # autograd leaves it without a gradient, so Adam does not move it
+        model.policy.mlp_extractor.value_net[0].weight.requires_grad_(False)
     if case == "anomaly_detection":
         with th.autograd.set_detect_anomaly(True):
             assert _numpy_update_of(model) is None

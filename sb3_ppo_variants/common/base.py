@@ -800,8 +800,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         It stands in for :meth:`_minibatch_loss`, the methods named in :attr:`_numpy_loss_replaces` and the policy's
         ``evaluate_actions``, so it runs only where all of them are exactly ours / SB3's: the lean path applies (exact
-        policy, no module hooks, no gradient hook on a parameter, no anomaly detection), the policy is an ``MlpPolicy`` the
-        NumPy step supports, on the CPU, the optimizer is the
+        policy, no module hooks, no gradient hook on a parameter, no frozen parameter, no anomaly detection), the policy
+        is an ``MlpPolicy`` the NumPy step supports, on the CPU, the optimizer is the
         default fused Adam (the NumPy arithmetic rounds differently: with SB3's exact optimizer settings the torch
         loop runs, bit for bit), and no loss method is replaced, in a subclass or
         on the object, since the class that wrote :meth:`_numpy_policy_loss`.
@@ -816,10 +816,13 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         for name in (*names, *self._numpy_loss_replaces):
             if name in vars(self) or getattr(type(self), name) is not getattr(owner, name):
                 return None
+        parameters = list(self.policy.parameters())
+        if not all(parameter.requires_grad for parameter in parameters):
+            return None  # a frozen parameter: autograd leaves it without a gradient, and Adam leaves it as it is
         # its construction checks every part of the policy: kept while the parameters and modules are the same
         # objects, of the same dtype and device (a module or parameter replaced, or .to(...), builds it again)
         key = (
-            tuple((id(p), p.dtype, p.device) for p in self.policy.parameters()),
+            tuple((id(p), p.dtype, p.device) for p in parameters),
             tuple(map(id, self.policy.modules())),
         )
         cached = getattr(self, "_numpy_gradient_cache", None)
