@@ -70,6 +70,12 @@ def test_surrogate_loss_and_gradient_match_autograd(clip_range: float | None, du
         )
 
 
+def test_dual_clip_without_clip_range_is_refused_as_in_torch() -> None:
+    ratio, advantages = _surrogate_inputs()
+    with pytest.raises(ValueError, match="needs a clip_range"):
+        numpy_losses.surrogate_loss(ratio, advantages, None, 3.0)
+
+
 @pytest.mark.parametrize("clip_range_vf, form", [(None, "prediction"), (0.5, "prediction"), (0.5, "max")])
 def test_value_loss_and_gradient_match_autograd(clip_range_vf: float | None, form: str) -> None:
     # changes of exactly +-0.5 (clamp boundary), ties of the two squared errors, both sides of the return
@@ -176,7 +182,8 @@ def test_policy_backward_matches_autograd(name: str) -> None:
     dist.log_prob_backward(np_actions, weights[0])
     dist.entropy_backward(np_entropy, weights[1])
     dist.closed_form_kl_backward(weights[3])
-    gradient.backward(weights[2])
+    gradient.grad_values = weights[2]
+    gradient.backward()
     for parameter_name, parameter in policy.named_parameters():
         assert parameter.grad is not None, parameter_name
         scale = float(expected[parameter_name].abs().max()) + 1e-3
@@ -200,7 +207,7 @@ def test_a_head_replaced_by_a_sequential_gets_its_whole_backward_pass() -> None:
     assert gradient is not None
     _, dist = gradient.forward(obs.numpy(), with_values=False)
     dist.log_prob_backward(actions.numpy(), weights)
-    gradient.backward(None)
+    gradient.backward()
     for name, grad in expected.items():
         parameter = dict(policy.named_parameters())[name]
         np.testing.assert_allclose(parameter.grad.numpy(), grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)  # type: ignore[union-attr]
@@ -214,7 +221,7 @@ def test_parameters_the_loss_does_not_reach_keep_no_gradient() -> None:
     assert gradient is not None
     _, dist = gradient.forward(obs.numpy(), with_values=False)
     dist.log_prob_backward(actions.numpy().astype(np.int64), np.ones(8, np.float32))
-    gradient.backward(None)
+    gradient.backward()
     critic = {id(p) for p in [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]}
     for parameter in policy.parameters():
         assert (parameter.grad is None) == (id(parameter) in critic)
@@ -271,6 +278,7 @@ def test_numpy_minibatch_matches_the_torch_minibatch(cls: type, env_id: str, kwa
     loss.backward()
     expected = {name: None if p.grad is None else p.grad.clone() for name, p in model.policy.named_parameters()}
     np_loss, np_approx_kl = model._numpy_minibatch_loss(batch, gradient, clip_range_vf, numpy_stats)
+    gradient.backward()  # as _train runs it, after the early-stop check
 
     assert float(np_loss) == pytest.approx(float(loss.detach()), rel=1e-4, abs=1e-5)
     assert float(np_approx_kl) == pytest.approx(float(approx_kl), rel=1e-3, abs=1e-6)
@@ -343,6 +351,10 @@ class _OwnExtractor(FlattenExtractor):
     pass
 
 
+class _OwnFlatten(th.nn.Flatten):
+    pass
+
+
 def _numpy_update_of(model: PolicyGradientAlgorithm) -> Any:
     return model._numpy_update(PolicyCalls(model.policy))
 
@@ -366,6 +378,7 @@ def test_numpy_update_runs_for_the_defaults_of_each_algorithm() -> None:
         "unreadable_tensor_hooks",
         "anomaly_detection",
         "frozen_parameter",
+        "flatten_module",
         "policy_class",
         "extractor",
         "sgd",
@@ -392,6 +405,9 @@ def test_numpy_update_stays_off(case: str, monkeypatch: pytest.MonkeyPatch) -> N
         model.policy.value_net.bias.register_post_accumulate_grad_hook(lambda parameter: None)
     if case == "unreadable_tensor_hooks":  # a torch release that renamed the registry
         monkeypatch.setattr(internals, "has_private", lambda owner, name: name != "_post_accumulate_grad_hooks")
+    if case == "flatten_module":  # SB3's FlattenExtractor with its Flatten module replaced: torch calls it
+        model.policy.features_extractor.flatten = _OwnFlatten()
+        model.policy.pi_features_extractor = model.policy.vf_features_extractor = model.policy.features_extractor
     if case == "frozen_parameter":  # autograd leaves it without a gradient, so Adam does not move it
         model.policy.mlp_extractor.value_net[0].weight.requires_grad_(False)
     if case == "anomaly_detection":
@@ -472,3 +488,17 @@ def test_the_numpy_update_is_rebuilt_when_the_policy_changes_and_its_gradients_a
     assert model.policy.action_net.weight.grad is not None
     # the cache is not saved
     assert "_numpy_gradient_cache" in model._excluded_save_params()
+
+
+def test_an_early_stop_leaves_the_gradients_of_the_last_step_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With target_kl, the minibatch that stops the epoch takes no step; its backward pass does not run either, so
+    after training ``.grad`` holds the clipped gradients of the last step taken, as with the torch update."""
+    kwargs: dict[str, Any] = dict(n_steps=128, batch_size=32, n_epochs=5, target_kl=0.001, learning_rate=3e-3, seed=1)
+    fast = ClipPPO("MlpPolicy", "CartPole-v1", device="cpu", **kwargs).learn(384)
+    assert fast._n_updates < 3 * 5  # an epoch stopped early
+    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", lambda self, calls: None)
+    reference = ClipPPO("MlpPolicy", "CartPole-v1", device="cpu", **kwargs).learn(384)
+    assert reference._n_updates == fast._n_updates
+    for (name, ours), theirs in zip(fast.policy.named_parameters(), reference.policy.parameters(), strict=True):
+        assert ours.grad is not None and theirs.grad is not None, name
+        th.testing.assert_close(ours.grad, theirs.grad, rtol=1e-3, atol=1e-5, msg=name)

@@ -649,6 +649,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 if numpy_gradient is None:
                     clipped_step.zero_grad()
                     loss.backward()
+                else:  # where torch runs its backward: after the early stop, so .grad holds the last step's
+                    numpy_gradient.backward()
                 flat_grads = None if numpy_gradient is None else numpy_gradient.gradients.flat
                 grad_norms.append(clipped_step(self.max_grad_norm, flat_grads))
 
@@ -836,8 +838,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     def _numpy_minibatch_loss(
         self, batch: Any, gradient: NumpyPolicyGradient, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
     ) -> tuple[th.Tensor, th.Tensor]:
-        """:meth:`_minibatch_loss` and its backward pass in NumPy: the same loss, statistics and approximate KL, with
-        the gradients written into the parameters' ``.grad`` (:meth:`_numpy_update` says when it runs)."""
+        """:meth:`_minibatch_loss` in NumPy: the same loss, statistics and approximate KL, with the per-sample
+        gradients kept in ``gradient`` for its :meth:`~NumpyPolicyGradient.backward`, which writes the parameters'
+        ``.grad`` (:meth:`_numpy_update` says when it runs)."""
         data = NumpyBatch(batch)
         values, dist = gradient.forward(data.observations, with_values=self.uses_critic)
         discrete = isinstance(self.action_space, spaces.Discrete)
@@ -868,7 +871,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             loss += self.vf_coef * value_loss
             grad_values *= self.vf_coef
             stats["value_loss"].append(th.tensor(value_loss))
-        gradient.backward(grad_values)
+        gradient.grad_values = grad_values  # the backward pass runs in _train, where the torch loop runs its own
 
         stats["policy_gradient_loss"].append(th.tensor(policy_loss))
         stats["entropy_loss"].append(th.tensor(entropy_loss))

@@ -30,6 +30,8 @@ def surrogate_loss(
     """:func:`sb3_ppo_variants.common.losses.surrogate_loss` and its gradient with respect to ``ratio``."""
     n = len(ratio)
     if clip_range is None:
+        if dual_clip is not None:
+            raise ValueError("dual-clip applies on top of the clipped surrogate: it needs a clip_range")
         return float(-(advantages * ratio).mean()), -advantages / n
     unclipped = advantages * ratio
     clipped_ratio, passes = _clamp(ratio, 1 - clip_range, 1 + clip_range)

@@ -116,7 +116,10 @@ def supported_policy(policy: ActorCriticPolicy) -> bool:
         if policy.share_features_extractor
         else [policy.pi_features_extractor, policy.vf_features_extractor]
     )
-    if any(type(extractor) is not FlattenExtractor for extractor in extractors):
+    # the extractor and its own Flatten module, exactly as SB3 builds them (a replaced .flatten is honoured by torch)
+    if any(type(extractor) is not FlattenExtractor or type(extractor.flatten) is not nn.Flatten for extractor in extractors):
+        return False
+    if any((extractor.flatten.start_dim, extractor.flatten.end_dim) != (1, -1) for extractor in extractors):
         return False
     if type(policy.mlp_extractor) is not MlpExtractor:
         return False

@@ -298,6 +298,9 @@ class NumpyPolicyGradient:
         )
         self.gradients = _Gradients(list(policy.parameters()))
         self._cache: dict[str, Any] = {}
+        #: the loss's gradient with respect to each sample's value (None where the values are not in the loss), set
+        #: with the loss and read by :meth:`backward`
+        self.grad_values: np.ndarray | None = None
 
     def start_update(self) -> None:
         """New gradient buffers for an update: the ``.grad`` tensors of one update are not overwritten by the next
@@ -310,6 +313,7 @@ class NumpyPolicyGradient:
         cache = self._cache
         cache.clear()
         values = None
+        self.grad_values = None
         if with_values:
             cache["critic"] = self.critic.run(x)
             cache["value_head"] = self.value_head.run(cache["critic"][-1])
@@ -322,10 +326,10 @@ class NumpyPolicyGradient:
         cache["dist"] = dist
         return values, dist
 
-    def backward(self, grad_values: np.ndarray | None) -> None:
-        """Write the parameter gradients: the distribution's accumulated gradients and ``grad_values`` (per sample,
-        None where the values were not used), then point ``.grad`` at them."""
-        cache, gradients = self._cache, self.gradients
+    def backward(self) -> None:
+        """Write the parameter gradients of the last :meth:`forward`'s loss: the distribution's accumulated gradients
+        and :attr:`grad_values`, then point ``.grad`` at them."""
+        cache, gradients, grad_values = self._cache, self.gradients, self.grad_values
         dist: NumpyDistribution = cache["dist"]
         if self.kind != "categorical":
             gradients[self.policy.log_std][...] = dist.log_std_grad()
