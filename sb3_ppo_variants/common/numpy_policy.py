@@ -119,7 +119,8 @@ def supported_policy(policy: ActorCriticPolicy) -> bool:
     # the extractor and its own Flatten module, exactly as SB3 builds them (a replaced .flatten is honoured by torch)
     if any(type(extractor) is not FlattenExtractor or type(extractor.flatten) is not nn.Flatten for extractor in extractors):
         return False
-    if any((extractor.flatten.start_dim, extractor.flatten.end_dim) != (1, -1) for extractor in extractors):
+    flattens: list[Any] = [extractor.flatten for extractor in extractors]
+    if any((flatten.start_dim, flatten.end_dim) != (1, -1) for flatten in flattens):
         return False
     if type(policy.mlp_extractor) is not MlpExtractor:
         return False
