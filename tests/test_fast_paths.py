@@ -307,7 +307,9 @@ def test_trained_model_state_loads_into_a_plain_adam() -> None:
     assert th.equal(plain.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
 
 
-def test_set_training_mode_switches_every_module_and_only_when_needed() -> None:
+def test_set_training_mode_switches_every_module_and_honours_overrides() -> None:
+    """The flags are set directly on every module (what ``nn.Module.train`` does); a ``set_training_mode`` replaced on
+    the policy object, or a module with its own ``train``, is called every time, as SB3's loop calls it."""
     from sb3_ppo_variants.common.policies import set_training_mode
 
     policy = _policy(spaces.Discrete(2))
@@ -316,11 +318,24 @@ def test_set_training_mode_switches_every_module_and_only_when_needed() -> None:
     policy.mlp_extractor.policy_net.train()  # one submodule switched back by someone else
     set_training_mode(policy, False)
     assert not any(module.training for module in policy.modules())
+    set_training_mode(policy, True)
+    assert all(module.training for module in policy.modules())
+
     calls: list[bool] = []
     original = policy.set_training_mode
     policy.set_training_mode = lambda mode: (calls.append(mode), original(mode))  # type: ignore[method-assign]
+    set_training_mode(policy, True)
     set_training_mode(policy, False)
-    assert calls == []
+    assert calls == [True, False] and not any(module.training for module in policy.modules())
+    del policy.set_training_mode
+
+    class OwnTrain(th.nn.Tanh):
+        def train(self, mode: bool = True) -> OwnTrain:
+            calls.append(mode)
+            return super().train(mode)
+
+    calls.clear()
+    policy.mlp_extractor.policy_net[1] = OwnTrain()
     set_training_mode(policy, True)
     assert calls == [True] and all(module.training for module in policy.modules())
 
@@ -357,3 +372,106 @@ def test_tensor_buffer_add_stores_what_sb3_stores(obs_space: spaces.Space, actio
         theirs = getattr(sb3, field)
         assert getattr(ours, field).dtype == theirs.dtype
         np.testing.assert_array_equal(getattr(ours, field), theirs)
+
+
+# ------------------------------------------------------------------ one walk per rollout / update: PolicyStructure
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, dict(share_features_extractor=False), dict(net_arch=dict(pi=[8], vf=[])), dict(net_arch=[])],
+)
+def test_policy_structure_reads_what_the_public_walks_give(kwargs: dict) -> None:
+    """The one walk gives ``modules()`` and ``parameters()`` in their order, each object once (a module and a
+    parameter registered twice included), and the hooks, frozen parameters and own ``train`` methods it finds."""
+    from sb3_ppo_variants.common.policies import PolicyStructure
+
+    policy = _policy(spaces.Discrete(3), **kwargs)
+    policy.again = policy.action_net  # the same module under a second name
+    policy.mlp_extractor.tied = policy.action_net.weight  # the same parameter under a second name
+    structure = PolicyStructure(policy)
+    assert [id(m) for m in structure.modules] == [id(m) for m in policy.modules()]
+    assert [id(p) for p in structure.parameters] == [id(p) for p in policy.parameters()]
+    assert not (structure.module_hooks or structure.tensor_hooks or structure.frozen or structure.own_train)
+
+    handle = policy.value_net.register_forward_pre_hook(lambda *args: None)
+    assert PolicyStructure(policy).module_hooks
+    handle.remove()
+    handle = th.nn.modules.module.register_module_full_backward_hook(lambda *args: None)
+    assert PolicyStructure(policy).module_hooks
+    handle.remove()
+    handle = policy.action_net.bias.register_hook(lambda grad: grad)
+    assert PolicyStructure(policy).tensor_hooks
+    handle.remove()
+    policy.value_net.bias.requires_grad_(False)
+    assert PolicyStructure(policy).frozen
+    policy.value_net.bias.requires_grad_(True)
+    policy.value_net.train = lambda mode=True: policy.value_net  # type: ignore[method-assign]
+    assert PolicyStructure(policy).own_train
+    del policy.value_net.train
+    assert not (PolicyStructure(policy).module_hooks or PolicyStructure(policy).own_train)
+
+
+def test_policy_structure_without_readable_registries_takes_torchs_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renamed registry (a torch release): the walk falls back to ``modules()``/``parameters()``, and a hook
+    registry that cannot be read counts as a hook (the public path runs)."""
+    from sb3_ppo_variants.common import internals
+    from sb3_ppo_variants.common.policies import PolicyStructure, is_exact_sb3_policy
+
+    policy = _policy(spaces.Discrete(3))
+    original = internals.private
+    for hidden in ("_modules", "_parameters", "_forward_hooks"):
+        monkeypatch.setattr(
+            internals, "private", lambda owner, name, hidden=hidden: None if name == hidden else original(owner, name)
+        )
+        structure = PolicyStructure(policy)
+        assert [id(m) for m in structure.modules] == [id(m) for m in policy.modules()]
+        assert [id(p) for p in structure.parameters] == [id(p) for p in policy.parameters()]
+        assert structure.module_hooks == (hidden == "_forward_hooks")
+        assert is_exact_sb3_policy(policy, structure) == (hidden != "_forward_hooks")
+
+
+def test_policy_structure_key_changes_with_what_the_fast_paths_build_on() -> None:
+    from sb3_ppo_variants.common.policies import PolicyStructure
+
+    policy = _policy(spaces.Discrete(3))
+    key = PolicyStructure(policy).key
+    with th.no_grad():
+        policy.action_net.weight.mul_(2.0)  # in place: the same memory, the same key
+    assert PolicyStructure(policy).key == key
+    policy.action_net.weight.data = policy.action_net.weight.data.clone()  # new memory
+    assert PolicyStructure(policy).key != key
+    key = PolicyStructure(policy).key
+    policy.value_net = th.nn.Linear(64, 1)  # a replaced module
+    assert PolicyStructure(policy).key != key
+    key = PolicyStructure(policy).key
+    policy.action_dist = type(policy.action_dist)(3)  # a replaced distribution object
+    assert PolicyStructure(policy).key != key
+
+
+def test_the_numpy_rollout_step_is_kept_while_the_structure_is_the_same() -> None:
+    """Across rollouts the NumPy step is built once; ``param.data = ...`` (new memory, which its views would miss)
+    or a replaced module build it again, and the actions then follow the new parameters."""
+    from sb3_ppo_variants import ClipPPO
+    from sb3_ppo_variants.common.policies import PolicyCalls, PolicyStructure
+
+    model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    model.learn(32)
+    cache = model._structure_cache()
+    step = PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step()
+    assert step is not None
+    assert PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step() is step
+    model.learn(32, reset_num_timesteps=False)
+    assert PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step() is step
+
+    # new memory for the action head: all logits of action 1 made far larger, so every draw is action 1
+    weight, bias = model.policy.action_net.weight, model.policy.action_net.bias
+    new_bias = bias.detach().clone()
+    new_bias[1] = 1e3
+    bias.data = new_bias
+    rebuilt = PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step()
+    assert rebuilt is not None and rebuilt is not step
+    obs = th.as_tensor(np.zeros((4, 4), dtype=np.float32))
+    actions = rebuilt.act(obs, with_values=False)[0]
+    assert actions.tolist() == [1, 1, 1, 1]
+    assert weight is model.policy.action_net.weight

@@ -210,3 +210,77 @@ def test_default_rollouts_stay_close_to_sb3() -> None:
         np.testing.assert_allclose(
             getattr(ours.rollout_buffer, field), getattr(sb3.rollout_buffer, field), rtol=1e-4, atol=1e-5
         )
+
+
+# ------------------------------------------------------------------ categorical draws: torch.multinomial's numbers
+
+
+def test_the_exponential_draw_check_holds_on_this_torch_and_leaves_the_generator_alone() -> None:
+    from sb3_ppo_variants.common import numpy_policy
+
+    th.manual_seed(11)
+    state = th.get_rng_state()
+    assert numpy_policy._check_exponential_draws()
+    assert th.equal(th.get_rng_state(), state)  # forked: the user's generator is where it was
+
+
+@pytest.mark.parametrize("rows, n_actions", [(1, 2), (8, 2), (5, 7), (300, 3)])
+def test_categorical_draws_are_torch_multinomials(rows: int, n_actions: int) -> None:
+    """The step's categorical draws against ``torch.multinomial(probs, 1, True)`` (what ``Categorical.sample``
+    calls) on the same generator state, many times: the same actions, and the generator left at the same place."""
+    policy = ActorCriticPolicy(BOX_OBS, spaces.Discrete(n_actions), lambda _: 3e-4, **FUSED)  # type: ignore[arg-type]
+    step = numpy_rollout_step(policy)
+    assert step is not None
+    rng = np.random.default_rng(rows)
+    for trial in range(20):
+        probs = rng.dirichlet(np.full(n_actions, 0.3), size=rows).astype(np.float32)
+        th.manual_seed(trial)
+        expected = th.multinomial(th.from_numpy(probs), 1, True).T.reshape(-1)
+        after = th.get_rng_state()
+        th.manual_seed(trial)
+        drawn = step._categorical_draw(probs)
+        assert drawn.dtype == np.int64
+        np.testing.assert_array_equal(drawn, expected.numpy())
+        assert th.equal(th.get_rng_state(), after)
+
+
+def test_categorical_draws_fall_back_to_torch_multinomial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the check fails (another torch), ``torch.multinomial`` itself draws; NaN probabilities (a diverged
+    policy) raise torch's own error."""
+    from sb3_ppo_variants.common import numpy_policy
+
+    policy = ActorCriticPolicy(BOX_OBS, spaces.Discrete(3), lambda _: 3e-4, **FUSED)  # type: ignore[arg-type]
+    step = numpy_rollout_step(policy)
+    assert step is not None
+    calls: list[tuple] = []
+    original = th.multinomial
+    monkeypatch.setattr(th, "multinomial", lambda *args: (calls.append(args), original(*args))[1])
+    probs = np.full((4, 3), 1 / 3, dtype=np.float32)
+    step._categorical_draw(probs)
+    assert calls == []
+    monkeypatch.setattr(numpy_policy, "_EXPONENTIAL_DRAWS", False)
+    th.manual_seed(0)
+    drawn = step._categorical_draw(probs)
+    assert len(calls) == 1
+    th.manual_seed(0)
+    np.testing.assert_array_equal(drawn, original(th.from_numpy(probs), 1, True).T.reshape(-1).numpy())
+    monkeypatch.setattr(numpy_policy, "_EXPONENTIAL_DRAWS", True)
+    probs[2, 1] = np.nan
+    with pytest.raises(RuntimeError, match="probability tensor contains either `inf`, `nan` or element < 0"):
+        step._categorical_draw(probs)
+
+
+def test_a_rollout_takes_the_actions_sb3s_policy_takes() -> None:
+    """A whole rollout of REINFORCE on CartPole (8 envs) with the NumPy step against SB3's ``policy.forward`` under
+    the same seed: every stored action is the same."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    actions = []
+    for numpy_step in (True, False):
+        env = make_vec_env("CartPole-v1", n_envs=8, seed=3)
+        model = REINFORCE("MlpPolicy", env, n_steps=64, seed=3, device="cpu")
+        if not numpy_step:
+            model.policy_calls_class = type("Public", (PolicyCalls,), {"numpy_step": lambda self: None})
+        model.learn(64 * 8)
+        actions.append(model.rollout_buffer.actions.copy())
+    np.testing.assert_array_equal(actions[0], actions[1])

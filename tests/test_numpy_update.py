@@ -487,7 +487,7 @@ def test_the_numpy_update_is_rebuilt_when_the_policy_changes_and_its_gradients_a
     model.learn(64, reset_num_timesteps=False)
     assert model.policy.action_net.weight.grad is not None
     # the cache is not saved
-    assert "_numpy_gradient_cache" in model._excluded_save_params()
+    assert "_fast_path_cache" in model._excluded_save_params()
 
 
 def test_an_early_stop_leaves_the_gradients_of_the_last_step_taken(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,3 +155,27 @@ def test_global_distribution_validation_is_left_as_the_user_set_it(make_model, c
         assert set(seen_in_callback) == {user_setting}  # user code inside learn() sees the user's setting too
     finally:
         th.distributions.Distribution.set_default_validate_args(previous)
+
+
+class _NaNLossREINFORCE(REINFORCE):
+    """A REINFORCE whose torch loss turns NaN (the NumPy update then stays off: the loss is overridden)."""
+
+    def _policy_loss(self, *args, **kwargs):
+        loss, extra = super()._policy_loss(*args, **kwargs)
+        return loss * float("nan"), extra
+
+
+class _NaNNumpyLossREINFORCE(REINFORCE):
+    """A REINFORCE whose NumPy loss and gradient turn NaN (its own ``_numpy_policy_loss``: the NumPy update runs)."""
+
+    def _numpy_policy_loss(self, *args, **kwargs):
+        loss, grad, extra = super()._numpy_policy_loss(*args, **kwargs)
+        return loss * float("nan"), grad * float("nan"), extra
+
+
+@pytest.mark.parametrize("cls", [_NaNLossREINFORCE, _NaNNumpyLossREINFORCE])
+def test_divergence_of_a_one_step_update_is_caught(cls):
+    """One gradient step per update (the norms are read one by one there): the first NaN update stops training."""
+    model = cls("MlpPolicy", "CartPole-v1", n_steps=256, use_baseline=True, seed=0, device="cpu")
+    with pytest.raises(FloatingPointError, match=r"training diverged at update 1 \(timestep 256\)"):
+        model.learn(3 * 256)

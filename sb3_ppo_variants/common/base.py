@@ -57,7 +57,8 @@ from sb3_ppo_variants.common.optimizer import ClippedAdamStep, rounding_fast_pat
 from sb3_ppo_variants.common.policies import (
     PolicyCalls,
     PolicyOutputs,
-    has_tensor_hooks,
+    PolicyStructure,
+    StructureCache,
     is_exact_sb3_policy,
     set_training_mode,
 )
@@ -520,8 +521,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         :return: True if ``n_rollout_steps`` were collected, False if a callback stopped training.
         """
         assert self._last_obs is not None, "No previous observation was provided"
-        set_training_mode(self.policy, False)
-        calls = self.policy_calls_class(self.policy)
+        structure = PolicyStructure(self.policy)  # the fast-path checks of this rollout read this one walk
+        set_training_mode(self.policy, False, structure)
+        calls = self.policy_calls_class(self.policy, structure, self._structure_cache())
         # SB3's collect_rollouts runs the policy under no_grad; the lean path may use inference mode (faster).
         # One instance of each context manager, entered at every step (cheaper than building them per step).
         grad_mode = th.inference_mode() if calls.lean else th.no_grad()
@@ -605,7 +607,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             self._train()
 
     def _train(self) -> None:
-        set_training_mode(self.policy, True)
+        structure = PolicyStructure(self.policy)  # the fast-path checks of this update read this one walk
+        set_training_mode(self.policy, True, structure)
         if self.current_learning_rate is None:
             self._update_learning_rate(self.policy.optimizer)
         else:
@@ -614,12 +617,12 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         clip_range_vf = self.clip_range_vf(progress) if self.clip_range_vf is not None else None  # type: ignore[operator]
         self._on_update_start()
         # the fast paths are chosen once per update (see common/policies.py and common/optimizer.py)
-        calls = self.policy_calls_class(self.policy)
-        clipped_step = ClippedAdamStep(self.policy, self.policy.optimizer)
+        calls = self.policy_calls_class(self.policy, structure, self._structure_cache())
+        clipped_step = ClippedAdamStep(self.policy, self.policy.optimizer, structure.parameters)
         numpy_gradient = self._numpy_update(calls)
 
         # Statistics stay on the device as 0-dim tensors and are read back once, at the end (no per-minibatch sync).
-        stats: dict[str, list[th.Tensor]] = defaultdict(list)
+        stats: dict[str, list[Any]] = defaultdict(list)  # 0-dim tensors (torch loop) or floats (NumPy update)
         grad_norms: list[th.Tensor] = []
         approx_kl_divs: list[th.Tensor] = []
         loss: th.Tensor | None = None
@@ -811,32 +814,26 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         if not (calls.lean and self.device.type == "cpu" and rounding_fast_paths_allowed(self.policy.optimizer)):
             return None
         # autograd's own features: gradient hooks on a parameter, anomaly detection
-        if th.is_anomaly_enabled() or has_tensor_hooks(self.policy):
+        structure = calls.structure
+        if th.is_anomaly_enabled() or structure.tensor_hooks:
             return None
         owner = next(klass for klass in type(self).__mro__ if "_numpy_policy_loss" in vars(klass))
         names = ("_minibatch_loss", "_minibatch_policy_kwargs", "_numpy_minibatch_loss", "_numpy_policy_loss")
         for name in (*names, *self._numpy_loss_replaces):
             if name in vars(self) or getattr(type(self), name) is not getattr(owner, name):
                 return None
-        parameters = list(self.policy.parameters())
-        if not all(parameter.requires_grad for parameter in parameters):
+        if structure.frozen:
             return None  # a frozen parameter: autograd leaves it without a gradient, and Adam leaves it as it is
-        # its construction checks every part of the policy: kept while the parameters and modules are the same
-        # objects, of the same dtype and device (a module or parameter replaced, or .to(...), builds it again)
-        key = (
-            tuple((id(p), p.dtype, p.device) for p in parameters),
-            tuple(map(id, self.policy.modules())),
-        )
-        cached = getattr(self, "_numpy_gradient_cache", None)
-        if cached is None or cached[0] != key:
-            cached = self._numpy_gradient_cache = (key, numpy_policy_gradient(self.policy))
-        gradient = cached[1]
+        # its construction checks every part of the policy: kept while the policy's structure is the same (a module
+        # or parameter replaced, .to(...), param.data = ... build it again)
+        policy = self.policy
+        gradient = self._structure_cache().get("numpy_update", structure, lambda: numpy_policy_gradient(policy))
         if gradient is not None:
             gradient.start_update()
         return gradient
 
     def _numpy_minibatch_loss(
-        self, batch: Any, gradient: NumpyPolicyGradient, clip_range_vf: float | None, stats: dict[str, list[th.Tensor]]
+        self, batch: Any, gradient: NumpyPolicyGradient, clip_range_vf: float | None, stats: dict[str, list[Any]]
     ) -> tuple[th.Tensor, th.Tensor]:
         """:meth:`_minibatch_loss` in NumPy: the same loss, statistics and approximate KL, with the per-sample
         gradients kept in ``gradient`` for its :meth:`~NumpyPolicyGradient.backward`, which writes the parameters'
@@ -870,33 +867,41 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             )
             loss += self.vf_coef * value_loss
             grad_values *= self.vf_coef
-            stats["value_loss"].append(th.tensor(value_loss))
+            stats["value_loss"].append(value_loss)
         gradient.grad_values = grad_values  # the backward pass runs in _train, where the torch loop runs its own
 
-        stats["policy_gradient_loss"].append(th.tensor(policy_loss))
-        stats["entropy_loss"].append(th.tensor(entropy_loss))
+        # the statistics as floats (no tensor to build per value: _record_update_logs averages them in float64)
+        stats["policy_gradient_loss"].append(policy_loss)
+        stats["entropy_loss"].append(entropy_loss)
         for key, value in extra_stats.items():
-            stats[key].append(th.tensor(value))
+            stats[key].append(value)
         approx_kl_div = float(((ratio - 1) - log_ratio).mean())
         return th.tensor(loss), th.tensor(approx_kl_div)
 
     def _record_update_logs(
         self,
-        stats: dict[str, list[th.Tensor]],
+        stats: dict[str, list[Any]],
         approx_kl_divs: list[th.Tensor],
         loss: th.Tensor | None,
         clip_range_vf: float | None,
     ) -> None:
-        """Log SB3's ``train/`` keys (means over the minibatches; ``approx_kl`` over the last epoch as SB3 does)."""
-        # one read-back for all the means
-        means = {f"train/{key}": th.stack(values).float().mean() for key, values in stats.items() if values}
+        """Log SB3's ``train/`` keys (means over the minibatches; ``approx_kl`` over the last epoch as SB3 does).
+
+        ``stats`` holds 0-dim tensors (the torch loop: averaged in torch, one read-back for all the means) or floats
+        (the NumPy update: averaged in float64, as SB3 averages its ``.item()`` values)."""
+        means: dict[str, Any] = {}
+        for key, values in stats.items():
+            if values:
+                tensors = isinstance(values[0], th.Tensor)
+                means[f"train/{key}"] = th.stack(values).float().mean() if tensors else sum(values) / len(values)
         if approx_kl_divs:
             means["train/approx_kl"] = th.stack(approx_kl_divs).mean()
         if loss is not None:
             means["train/loss"] = loss.detach()
-        if means:
-            for key, value in zip(means, th.stack(list(means.values())).tolist(), strict=True):
-                self.logger.record(key, value)
+        tensor_means = [value for value in means.values() if isinstance(value, th.Tensor)]
+        read_back = iter(th.stack(tensor_means).tolist() if tensor_means else [])
+        for key, value in means.items():
+            self.logger.record(key, next(read_back) if isinstance(value, th.Tensor) else value)
         if self.uses_critic:
             self.logger.record(
                 "train/explained_variance",
@@ -915,7 +920,11 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         NaN/inf by an earlier step, give a non-finite norm, so checking the norms covers both without touching
         the parameters.
         """
-        if grad_norms and not bool(th.isfinite(th.stack(grad_norms)).all()):
+        if len(grad_norms) <= 8:  # a few steps (A2C-sized updates): reading each norm is cheaper than a stack
+            finite = all(math.isfinite(norm.item()) for norm in grad_norms)
+        else:
+            finite = bool(th.isfinite(th.stack(grad_norms)).all())
+        if not finite:
             raise FloatingPointError(
                 f"{type(self).__name__}: training diverged at update {self._n_updates} (timestep {self.num_timesteps}): "
                 "a loss, gradient or network parameter is NaN or inf. Lower `learning_rate` or `max_grad_norm`, or "
@@ -926,8 +935,16 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         # the terminal observations of the last rollout are scratch space of recompute_advantage, not state; the
-        # NumPy update's buffers are rebuilt from the policy
-        return [*super()._excluded_save_params(), "_truncations", "_numpy_gradient_cache"]
+        # fast paths' objects built from the policy (the NumPy rollout step and update) are rebuilt
+        return [*super()._excluded_save_params(), "_truncations", "_fast_path_cache"]
+
+    def _structure_cache(self) -> StructureCache:
+        """The fast paths' objects built from the policy's structure (the NumPy rollout step and update): rebuilt
+        when the policy's modules or parameters change, and after loading (not saved)."""
+        cache = getattr(self, "_fast_path_cache", None)
+        if cache is None:
+            cache = self._fast_path_cache = StructureCache()
+        return cache
 
     @classmethod
     def load(  # type: ignore[override]

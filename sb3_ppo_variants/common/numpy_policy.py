@@ -16,8 +16,14 @@ is seen at the next one):
 - gSDE (``StateDependentNoiseDistribution``, PPO's unsquashed form with ``exp(log_std)``): the standard deviations
   from the actor's latent and ``log_std``, the action ``mean + latent @ exploration matrix`` with the matrices torch
   sampled at the last ``reset_noise`` (no draw at the step, as in SB3);
-- ``CategoricalDistribution``: the logits normalised by their log-sum-exp, and the action drawn by
-  ``torch.multinomial`` on the probabilities, as ``Categorical.sample`` draws it.
+- ``CategoricalDistribution``: the logits normalised by their log-sum-exp, and the action drawn as
+  ``Categorical.sample`` draws it, by ``torch.multinomial(probs, 1, True)``. On the CPU torch computes that one draw
+  per row as ``argmax(probs / q)`` with ``q = torch.empty_like(probs).exponential_()`` (the exponential form of the
+  Gumbel-max trick); the step draws ``q`` the same way and takes the argmax in NumPy, a third of the call's cost
+  (its input checks and the tensor round trip). This is how torch implements the call, not a documented contract:
+  :func:`exponential_draws_match_multinomial` checks it once per process on the installed torch (same actions, same
+  generator state afterwards, the user's generator untouched), and where it does not hold, and for probabilities
+  that are NaN (a diverged policy: torch's own error is raised), ``torch.multinomial`` itself runs.
 
 What differs from SB3's torch computation is float rounding: NumPy's matrix products and ``tanh`` may round the last
 bit differently from torch's. The random draws are the same numbers, so a seeded run takes the same actions
@@ -65,6 +71,40 @@ MAX_LAYER_WORK = 2**18
 StepOutputs = tuple[th.Tensor, th.Tensor | None, th.Tensor, Callable[[], Distribution], Callable[[], th.Tensor]]
 #: a layer of the NumPy forward: ("linear", W.T, b) or ("tanh", None, None) / ("relu", None, None)
 Layer = tuple[str, Any, Any]
+
+
+#: :func:`exponential_draws_match_multinomial`'s answer (None: not asked yet in this process)
+_EXPONENTIAL_DRAWS: bool | None = None
+
+
+def exponential_draws_match_multinomial() -> bool:
+    """Whether, on this torch, ``torch.multinomial(probs, 1, True)`` of CPU float32 probabilities picks
+    ``argmax(probs / q)`` per row with ``q = torch.empty_like(probs).exponential_()`` and leaves the generator where that
+    draw leaves it. Checked once per process on random probabilities of a few shapes (including zeros and a single
+    action), inside ``torch.random.fork_rng`` (the user's generator state is restored afterwards)."""
+    global _EXPONENTIAL_DRAWS
+    if _EXPONENTIAL_DRAWS is None:
+        _EXPONENTIAL_DRAWS = _check_exponential_draws()
+    return _EXPONENTIAL_DRAWS
+
+
+def _check_exponential_draws() -> bool:
+    shapes = [(1, 1), (1, 2), (8, 2), (3, 5), (64, 3), (257, 7), (1024, 2)]
+    with th.random.fork_rng(devices=[]):
+        th.manual_seed(20261207)
+        for rows, actions in shapes:
+            probs = th.rand(rows, actions) ** 3
+            probs[0, 0] = 0.0 if actions > 1 else 1.0  # a zero probability, never drawn
+            probs /= probs.sum(dim=1, keepdim=True)
+            state = th.get_rng_state()
+            expected = th.multinomial(probs, 1, True).T.reshape(-1)
+            after = th.get_rng_state()
+            th.set_rng_state(state)
+            q = th.empty(probs.shape, dtype=th.float32).exponential_().numpy()
+            drawn = (probs.numpy() / q).argmax(axis=1)
+            if not (np.array_equal(drawn, expected.numpy()) and th.equal(after, th.get_rng_state())):
+                return False
+    return True
 
 
 def _array(parameter: th.Tensor) -> np.ndarray:
@@ -137,7 +177,9 @@ def supported_policy(policy: ActorCriticPolicy) -> bool:
 
 class NumpyRolloutStep:
     """One rollout step of an exact SB3 ``MlpPolicy`` in NumPy (see the module docstring); build with
-    :func:`numpy_rollout_step`. Views of the parameters are taken at construction: build one per rollout."""
+    :func:`numpy_rollout_step`. Views of the parameters' memory are taken at construction (in-place changes are
+    seen): our algorithms keep one while the policy's structure, which includes each parameter's memory address, is
+    the same (:class:`~sb3_ppo_variants.common.policies.StructureCache`)."""
 
     def __init__(self, policy: ActorCriticPolicy, actor: list[Layer], critic: list[Layer], heads: tuple) -> None:
         self.policy = policy
@@ -150,6 +192,7 @@ class NumpyRolloutStep:
         # log_std read at every step through a view (a change between two steps shows, as in SB3)
         self.log_std: np.ndarray = _array(policy.log_std) if self.kind != "categorical" else np.empty(0)  # type: ignore[arg-type]
         self._noise_tensor: th.Tensor | None = None
+        self._exponential_tensor: th.Tensor | None = None
 
     def applies(self, obs: th.Tensor) -> bool:
         """Whether this batch of observations is small enough for the NumPy step (:data:`MAX_LAYER_WORK`)."""
@@ -177,9 +220,9 @@ class NumpyRolloutStep:
         shifted = out - out.max(axis=1, keepdims=True)
         logits = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         probs = np.exp(logits)
-        # Categorical.sample: multinomial on the probabilities, one draw per row, transposed back
-        actions_t = th.multinomial(th.from_numpy(probs), 1, True).T.reshape(-1)
-        log_prob = np.take_along_axis(logits, actions_t.numpy()[:, None], axis=1)[:, 0]
+        actions = self._categorical_draw(probs)
+        actions_t = th.from_numpy(actions)
+        log_prob = logits[np.arange(len(actions)), actions]
 
         def categorical() -> Distribution:
             return self._distribution(LeanCategorical(th.from_numpy(logits)))
@@ -215,6 +258,20 @@ class NumpyRolloutStep:
         else:
             noise = (latent[:, None, :] @ matrices.detach().numpy())[:, 0, :]
         return self._gaussian(mean + noise, mean, scale, values)
+
+    def _categorical_draw(self, probs: np.ndarray) -> np.ndarray:
+        """One action per row of ``probs``: ``Categorical.sample``'s ``torch.multinomial(probs, 1, True)`` draw,
+        computed as torch computes it on the CPU where :func:`exponential_draws_match_multinomial` (module docstring)."""
+        total = float(probs.sum())  # NaN where a probability is (torch raises for it): every other row sums to 1
+        if total == total and exponential_draws_match_multinomial():
+            return (probs / self._exponential(probs.shape)).argmax(axis=1).astype(np.int64, copy=False)
+        return th.multinomial(th.from_numpy(probs), 1, True).T.reshape(-1).numpy()
+
+    def _exponential(self, shape: tuple[int, ...]) -> np.ndarray:
+        """``torch.empty(shape).exponential_()`` (multinomial's draw), filling a kept tensor of that shape."""
+        if self._exponential_tensor is None or tuple(self._exponential_tensor.shape) != shape:
+            self._exponential_tensor = th.empty(shape, dtype=th.float32)
+        return self._exponential_tensor.exponential_().numpy()
 
     def _noise(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard normal noise from torch's generator: the numbers ``torch.empty(shape).normal_()`` draws (filling

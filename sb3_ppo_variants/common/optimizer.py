@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -95,17 +96,22 @@ class ClippedAdamStep:
     :param optimizer: the policy's optimizer
     """
 
-    def __init__(self, policy: nn.Module, optimizer: th.optim.Optimizer) -> None:
+    def __init__(
+        self, policy: nn.Module, optimizer: th.optim.Optimizer, policy_parameters: Sequence[th.Tensor] | None = None
+    ) -> None:
         self.policy = policy
         self.optimizer = optimizer
         self.parameters: list[th.Tensor] = [p for group in optimizer.param_groups for p in group["params"]]
-        self.direct = self.supports(optimizer, policy)
+        self.direct = self.supports(optimizer, policy, policy_parameters)
         self._cached_lists: tuple[list[th.Tensor | None], tuple[list[th.Tensor], ...]] | None = None
 
     @staticmethod
-    def supports(optimizer: th.optim.Optimizer, policy: nn.Module) -> bool:
+    def supports(
+        optimizer: th.optim.Optimizer, policy: nn.Module, policy_parameters: Sequence[th.Tensor] | None = None
+    ) -> bool:
         """Whether the direct path applies: exactly fused Adam over exactly ``policy``'s parameters, in one group, with
-        no step hooks, float32 parameters on one device, and the private kernels present."""
+        no step hooks, float32 parameters on one device, and the private kernels present (``policy_parameters``:
+        ``list(policy.parameters())`` if already read)."""
         if type(optimizer) is not th.optim.Adam or len(optimizer.param_groups) != 1:
             return False
         group = optimizer.param_groups[0]
@@ -126,7 +132,9 @@ class ClippedAdamStep:
         if any(registry is None or len(registry) > 0 for registry in registries):
             return False
         params = group["params"]
-        if [id(p) for p in params] != [id(p) for p in policy.parameters()]:
+        if policy_parameters is None:
+            policy_parameters = list(policy.parameters())
+        if len(params) != len(policy_parameters) or any(a is not b for a, b in zip(params, policy_parameters, strict=True)):
             return False
         return bool(params) and all(p.dtype == th.float32 and p.device == params[0].device for p in params)
 

@@ -79,12 +79,17 @@ def has_module_hooks(module: nn.Module) -> bool:
 
     A hook registry that cannot be read (a renamed torch internal) counts as a registered hook.
     """
+    return _any_module_hooks(list(module.modules()))
+
+
+def _any_module_hooks(modules: list[nn.Module]) -> bool:
+    """:func:`has_module_hooks` on the modules of one walk."""
     global_owner = th.nn.modules.module
     for name in GLOBAL_MODULE_HOOK_REGISTRIES:
         registry = internals.private(global_owner, name)
         if registry is None or len(registry) > 0:
             return True
-    for submodule in module.modules():
+    for submodule in modules:
         for name in MODULE_HOOK_REGISTRIES:
             registry = internals.private(submodule, name)
             if registry is None or len(registry) > 0:
@@ -101,11 +106,95 @@ def has_tensor_hooks(module: nn.Module) -> bool:
     """Whether a gradient hook is registered on one of the module's parameters (tensor hooks: autograd runs them when
     it computes the parameter's gradient, so a path that computes gradients without autograd must not run). A
     registry that cannot be read counts as a registered hook."""
-    for parameter in module.parameters():
+    return _any_tensor_hooks(list(module.parameters()))
+
+
+def _any_tensor_hooks(parameters: list[nn.Parameter]) -> bool:
+    """:func:`has_tensor_hooks` on the parameters of one walk."""
+    for parameter in parameters:
         for name in TENSOR_HOOK_REGISTRIES:
             if not internals.has_private(parameter, name) or internals.private(parameter, name):
                 return True
     return False
+
+
+class PolicyStructure:
+    """The policy's modules and parameters, read in one walk at the start of each rollout and each update, with what
+    the fast-path checks ask about them (each check used to walk the module tree on its own: a few percent of the
+    time of a short-rollout algorithm such as REINFORCE at A2C's settings).
+
+    :attr:`key` identifies the structure the fast paths build on: the modules, the parameters (object, dtype, device,
+    shape and memory: ``param.data = ...`` counts as a change) and the action distribution object. Objects built from
+    one structure (:class:`StructureCache`) are kept while the key is the same.
+    """
+
+    def __init__(self, policy: nn.Module) -> None:
+        #: ``list(policy.modules())`` and ``list(policy.parameters())``, in their order
+        self.modules: list[nn.Module] = []
+        self.parameters: list[nn.Parameter] = []
+        #: a forward/backward hook on one of the modules or for all modules (:func:`has_module_hooks`)
+        self.module_hooks = False
+        if not self._walk(policy, set(), set()):  # a registry that cannot be read: torch's public walk
+            self.modules, self.parameters = list(policy.modules()), list(policy.parameters())
+            self.module_hooks = _any_module_hooks(self.modules)
+        elif not self.module_hooks:
+            self.module_hooks = _any_module_hooks([])  # the registries for all modules
+        #: a gradient hook on one of the parameters (:func:`has_tensor_hooks`)
+        self.tensor_hooks = _any_tensor_hooks(self.parameters)
+        #: a parameter with ``requires_grad=False``
+        self.frozen = not all(parameter.requires_grad for parameter in self.parameters)
+        #: a module whose class or object has its own ``train`` or ``__setattr__`` (then ``set_training_mode`` runs)
+        self.own_train = any(
+            type(module).train is not nn.Module.train
+            or type(module).__setattr__ is not nn.Module.__setattr__
+            or "train" in vars(module)
+            for module in self.modules
+        )
+        self.key = (
+            tuple(map(id, self.modules)),
+            tuple((id(p), p.dtype, p.device, p.shape, p.data_ptr()) for p in self.parameters),
+            id(getattr(policy, "action_dist", None)),
+        )
+
+    def _walk(self, module: nn.Module, seen_modules: set[int], seen_parameters: set[int]) -> bool:
+        """``modules()``'s pre-order walk (each module once) collecting what ``parameters()`` yields (each parameter
+        once, in module order), read from torch's registries (``_modules``, ``_parameters``, the hook dicts) in one
+        pass; False where one cannot be read."""
+        seen_modules.add(id(module))
+        self.modules.append(module)
+        children, parameters = internals.private(module, "_modules"), internals.private(module, "_parameters")
+        if not (isinstance(children, dict) and isinstance(parameters, dict)):
+            return False
+        if not self.module_hooks:
+            for name in MODULE_HOOK_REGISTRIES:
+                registry = internals.private(module, name)
+                if registry is None or len(registry) > 0:
+                    self.module_hooks = True
+                    break
+        for parameter in parameters.values():
+            if parameter is not None and id(parameter) not in seen_parameters:
+                seen_parameters.add(id(parameter))
+                self.parameters.append(parameter)
+        for child in children.values():
+            if child is not None and id(child) not in seen_modules:
+                if not self._walk(child, seen_modules, seen_parameters):
+                    return False
+        return True
+
+
+class StructureCache:
+    """Objects built from a policy's structure (the NumPy rollout step, the NumPy update), kept while the
+    :attr:`PolicyStructure.key` they were built from is the same. An algorithm holds one; it is not saved."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple, Any]] = {}
+
+    def get(self, name: str, structure: PolicyStructure, build: Callable[[], Any]) -> Any:
+        """The object ``name`` built for ``structure``: the kept one if its key is ``structure.key``, else ``build()``."""
+        entry = self._entries.get(name)
+        if entry is None or entry[0] != structure.key:
+            entry = self._entries[name] = (structure.key, build())
+        return entry[1]
 
 
 #: The policy methods the lean paths stand in for (overridden in a subclass, or replaced on the object itself)
@@ -121,27 +210,34 @@ REPLACED_METHODS = (
 )
 
 
-def is_exact_sb3_policy(policy: BasePolicy) -> bool:
-    """Whether the lean path may stand in for the policy's methods (the rule in the module docstring)."""
+def is_exact_sb3_policy(policy: BasePolicy, structure: PolicyStructure | None = None) -> bool:
+    """Whether the lean path may stand in for the policy's methods (the rule in the module docstring); ``structure``:
+    the policy's :class:`PolicyStructure` if already read."""
     if type(policy) not in SB3_POLICY_CLASSES or any(name in vars(policy) for name in REPLACED_METHODS):
         return False
-    return not has_module_hooks(policy)
+    return not (structure.module_hooks if structure is not None else has_module_hooks(policy))
 
 
-def set_training_mode(policy: BasePolicy, mode: bool) -> None:
-    """``policy.set_training_mode(mode)``, skipped when every module already is in that mode.
+def set_training_mode(policy: BasePolicy, mode: bool, structure: PolicyStructure | None = None) -> None:
+    """``policy.set_training_mode(mode)``: SB3's ``nn.Module.train(mode)``, which sets ``training`` on every module.
 
-    ``nn.Module.train()`` walks the module tree through ``__setattr__`` (about 0.4 ms for SB3's MLP policy): called at
-    every rollout and every update, that is a few percent of a short-rollout algorithm's time. The call is skipped only
-    when neither the policy nor any of its modules overrides ``set_training_mode`` / ``train``.
+    ``nn.Module.train()`` walks the module tree through ``__setattr__`` (about 35 us for SB3's MLP policy): called at
+    every rollout and every update, that is a few percent of a short-rollout algorithm's time. Where neither the
+    policy nor any of its modules has its own ``set_training_mode`` / ``train`` / ``__setattr__``, the flags are set
+    directly on the modules of ``structure`` (the policy's :class:`PolicyStructure`, read if not given), which is all
+    ``train`` does; otherwise the policy's own method runs.
     """
-    if type(policy).set_training_mode is not BasePolicy.set_training_mode:
+    if type(policy).set_training_mode is not BasePolicy.set_training_mode or "set_training_mode" in vars(policy):
         policy.set_training_mode(mode)
         return
-    for module in policy.modules():  # one walk: an override of train(), or a module in the other mode
-        if type(module).train is not nn.Module.train or module.training != mode:
-            policy.set_training_mode(mode)
-            return
+    if structure is None:
+        structure = PolicyStructure(policy)
+    if structure.own_train:
+        policy.set_training_mode(mode)
+        return
+    for module in structure.modules:
+        if module.training is not mode:
+            object.__setattr__(module, "training", mode)  # where nn.Module.__setattr__ ends for a bool
 
 
 def _features(policy: Any, obs: PyTorchObs, extractor: nn.Module) -> th.Tensor:
@@ -220,19 +316,32 @@ class PolicyCalls:
     """How our loop calls one policy during one rollout or one update: the lean path or SB3's public methods.
 
     :param policy: the algorithm's policy; the choice (:func:`is_exact_sb3_policy`) is made here, once
+    :param structure: the policy's :class:`PolicyStructure` if already read (read here otherwise)
+    :param cache: where the NumPy rollout step is kept between rollouts (built for this object alone without one)
     """
 
-    def __init__(self, policy: ActorCriticPolicy) -> None:
+    def __init__(
+        self, policy: ActorCriticPolicy, structure: PolicyStructure | None = None, cache: StructureCache | None = None
+    ) -> None:
         self.policy = policy
-        self.lean = is_exact_sb3_policy(policy)
+        self.structure = structure if structure is not None else PolicyStructure(policy)
+        self.lean = is_exact_sb3_policy(policy, self.structure)
+        self._cache = cache
         self._numpy_step: NumpyRolloutStep | bool | None = False  # built on the first act(): False = not yet
 
     def numpy_step(self) -> NumpyRolloutStep | None:
-        """The NumPy rollout step of :mod:`sb3_ppo_variants.common.numpy_policy` where it applies, else None."""
+        """The NumPy rollout step of :mod:`sb3_ppo_variants.common.numpy_policy` where it applies, else None (kept in
+        the algorithm's :class:`StructureCache` while the policy's structure is the same)."""
         if self._numpy_step is False:
             # it changes float rounding: not where the user asked for SB3's exact arithmetic (optimizer.py)
             allowed = self.lean and rounding_fast_paths_allowed(getattr(self.policy, "optimizer", None))
-            self._numpy_step = numpy_rollout_step(self.policy) if allowed else None
+            if not allowed:
+                self._numpy_step = None
+            elif self._cache is None:
+                self._numpy_step = numpy_rollout_step(self.policy)
+            else:
+                policy = self.policy
+                self._numpy_step = self._cache.get("numpy_step", self.structure, lambda: numpy_rollout_step(policy))
         return self._numpy_step  # type: ignore[return-value]
 
     def act(self, obs: PyTorchObs, with_values: bool, **policy_kwargs: Any) -> PolicyOutputs:

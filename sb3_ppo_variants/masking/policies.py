@@ -42,6 +42,8 @@ from sb3_ppo_variants.common.policies import (
     REPLACED_METHODS,
     PolicyCalls,
     PolicyOutputs,
+    PolicyStructure,
+    StructureCache,
     has_module_hooks,
     lean_latents,
 )
@@ -85,13 +87,14 @@ class LeanMaskableCategorical(LeanCategorical, MaskableCategorical):
         return -th.where(self.masks, p_log_p, th.zeros((), dtype=p_log_p.dtype, device=p_log_p.device)).sum(-1)
 
 
-def is_exact_sb3_contrib_maskable_policy(policy: BasePolicy) -> bool:
-    """Whether the lean path may stand in for the maskable policy's methods (the rule in the module docstring)."""
+def is_exact_sb3_contrib_maskable_policy(policy: BasePolicy, structure: PolicyStructure | None = None) -> bool:
+    """Whether the lean path may stand in for the maskable policy's methods (the rule in the module docstring);
+    ``structure``: the policy's :class:`~sb3_ppo_variants.common.policies.PolicyStructure` if already read."""
     return (
         type(policy) in SB3_CONTRIB_MASKABLE_POLICY_CLASSES
         and not any(name in vars(policy) for name in REPLACED_METHODS)
         and type(getattr(policy, "action_dist", None)) in SB3_CONTRIB_MASKABLE_DISTRIBUTIONS
-        and not has_module_hooks(policy)
+        and not (structure.module_hooks if structure is not None else has_module_hooks(policy))
         and lean_distributions_available()
     )
 
@@ -118,9 +121,9 @@ class MaskablePolicyCalls(PolicyCalls):
     """:class:`~sb3_ppo_variants.common.policies.PolicyCalls` with the lean path for sb3-contrib's exact maskable
     policies (:func:`is_exact_sb3_contrib_maskable_policy`); any other policy or argument takes the parent's way."""
 
-    def __init__(self, policy: Any) -> None:
-        super().__init__(policy)
-        self.lean_maskable = is_exact_sb3_contrib_maskable_policy(policy)
+    def __init__(self, policy: Any, structure: PolicyStructure | None = None, cache: StructureCache | None = None) -> None:
+        super().__init__(policy, structure, cache)
+        self.lean_maskable = is_exact_sb3_contrib_maskable_policy(policy, self.structure)
         # the loop runs the lean path's rollouts under inference mode
         self.lean = self.lean or self.lean_maskable
 
