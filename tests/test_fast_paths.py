@@ -384,7 +384,7 @@ def test_tensor_buffer_add_stores_what_sb3_stores(obs_space: spaces.Space, actio
 def test_policy_structure_reads_what_the_public_walks_give(kwargs: dict) -> None:
     """The one walk gives ``modules()`` and ``parameters()`` in their order, each object once (a module and a
     parameter registered twice included), and the hooks, frozen parameters and own ``train`` methods it finds."""
-    from sb3_ppo_variants.common.policies import PolicyStructure
+    from sb3_ppo_variants.common.policies import MODULE_HOOK_REGISTRIES, PolicyStructure
 
     policy = _policy(spaces.Discrete(3), **kwargs)
     policy.again = policy.action_net  # the same module under a second name
@@ -392,6 +392,13 @@ def test_policy_structure_reads_what_the_public_walks_give(kwargs: dict) -> None
     structure = PolicyStructure(policy)
     assert [id(m) for m in structure.modules] == [id(m) for m in policy.modules()]
     assert [id(p) for p in structure.parameters] == [id(p) for p in policy.parameters()]
+    # the walk spells the per-module hook registries out
+    assert MODULE_HOOK_REGISTRIES == ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    for name in MODULE_HOOK_REGISTRIES:  # each one it reads is seen
+        registry = getattr(policy.mlp_extractor, name)
+        registry[12345] = lambda *args: None
+        assert PolicyStructure(policy).module_hooks
+        del registry[12345]
     assert not (structure.module_hooks or structure.tensor_hooks or structure.frozen or structure.own_train)
 
     handle = policy.value_net.register_forward_pre_hook(lambda *args: None)

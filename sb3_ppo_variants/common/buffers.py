@@ -28,11 +28,12 @@ def samples_in_order(buffer: RolloutBuffer, chunk: int) -> Iterator[Any]:
 
 
 class _TensorSamplingMixin:
-    """Minibatches indexed in torch from tensors built once per rollout, instead of numpy per minibatch.
+    """Minibatches gathered with one copy per field, from arrays prepared once per rollout.
 
     SB3's ``_get_samples`` indexes every numpy field and copies it into a new tensor for each minibatch (two copies
-    per field). Here each flattened field becomes one tensor when the first minibatch is drawn (on the CPU it shares
-    the numpy memory), and a minibatch is a torch gather. The values are the same; ``reset()`` drops the tensors.
+    per field). Here each flattened field is prepared when the first minibatch is drawn (on the CPU: a contiguous
+    NumPy array, and a minibatch is ``np.take`` wrapped by ``th.from_numpy``; on another device: one tensor there,
+    and a minibatch is a torch gather). The values are the same; ``reset()`` drops the prepared fields.
     Subclasses name extra per-sample fields in ``_extra_fields`` and the samples type in ``_samples_class``.
     """
 
@@ -46,7 +47,12 @@ class _TensorSamplingMixin:
         self._tensors = None
 
     def _build_tensors(self) -> dict[str, Any]:
-        def as_tensor(array: np.ndarray, flat: bool = False) -> th.Tensor:
+        on_cpu = th.device(self.device).type == "cpu"
+
+        def as_tensor(array: np.ndarray, flat: bool = False) -> Any:
+            if on_cpu:  # kept as NumPy arrays: a NumPy gather and th.from_numpy beat a torch gather at these sizes
+                array = np.ascontiguousarray(array)
+                return array.reshape(-1) if flat else array
             tensor = th.as_tensor(array, device=self.device)
             return tensor.reshape(-1) if flat else tensor
 
@@ -73,20 +79,30 @@ class _TensorSamplingMixin:
         if self._tensors is None:
             self._tensors = self._build_tensors()
         tensors = self._tensors
-        index = th.as_tensor(batch_inds, device=self.device)
+        if isinstance(tensors["actions"], np.ndarray):  # on the CPU: gathered in NumPy, shared with torch
+
+            def take(array: np.ndarray) -> th.Tensor:
+                return th.from_numpy(array.take(batch_inds, axis=0))
+
+        else:
+            index = th.as_tensor(batch_inds, device=self.device)
+
+            def take(array: th.Tensor) -> th.Tensor:  # type: ignore[misc]
+                return array[index]
+
         observations = tensors["observations"]
         if isinstance(observations, dict):
-            observations = {key: obs[index] for key, obs in observations.items()}
+            observations = {key: take(obs) for key, obs in observations.items()}
         else:
-            observations = observations[index]
+            observations = take(observations)
         return self._samples_class(
             observations,
-            tensors["actions"][index],
-            tensors["values"][index],
-            tensors["log_probs"][index],
-            tensors["advantages"][index],
-            tensors["returns"][index],
-            *(tensors[name][index] for name in self._extra_fields),
+            take(tensors["actions"]),
+            take(tensors["values"]),
+            take(tensors["log_probs"]),
+            take(tensors["advantages"]),
+            take(tensors["returns"]),
+            *(take(tensors[name]) for name in self._extra_fields),
         )
 
 

@@ -217,7 +217,7 @@ class NumpyDistribution:
     def log_prob(self, actions: np.ndarray) -> np.ndarray:
         """Log-probability of each sample's action (discrete: integer indices; continuous: ``(batch, dims)``)."""
         if self.kind == "categorical":
-            return np.take_along_axis(self.log_p, actions[:, None], axis=1)[:, 0]
+            return self.log_p[np.arange(len(actions)), actions]
         var = self.scale * self.scale
         return (-((actions - self.mean) ** 2) / (2 * var) - np.log(self.scale) - _LOG_SQRT_2PI).sum(axis=1)
 

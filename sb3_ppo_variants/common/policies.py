@@ -134,7 +134,7 @@ class PolicyStructure:
         self.parameters: list[nn.Parameter] = []
         #: a forward/backward hook on one of the modules or for all modules (:func:`has_module_hooks`)
         self.module_hooks = False
-        if not self._walk(policy, set(), set()):  # a registry that cannot be read: torch's public walk
+        if not self._walk(policy):  # a registry that cannot be read: torch's public walk
             self.modules, self.parameters = list(policy.modules()), list(policy.parameters())
             self.module_hooks = _any_module_hooks(self.modules)
         elif not self.module_hooks:
@@ -156,30 +156,49 @@ class PolicyStructure:
             id(getattr(policy, "action_dist", None)),
         )
 
-    def _walk(self, module: nn.Module, seen_modules: set[int], seen_parameters: set[int]) -> bool:
+    def _walk(self, root: nn.Module) -> bool:
         """``modules()``'s pre-order walk (each module once) collecting what ``parameters()`` yields (each parameter
-        once, in module order), read from torch's registries (``_modules``, ``_parameters``, the hook dicts) in one
-        pass; False where one cannot be read."""
-        seen_modules.add(id(module))
-        self.modules.append(module)
-        children, parameters = internals.private(module, "_modules"), internals.private(module, "_parameters")
-        if not (isinstance(children, dict) and isinstance(parameters, dict)):
+        once, in module order) and whether a module hook is registered, read from torch's registries (``_modules``,
+        ``_parameters``, the hook dicts of :data:`MODULE_HOOK_REGISTRIES`) in one pass. False where the registries
+        cannot be read: asked through :mod:`~sb3_ppo_variants.common.internals` on the root, then read from each
+        module's ``__dict__`` (a module without one of them: False)."""
+        if not all(isinstance(internals.private(root, name), dict) for name in _WALKED_REGISTRIES):
             return False
-        if not self.module_hooks:
-            for name in MODULE_HOOK_REGISTRIES:
-                registry = internals.private(module, name)
-                if registry is None or len(registry) > 0:
-                    self.module_hooks = True
-                    break
-        for parameter in parameters.values():
-            if parameter is not None and id(parameter) not in seen_parameters:
-                seen_parameters.add(id(parameter))
-                self.parameters.append(parameter)
-        for child in children.values():
-            if child is not None and id(child) not in seen_modules:
-                if not self._walk(child, seen_modules, seen_parameters):
-                    return False
+        modules, parameters = self.modules, self.parameters
+        seen_modules: set[int] = set()
+        seen_parameters: set[int] = set()
+        hooks = False
+        stack = [root]
+        try:
+            while stack:
+                module = stack.pop()
+                if id(module) in seen_modules:
+                    continue
+                seen_modules.add(id(module))
+                modules.append(module)
+                registries = module.__dict__
+                # the four registries of MODULE_HOOK_REGISTRIES, spelled out (this runs for every module)
+                hooks = (
+                    hooks
+                    or bool(registries["_forward_hooks"])
+                    or bool(registries["_forward_pre_hooks"])
+                    or bool(registries["_backward_hooks"])
+                    or bool(registries["_backward_pre_hooks"])
+                )
+                for parameter in registries["_parameters"].values():
+                    if parameter is not None and id(parameter) not in seen_parameters:
+                        seen_parameters.add(id(parameter))
+                        parameters.append(parameter)
+                # pushed in reverse: popped in registration order (the pre-order of modules())
+                stack.extend(child for child in reversed(registries["_modules"].values()) if child is not None)
+        except (KeyError, AttributeError, TypeError):
+            return False
+        self.module_hooks = hooks
         return True
+
+
+#: the registries :meth:`PolicyStructure._walk` reads (it spells out the hook registries: a test checks they agree)
+_WALKED_REGISTRIES = ("_modules", "_parameters", *MODULE_HOOK_REGISTRIES)
 
 
 class StructureCache:
