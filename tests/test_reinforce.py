@@ -8,7 +8,7 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_ppo_variants import REINFORCE
-from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer, normalize
+from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer, mean_std, normalize
 
 GAMMA = 0.5
 # two envs, four steps:
@@ -88,6 +88,15 @@ def test_equal_returns_normalise_to_zero(mode):
     # large equal values, where a naive (x - mean) / std would amplify rounding noise
     values = np.full((3, 2), 1e6 / 3)
     assert np.all(normalize(values, np.ones((3, 2), bool), mode) == 0.0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 40, 129, 4096])
+def test_mean_std_are_numpys_to_the_bit(size):
+    rng = np.random.default_rng(size)
+    for scale in (1e-3, 1.0, 1e6):
+        values = rng.normal(3.0, scale, size) * rng.choice([1.0, 10.0], size)
+        mean, std = mean_std(values)
+        assert mean == values.mean() and std == values.std()
 
 
 def test_no_nan_with_nothing_valid():
