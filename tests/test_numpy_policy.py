@@ -284,3 +284,16 @@ def test_a_rollout_takes_the_actions_sb3s_policy_takes() -> None:
         model.learn(64 * 8)
         actions.append(model.rollout_buffer.actions.copy())
     np.testing.assert_array_equal(actions[0], actions[1])
+
+
+def test_the_kept_draw_tensors_work_in_and_out_of_inference_mode() -> None:
+    """The step is kept between rollouts (which run under inference mode); its refilled tensors must also be
+    usable outside it."""
+    for name in ("categorical_relu_separate", "gaussian_tanh"):
+        policy = _policy(name)
+        step = numpy_rollout_step(policy)
+        assert step is not None
+        obs = _obs(policy, 3)
+        with th.inference_mode():
+            step.act(obs, with_values=True)
+        step.act(obs, with_values=True)

@@ -270,20 +270,27 @@ class NumpyRolloutStep:
     def _exponential(self, shape: tuple[int, ...]) -> np.ndarray:
         """``torch.empty(shape).exponential_()`` (multinomial's draw), filling a kept tensor of that shape."""
         if self._exponential_tensor is None or tuple(self._exponential_tensor.shape) != shape:
-            self._exponential_tensor = th.empty(shape, dtype=th.float32)
+            self._exponential_tensor = _kept_tensor(shape)
         return self._exponential_tensor.exponential_().numpy()
 
     def _noise(self, shape: tuple[int, ...]) -> np.ndarray:
         """Standard normal noise from torch's generator: the numbers ``torch.empty(shape).normal_()`` draws (filling
         a kept tensor of the same shape draws the same numbers, without allocating one per step)."""
         if self._noise_tensor is None or tuple(self._noise_tensor.shape) != shape:
-            self._noise_tensor = th.empty(shape, dtype=th.float32)
+            self._noise_tensor = _kept_tensor(shape)
         return self._noise_tensor.normal_().numpy()
 
     def _distribution(self, torch_distribution: Any) -> Distribution:
         dist = self.policy.action_dist
         dist.distribution = torch_distribution  # type: ignore[attr-defined]
         return dist
+
+
+def _kept_tensor(shape: tuple[int, ...]) -> th.Tensor:
+    """A float32 tensor the step refills at every call: a normal tensor even when made under inference mode (where the
+    rollouts run), so that filling it in place stays allowed outside inference mode as well."""
+    with th.inference_mode(False):
+        return th.empty(shape, dtype=th.float32)
 
 
 def numpy_rollout_step(policy: ActorCriticPolicy) -> NumpyRolloutStep | None:
