@@ -1,4 +1,4 @@
-"""Rollout buffers shared by all our algorithms: SB3's, sampling minibatches in torch.
+"""Rollout buffers shared by all our algorithms: SB3's, gathering each minibatch with one copy per field.
 
 :class:`TensorRolloutBuffer` / :class:`DictTensorRolloutBuffer` are SB3's ``RolloutBuffer`` / ``DictRolloutBuffer``
 with the same values; each algorithm's own buffers (KLPenaltyPPO's distribution parameters, REINFORCE's
@@ -107,7 +107,7 @@ class _TensorSamplingMixin:
 
 
 class TensorRolloutBuffer(_TensorSamplingMixin, RolloutBuffer):
-    """SB3's :class:`~stable_baselines3.common.buffers.RolloutBuffer`, sampling minibatches in torch (same values).
+    """SB3's :class:`~stable_baselines3.common.buffers.RolloutBuffer`, gathering minibatches with one copy (same values).
 
     The default buffer of our algorithms for non-Dict observations; parameters are those of SB3's ``RolloutBuffer``.
     ``add`` stores the same values as SB3's with one copy per field instead of two or three.
@@ -153,7 +153,7 @@ def _plain_add(cls: type) -> bool:
 
 
 class DictTensorRolloutBuffer(_TensorSamplingMixin, DictRolloutBuffer):
-    """SB3's :class:`~stable_baselines3.common.buffers.DictRolloutBuffer`, sampling minibatches in torch."""
+    """SB3's :class:`~stable_baselines3.common.buffers.DictRolloutBuffer`, gathering minibatches with one copy."""
 
     _samples_class: type = DictRolloutBufferSamples
 
