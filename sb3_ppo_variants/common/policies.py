@@ -102,15 +102,10 @@ def _any_module_hooks(modules: list[nn.Module]) -> bool:
 TENSOR_HOOK_REGISTRIES = ("_backward_hooks", "_post_accumulate_grad_hooks")
 
 
-def has_tensor_hooks(module: nn.Module) -> bool:
-    """Whether a gradient hook is registered on one of the module's parameters (tensor hooks: autograd runs them when
-    it computes the parameter's gradient, so a path that computes gradients without autograd must not run). A
-    registry that cannot be read counts as a registered hook."""
-    return _any_tensor_hooks(list(module.parameters()))
-
-
 def _any_tensor_hooks(parameters: list[nn.Parameter]) -> bool:
-    """:func:`has_tensor_hooks` on the parameters of one walk."""
+    """Whether a gradient hook is registered on one of the parameters (tensor hooks: autograd runs them when it
+    computes the parameter's gradient, so a path that computes gradients without autograd must not run). A registry
+    that cannot be read counts as a registered hook."""
     for parameter in parameters:
         for name in TENSOR_HOOK_REGISTRIES:
             if not internals.has_private(parameter, name) or internals.private(parameter, name):
@@ -139,7 +134,7 @@ class PolicyStructure:
             self.module_hooks = _any_module_hooks(self.modules)
         elif not self.module_hooks:
             self.module_hooks = _any_module_hooks([])  # the registries for all modules
-        #: a gradient hook on one of the parameters (:func:`has_tensor_hooks`)
+        #: a gradient hook on one of the parameters (:func:`_any_tensor_hooks`)
         self.tensor_hooks = _any_tensor_hooks(self.parameters)
         #: a parameter with ``requires_grad=False``
         self.frozen = not all(parameter.requires_grad for parameter in self.parameters)
@@ -336,7 +331,7 @@ class PolicyCalls:
 
     :param policy: the algorithm's policy; the choice (:func:`is_exact_sb3_policy`) is made here, once
     :param structure: the policy's :class:`PolicyStructure` if already read (read here otherwise)
-    :param cache: where the NumPy rollout step is kept between rollouts (built for this object alone without one)
+    :param cache: where the NumPy rollout step is kept between rollouts (a new one, for this object alone, if None)
     """
 
     def __init__(
@@ -345,7 +340,7 @@ class PolicyCalls:
         self.policy = policy
         self.structure = structure if structure is not None else PolicyStructure(policy)
         self.lean = is_exact_sb3_policy(policy, self.structure)
-        self._cache = cache
+        self._cache = cache if cache is not None else StructureCache()
         self._numpy_step: NumpyRolloutStep | bool | None = False  # built on the first act(): False = not yet
 
     def numpy_step(self) -> NumpyRolloutStep | None:
@@ -354,13 +349,10 @@ class PolicyCalls:
         if self._numpy_step is False:
             # it changes float rounding: not where the user asked for SB3's exact arithmetic (optimizer.py)
             allowed = self.lean and rounding_fast_paths_allowed(getattr(self.policy, "optimizer", None))
-            if not allowed:
-                self._numpy_step = None
-            elif self._cache is None:
-                self._numpy_step = numpy_rollout_step(self.policy)
-            else:
-                policy = self.policy
-                self._numpy_step = self._cache.get("numpy_step", self.structure, lambda: numpy_rollout_step(policy))
+            policy = self.policy
+            self._numpy_step = (
+                self._cache.get("numpy_step", self.structure, lambda: numpy_rollout_step(policy)) if allowed else None
+            )
         return self._numpy_step  # type: ignore[return-value]
 
     def act(self, obs: PyTorchObs, with_values: bool, **policy_kwargs: Any) -> PolicyOutputs:
