@@ -124,7 +124,7 @@ def compile_minibatch_loss(model: Any, variant: str) -> None:
     """Replace ``model._minibatch_loss`` by its ``torch.compile``d version (the same code, see the module docstring)."""
     import torch as th
 
-    from sb3_ppo_variants.common import distributions
+    from sb3_ppo_variants._lean import distributions
 
     if not getattr(distributions, "_compile_benchmark_patched", False):
         check = distributions.lean_distributions_available

@@ -945,12 +945,12 @@ COLLECT = "collect"
 TRAIN = "train"
 #: the roots of the scopes: (file suffix, function name)
 SCOPE_ROOTS: dict[str, tuple[tuple[str, str], ...]] = {
-    COLLECT: (("on_policy_algorithm.py", "collect_rollouts"), ("common/base.py", "collect_rollouts")),
-    TRAIN: (("ppo/ppo.py", "train"), ("common/base.py", "train")),
+    COLLECT: (("on_policy_algorithm.py", "collect_rollouts"), ("core/algorithm.py", "collect_rollouts")),
+    TRAIN: (("ppo/ppo.py", "train"), ("core/algorithm.py", "train")),
 }
 #: a scope holds its roots and, transitively, the functions of these files they call (the algorithms' own helper
 #: methods, whatever they are named: the code may be refactored between runs), except :data:`SCOPE_STOP`
-SCOPE_FILES = ("common/base.py", "ppo/ppo.py", "on_policy_algorithm.py", "clip_ppo.py", "kl_penalty_ppo.py", "reinforce.py")
+SCOPE_FILES = ("core/algorithm.py", "ppo/ppo.py", "on_policy_algorithm.py", "clip_ppo.py", "kl_penalty_ppo.py", "reinforce.py")
 #: functions that are not followed into: shared by both scopes, or shown as their own row
 SCOPE_STOP = ("policy_outputs", "measure_kl")
 
@@ -973,7 +973,7 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
     ProfileRow("learn() total", (("on_policy_algorithm.py", "learn", None),)),
     ProfileRow(
         "collect_rollouts",
-        (("on_policy_algorithm.py", "collect_rollouts", None), ("common/base.py", "collect_rollouts", None)),
+        (("on_policy_algorithm.py", "collect_rollouts", None), ("core/algorithm.py", "collect_rollouts", None)),
         parent="learn() total",
     ),
     ProfileRow("env.step (DummyVecEnv, Monitor, the env)", (("base_vec_env.py", "step", COLLECT),), parent="collect_rollouts"),
@@ -981,7 +981,7 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         "policy forward + sample + log_prob",
         (
             ("stable_baselines3/common/policies.py", "forward", None),  # SB3's forward, through Module.__call__
-            ("sb3_ppo_variants/common/policies.py", "act", COLLECT),  # ours: PolicyCalls.act
+            ("sb3_ppo_variants/_lean/torch_calls.py", "act", COLLECT),  # ours: PolicyCalls.act
             ("distributions.py", "get_actions", COLLECT),
             ("distributions.py", "log_prob", COLLECT),
             ("kl_penalty_ppo.py", "_rollout_extras", COLLECT),
@@ -990,22 +990,22 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
     ),
     ProfileRow("obs_as_tensor", (("utils.py", "obs_as_tensor", COLLECT),), parent="collect_rollouts"),
     ProfileRow("rollout_buffer.add", (("buffers.py", "add", COLLECT),), parent="collect_rollouts"),
-    ProfileRow("finite checks (ours)", (("common/base.py", "_check_finite", COLLECT),), parent="collect_rollouts"),
+    ProfileRow("finite checks (ours)", (("core/algorithm.py", "_check_finite", COLLECT),), parent="collect_rollouts"),
     ProfileRow(
         "compute_returns_and_advantage", (("buffers.py", "compute_returns_and_advantage", COLLECT),), parent="collect_rollouts"
     ),
-    ProfileRow("train", (("ppo/ppo.py", "train", None), ("common/base.py", "train", None)), parent="learn() total"),
+    ProfileRow("train", (("ppo/ppo.py", "train", None), ("core/algorithm.py", "train", None)), parent="learn() total"),
     ProfileRow("minibatch sampling (rollout_buffer.get)", (("buffers.py", "get", TRAIN),), parent="train"),
     ProfileRow(
         "policy forward + log_prob + entropy",
         (
             ("common/policies.py", "evaluate_actions", TRAIN),  # SB3: forward, distribution, log_prob and entropy
-            ("sb3_ppo_variants/common/policies.py", "evaluate", TRAIN),  # ours: PolicyCalls.evaluate
+            ("sb3_ppo_variants/_lean/torch_calls.py", "evaluate", TRAIN),  # ours: PolicyCalls.evaluate
             ("distributions.py", "log_prob", TRAIN),
             ("distributions.py", "entropy", TRAIN),
-            ("common/numpy_update.py", "forward", TRAIN),  # ours, the NumPy update: both MLPs and the heads
-            ("common/numpy_update.py", "log_prob", TRAIN),
-            ("common/numpy_update.py", "entropy", TRAIN),
+            ("_lean/numpy_update.py", "forward", TRAIN),  # ours, the NumPy update: both MLPs and the heads
+            ("_lean/numpy_dists.py", "log_prob", TRAIN),
+            ("_lean/numpy_dists.py", "entropy", TRAIN),
         ),
         parent="train",
     ),
@@ -1024,9 +1024,9 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         (
             ("_tensor.py", "backward", TRAIN),
             # ours, the NumPy update: the distribution's terms, then both MLPs and the heads
-            ("common/numpy_update.py", "log_prob_backward", TRAIN),
-            ("common/numpy_update.py", "entropy_backward", TRAIN),
-            ("common/numpy_update.py", "backward", TRAIN),
+            ("_lean/numpy_update.py", "log_prob_backward", TRAIN),
+            ("_lean/numpy_update.py", "entropy_backward", TRAIN),
+            ("_lean/numpy_update.py", "backward", TRAIN),
         ),
         parent="train",
     ),
@@ -1036,18 +1036,18 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
             ("optimizer.py", "wrapper", TRAIN),  # Optimizer.step's profiling wrapper
             ("clip_grad.py", "_no_grad_wrapper", TRAIN),
             ("clip_grad.py", "clip_grad_norm_", TRAIN),
-            ("common/optimizer.py", "__call__", TRAIN),  # ours: ClippedAdamStep (clip + fused Adam kernel)
+            ("_lean/adam.py", "__call__", TRAIN),  # ours: ClippedAdamStep (clip + fused Adam kernel)
         ),
         parent="train",
     ),
     ProfileRow(
         "optimizer.zero_grad",
-        # torch/optim/optimizer.py (SB3) and ours, sb3_ppo_variants/common/optimizer.py (ClippedAdamStep.zero_grad)
+        # torch/optim/optimizer.py (SB3) and ours, sb3_ppo_variants/_lean/adam.py (ClippedAdamStep.zero_grad)
         (("optimizer.py", "zero_grad", None),),
         parent="train",
     ),
     ProfileRow("measure_kl (KLPenaltyPPO's beta update)", (("kl_penalty_ppo.py", "measure_kl", None),), parent="train"),
-    ProfileRow("finite checks of the update (ours)", (("common/base.py", "_check_update_finite", TRAIN),), parent="train"),
+    ProfileRow("finite checks of the update (ours)", (("core/algorithm.py", "_check_update_finite", TRAIN),), parent="train"),
     ProfileRow(
         "logger.record + .item() (train)",
         (("logger.py", "record", TRAIN), ("~", "<method 'item' of 'torch._C.TensorBase' objects>", TRAIN)),
@@ -1058,7 +1058,7 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         "distribution construction (all calls: rollouts, train, measure_kl)",
         (
             ("stable_baselines3/common/policies.py", "_get_action_dist_from_latent", None),
-            ("sb3_ppo_variants/common/distributions.py", "action_distribution", None),
+            ("sb3_ppo_variants/_lean/distributions.py", "action_distribution", None),
         ),
         parent="learn() total",
         in_sum=False,

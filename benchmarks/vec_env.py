@@ -4,7 +4,7 @@ Environments (``--n-envs``, default 8, 64 and 256):
 
 - ``adapter``: ``make_gymnasium_vec_env("CartPole-v1", n, vectorization_mode="vector_entry_point")``, i.e.
   Gymnasium's ``CartPoleVectorEnv`` (all environments in NumPy arrays) wrapped in
-  :class:`~sb3_ppo_variants.common.vec_env.GymnasiumVecEnv`;
+  :class:`~sb3_ppo_variants.envs.vec_env.GymnasiumVecEnv`;
 - ``dummy``: ``make_vec_env("CartPole-v1", n)``, SB3's ``DummyVecEnv`` of ``Monitor(gym.make("CartPole-v1"))``, as
   rl_zoo3 builds it.
 
@@ -84,7 +84,7 @@ def make_env(kind: str, n_envs: int, seed: int) -> Any:
         from stable_baselines3.common.env_util import make_vec_env
 
         return make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
-    from sb3_ppo_variants.common.vec_env import make_gymnasium_vec_env
+    from sb3_ppo_variants.envs.vec_env import make_gymnasium_vec_env
 
     mode = "vector_entry_point" if kind == "adapter" else "sync"
     return make_gymnasium_vec_env("CartPole-v1", n_envs, seed=seed, vectorization_mode=mode)

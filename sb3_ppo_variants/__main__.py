@@ -16,7 +16,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from sb3_ppo_variants.common.callbacks import EpisodeReturnRecorder
+from sb3_ppo_variants.callbacks import EpisodeReturnRecorder
 from sb3_ppo_variants.presets import PRESET_PAIRS, get_preset
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 
 #: Keys of a config entry that describe the run rather than the algorithm (rl_zoo3's meaning).
 RUN_KEYS = ("n_envs", "n_timesteps", "normalize")

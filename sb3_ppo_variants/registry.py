@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
+from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
 from sb3_ppo_variants.reinforce import REINFORCE

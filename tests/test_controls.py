@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_ppo_variants.common.controls import adapt_learning_rate, compute_gae, normalize_advantages
-from sb3_ppo_variants.common.losses import dual_clip_fraction, kl_penalty_loss, surrogate_loss, value_function_loss
+from sb3_ppo_variants.core.controls import adapt_learning_rate, compute_gae, normalize_advantages
+from sb3_ppo_variants.core.losses import dual_clip_fraction, kl_penalty_loss, surrogate_loss, value_function_loss
 
 # ---------------------------------------------------------------------------------------------------- dual-clip
 

@@ -23,12 +23,12 @@ from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical
 
-import sb3_ppo_variants.common.distributions as distributions_module
+import sb3_ppo_variants._lean.distributions as distributions_module
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
-from sb3_ppo_variants.common import internals
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.optimizer import ClippedAdamStep, fused_adam_available
-from sb3_ppo_variants.common.policies import PolicyCalls
+from sb3_ppo_variants._lean import gate
+from sb3_ppo_variants._lean.adam import ClippedAdamStep, fused_adam_available
+from sb3_ppo_variants._lean.structure import PolicyStructure
+from sb3_ppo_variants.core import internals
 from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer
 from tests.conftest import assert_same_next_update
 
@@ -36,6 +36,8 @@ DATA = Path(__file__).parent / "data"
 N_STEPS = 32
 #: SB3's exact Adam arithmetic (no fused kernel), so that ours and SB3's can be compared bit for bit
 EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
+#: our classes' switch to SB3's arithmetic (the fused Adam and the NumPy paths off)
+SB3_NUMERICS = dict(numerics="sb3")
 TINY = dict(net_arch=[16])
 OURS = (ClipPPO, KLPenaltyPPO, REINFORCE)
 #: each of ours, SB3's algorithm it stands in for, and the settings under which their computations coincide:
@@ -107,7 +109,14 @@ def _observed(model: Any) -> dict[str, Any]:
     return observed
 
 
+def _lean(policy: Any) -> bool:
+    """Whether the gate lets the lean calls stand in for the policy's methods."""
+    return gate.not_exact_reason(policy, PolicyStructure(policy)) is None
+
+
 def _run(cls: type, method: str | None, kwargs: dict[str, Any]) -> Any:
+    if cls in OURS:
+        kwargs = {**kwargs, **SB3_NUMERICS}
     model = cls(
         _policy_class(method),
         "CartPole-v1",
@@ -136,7 +145,7 @@ def test_policy_override_changes_ours_as_it_changes_sb3s(cls: type, method: str 
 @pytest.mark.parametrize("method", sorted(OVERRIDES))
 def test_clip_ppo_with_an_overriding_policy_trains_exactly_as_ppo(method: str) -> None:
     kwargs = dict(batch_size=16, n_epochs=3, n_steps=N_STEPS, seed=5, device="cpu", policy_kwargs={**TINY, **EXACT_ADAM})
-    ours = ClipPPO(_policy_class(method), "CartPole-v1", **kwargs).learn(3 * N_STEPS)
+    ours = ClipPPO(_policy_class(method), "CartPole-v1", **SB3_NUMERICS, **kwargs).learn(3 * N_STEPS)
     sb3 = PPO(_policy_class(method), "CartPole-v1", **kwargs).learn(3 * N_STEPS)
     for (name, a), b in zip(ours.policy.named_parameters(), sb3.policy.parameters(), strict=True):
         assert th.equal(a, b), name
@@ -152,10 +161,10 @@ def _count_calls(model: Any) -> dict[str, int]:
 def test_module_hooks_are_called_as_in_sb3_and_turn_the_fast_path_off() -> None:
     kwargs = dict(batch_size=16, n_epochs=2, n_steps=N_STEPS, seed=1, device="cpu", policy_kwargs={**TINY, **EXACT_ADAM})
     # each model is built and trained before the next (they share torch's global random state)
-    ours = ClipPPO("MlpPolicy", "CartPole-v1", **kwargs)
-    assert PolicyCalls(ours.policy).lean
+    ours = ClipPPO("MlpPolicy", "CartPole-v1", **SB3_NUMERICS, **kwargs)
+    assert _lean(ours.policy)
     ours_counts = _count_calls(ours)
-    assert not PolicyCalls(ours.policy).lean
+    assert not _lean(ours.policy)
     ours.learn(2 * N_STEPS)
     sb3 = PPO("MlpPolicy", "CartPole-v1", **kwargs)
     sb3_counts = _count_calls(sb3)
@@ -169,17 +178,19 @@ def test_a_global_module_hook_turns_the_fast_path_off() -> None:
     model = ClipPPO("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, device="cpu")
     handle = th.nn.modules.module.register_module_forward_hook(lambda *_: None)
     try:
-        assert not PolicyCalls(model.policy).lean
+        assert not _lean(model.policy)
     finally:
         handle.remove()
-    assert PolicyCalls(model.policy).lean
+    assert _lean(model.policy)
 
 
 # ---------------------------------------------------------------------- private internals: capability checks
 
 
 def _train_pendulum(cls: type, **policy_kwargs: Any) -> Any:
-    """Two gSDE updates on Pendulum-v1 (``cls``: ClipPPO or SB3's PPO, same seed and settings)."""
+    """Two gSDE updates on Pendulum-v1 (``cls``: ClipPPO or SB3's PPO, same seed and settings; SB3's exact Adam
+    arithmetic for ClipPPO means ``numerics="sb3"``)."""
+    exact = cls is ClipPPO and policy_kwargs == EXACT_ADAM
     return cls(
         "MlpPolicy",
         "Pendulum-v1",
@@ -190,6 +201,7 @@ def _train_pendulum(cls: type, **policy_kwargs: Any) -> Any:
         device="cpu",
         use_sde=True,
         policy_kwargs={**TINY, **policy_kwargs},
+        **(SB3_NUMERICS if exact else {}),
     ).learn(2 * N_STEPS)
 
 
@@ -215,6 +227,8 @@ def _hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
 def test_without_the_fused_adam_kernel_the_optimizer_is_sb3s(monkeypatch: pytest.MonkeyPatch) -> None:
     fused_adam_available.cache_clear()
     _hide(monkeypatch, "_fused_adam_")
+    # this compares the optimizer bit for bit: the NumPy rollout step and update (numerics="fast") kept off
+    monkeypatch.setattr(gate, "_numpy_declined", lambda algo, structure: "off in this test")
     try:
         ours = _train_clip_ppo()
         group = ours.policy.optimizer.param_groups[0]
@@ -242,8 +256,7 @@ def test_without_a_kernel_or_hook_registry_the_step_is_sb3s(monkeypatch: pytest.
     # this compares the optimizer step bit for bit: keep the rollouts and the loss SB3's torch computation (with
     # fused Adam the NumPy rollout step and the NumPy update would run, whose rounding tests/test_numpy_policy.py and
     # tests/test_numpy_update.py check)
-    monkeypatch.setattr(PolicyCalls, "numpy_step", lambda self: None)
-    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", lambda self, calls: None)
+    monkeypatch.setattr(gate, "_numpy_declined", lambda algo, structure: "off in this test")
     ours = _train_clip_ppo()
     assert not ClippedAdamStep(ours.policy, ours.policy.optimizer).direct
     _assert_same_parameters(ours, reference)
@@ -255,7 +268,7 @@ def test_without_a_module_hook_registry_the_policy_calls_are_sb3s(
 ) -> None:
     _hide(monkeypatch, *names)
     ours = _train_clip_ppo(**EXACT_ADAM)
-    assert not PolicyCalls(ours.policy).lean
+    assert not _lean(ours.policy)
     _assert_same_parameters(ours, _train_ppo(**EXACT_ADAM))
 
 
@@ -369,7 +382,7 @@ def test_clip_ppo_with_a_users_buffer_trains_exactly_as_ppo(buffer_class: type) 
         policy_kwargs={**TINY, **EXACT_ADAM},
         rollout_buffer_class=buffer_class,
     )
-    ours = ClipPPO("MlpPolicy", "CartPole-v1", **kwargs).learn(2 * N_STEPS)
+    ours = ClipPPO("MlpPolicy", "CartPole-v1", **SB3_NUMERICS, **kwargs).learn(2 * N_STEPS)
     sb3 = PPO("MlpPolicy", "CartPole-v1", **kwargs).learn(2 * N_STEPS)
     assert type(ours.rollout_buffer) is buffer_class
     np.testing.assert_array_equal(ours.rollout_buffer.returns, sb3.rollout_buffer.returns)
@@ -440,7 +453,7 @@ def test_batch_larger_than_the_rollout_is_ppos_computation() -> None:
     kwargs = dict(n_steps=16, batch_size=64, n_epochs=3, seed=0, device="cpu", policy_kwargs={**TINY, **EXACT_ADAM})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        ours = ClipPPO("MlpPolicy", "CartPole-v1", **kwargs).learn(48)
+        ours = ClipPPO("MlpPolicy", "CartPole-v1", **SB3_NUMERICS, **kwargs).learn(48)
         sb3 = PPO("MlpPolicy", "CartPole-v1", **kwargs).learn(48)
     _assert_same_parameters(ours, sb3)
 
@@ -470,7 +483,7 @@ def test_batched_truncation_bootstrap_equals_sb3s_per_env_calls() -> None:
         simultaneous.append(sum(bool(info.get("TimeLimit.truncated")) for info in locals_["infos"]))
         return True
 
-    ours = ClipPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4, seed=1, env_kwargs=env_kwargs), **kwargs)
+    ours = ClipPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4, seed=1, env_kwargs=env_kwargs), **SB3_NUMERICS, **kwargs)
     ours.learn(2 * 4 * N_STEPS, callback=count_truncations)
     sb3 = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4, seed=1, env_kwargs=env_kwargs), **kwargs)
     sb3.learn(2 * 4 * N_STEPS)
@@ -482,7 +495,7 @@ def test_batched_truncation_bootstrap_equals_sb3s_per_env_calls() -> None:
 
 def test_a_method_replaced_on_the_policy_object_turns_the_fast_path_off() -> None:
     model = ClipPPO("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, device="cpu")
-    assert PolicyCalls(model.policy).lean
+    assert _lean(model.policy)
     original = model.policy.forward
     model.policy.forward = lambda obs, deterministic=False: original(obs, deterministic)  # type: ignore[method-assign]
-    assert not PolicyCalls(model.policy).lean
+    assert not _lean(model.policy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -20,10 +21,10 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch.distributions import Categorical, Normal
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from sb3_ppo_variants.common.distributions import LeanCategorical, LeanNormal, action_distribution
-from sb3_ppo_variants.common.modules import run_module
-from sb3_ppo_variants.common.optimizer import ClippedAdamStep
-from sb3_ppo_variants.common.policies import lean_latents
+from sb3_ppo_variants._lean.adam import ClippedAdamStep
+from sb3_ppo_variants._lean.distributions import LeanCategorical, LeanNormal, action_distribution
+from sb3_ppo_variants._lean.modules import run_module
+from sb3_ppo_variants._lean.torch_calls import lean_latents
 
 
 def test_lean_categorical_equals_torch() -> None:
@@ -310,7 +311,7 @@ def test_trained_model_state_loads_into_a_plain_adam() -> None:
 def test_set_training_mode_switches_every_module_and_honours_overrides() -> None:
     """The flags are set directly on every module (what ``nn.Module.train`` does); a ``set_training_mode`` replaced on
     the policy object, or a module with its own ``train``, is called every time, as SB3's loop calls it."""
-    from sb3_ppo_variants.common.policies import set_training_mode
+    from sb3_ppo_variants._lean.structure import set_training_mode
 
     policy = _policy(spaces.Discrete(2))
     set_training_mode(policy, False)
@@ -352,7 +353,7 @@ def test_tensor_buffer_add_stores_what_sb3_stores(obs_space: spaces.Space, actio
     """TensorRolloutBuffer's direct ``add`` against SB3's RolloutBuffer.add: the same arrays, bit for bit."""
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    from sb3_ppo_variants.common.buffers import TensorRolloutBuffer
+    from sb3_ppo_variants.core.buffers import TensorRolloutBuffer
 
     n_envs = 3
     ours = TensorRolloutBuffer(4, obs_space, action_space, n_envs=n_envs)
@@ -384,7 +385,7 @@ def test_tensor_buffer_add_stores_what_sb3_stores(obs_space: spaces.Space, actio
 def test_policy_structure_reads_what_the_public_walks_give(kwargs: dict) -> None:
     """The one walk gives ``modules()`` and ``parameters()`` in their order, each object once (a module and a
     parameter registered twice included), and the hooks, frozen parameters and own ``train`` methods it finds."""
-    from sb3_ppo_variants.common.policies import MODULE_HOOK_REGISTRIES, PolicyStructure
+    from sb3_ppo_variants._lean.structure import MODULE_HOOK_REGISTRIES, PolicyStructure
 
     policy = _policy(spaces.Discrete(3), **kwargs)
     policy.again = policy.action_net  # the same module under a second name
@@ -422,8 +423,8 @@ def test_policy_structure_reads_what_the_public_walks_give(kwargs: dict) -> None
 def test_policy_structure_without_readable_registries_takes_torchs_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """A renamed registry (a torch release): the walk falls back to ``modules()``/``parameters()``, and a hook
     registry that cannot be read counts as a hook (the public path runs)."""
-    from sb3_ppo_variants.common import internals
-    from sb3_ppo_variants.common.policies import PolicyStructure, is_exact_sb3_policy
+    from sb3_ppo_variants._lean.structure import PolicyStructure, is_exact_sb3_policy
+    from sb3_ppo_variants.core import internals
 
     policy = _policy(spaces.Discrete(3))
     original = internals.private
@@ -439,7 +440,7 @@ def test_policy_structure_without_readable_registries_takes_torchs_walk(monkeypa
 
 
 def test_policy_structure_key_changes_with_what_the_fast_paths_build_on() -> None:
-    from sb3_ppo_variants.common.policies import PolicyStructure
+    from sb3_ppo_variants._lean.structure import PolicyStructure
 
     policy = _policy(spaces.Discrete(3))
     key = PolicyStructure(policy).key
@@ -460,23 +461,25 @@ def test_the_numpy_rollout_step_is_kept_while_the_structure_is_the_same() -> Non
     """Across rollouts the NumPy step is built once; ``param.data = ...`` (new memory, which its views would miss)
     or a replaced module build it again, and the actions then follow the new parameters."""
     from sb3_ppo_variants import ClipPPO
-    from sb3_ppo_variants.common.policies import PolicyCalls, PolicyStructure
+    from sb3_ppo_variants._lean.gate import plan_rollout
+
+    def numpy_step(model: ClipPPO) -> Any:
+        return plan_rollout(model).backend.numpy_step
 
     model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.learn(32)
-    cache = model._structure_cache()
-    step = PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step()
+    step = numpy_step(model)
     assert step is not None
-    assert PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step() is step
+    assert numpy_step(model) is step
     model.learn(32, reset_num_timesteps=False)
-    assert PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step() is step
+    assert numpy_step(model) is step
 
     # new memory for the action head: all logits of action 1 made far larger, so every draw is action 1
     weight, bias = model.policy.action_net.weight, model.policy.action_net.bias
     new_bias = bias.detach().clone()
     new_bias[1] = 1e3
     bias.data = new_bias
-    rebuilt = PolicyCalls(model.policy, PolicyStructure(model.policy), cache).numpy_step()
+    rebuilt = numpy_step(model)
     assert rebuilt is not None and rebuilt is not step
     obs = th.as_tensor(np.zeros((4, 4), dtype=np.float32))
     actions = rebuilt.act(obs, with_values=False)[0]

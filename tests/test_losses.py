@@ -5,7 +5,7 @@ import math
 import pytest
 import torch as th
 
-from sb3_ppo_variants.common.losses import clip_fraction, kl_penalty_loss, reinforce_loss, surrogate_loss
+from sb3_ppo_variants.core.losses import clip_fraction, kl_penalty_loss, reinforce_loss, surrogate_loss
 
 RATIO = th.tensor([0.5, 0.9, 1.0, 1.1, 1.5])
 ADV = th.tensor([1.0, -2.0, 3.0, -1.0, 2.0])

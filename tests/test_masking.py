@@ -412,7 +412,7 @@ def test_learns_within_maskable_ppo_budget(algo, env_name, budget):
 def test_lean_maskable_categorical_equals_sb3_contrib_bit_for_bit():
     from sb3_contrib.common.maskable.distributions import MaskableCategorical
 
-    from sb3_ppo_variants.masking.policies import LeanMaskableCategorical
+    from sb3_ppo_variants._lean.maskable import LeanMaskableCategorical
 
     generator = th.Generator().manual_seed(0)
     logits = th.randn(64, 7, generator=generator)
@@ -436,21 +436,24 @@ class _SubclassedMaskablePolicy(MaskableActorCriticPolicy):
 
 @pytest.mark.parametrize("env_name", ["discrete", "multi_discrete", "multi_binary"])
 def test_lean_path_only_for_exact_sb3_contrib_policies_and_same_results_as_public(env_name):
-    from sb3_ppo_variants.masking.policies import MaskablePolicyCalls
+    from sb3_ppo_variants._lean.maskable import is_exact_sb3_contrib_maskable_policy
+
+    def lean_maskable(policy):
+        return is_exact_sb3_contrib_maskable_policy(policy)
 
     kwargs = dict(n_steps=64, batch_size=32, n_epochs=2, ent_coef=0.01, seed=5, device="cpu", policy_kwargs=SB3_ADAM)
     # built and trained one after the other: sb3-contrib's envs draw their illegal actions from numpy's global RNG
     lean = MaskableKLPenaltyPPO("MlpPolicy", ENVS[env_name](), **kwargs)
-    assert MaskablePolicyCalls(lean.policy).lean_maskable
+    assert lean_maskable(lean.policy)
     handle = lean.policy.action_net.register_forward_hook(lambda *args: None)
-    assert not MaskablePolicyCalls(lean.policy).lean_maskable  # a hook turns the lean path off
+    assert not lean_maskable(lean.policy)  # a hook turns the lean path off
     handle.remove()
     lean.policy.forward = lean.policy.forward  # a method replaced on the object, too
-    assert not MaskablePolicyCalls(lean.policy).lean_maskable
+    assert not lean_maskable(lean.policy)
     del lean.policy.forward
     lean.learn(128)
     public = MaskableKLPenaltyPPO(_SubclassedMaskablePolicy, ENVS[env_name](), **kwargs)
-    assert not MaskablePolicyCalls(public.policy).lean_maskable
+    assert not lean_maskable(public.policy)
     public.learn(128)
     assert (_params(lean) - _params(public)).abs().max() <= 1e-6
     assert lean.current_beta == public.current_beta

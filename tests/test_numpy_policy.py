@@ -3,6 +3,8 @@ cases where it must stay off (not an exact SB3 part, SB3's exact arithmetic requ
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch as th
@@ -12,8 +14,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
-from sb3_ppo_variants.common.numpy_policy import MAX_LAYER_WORK, numpy_rollout_step
-from sb3_ppo_variants.common.policies import PolicyCalls
+from sb3_ppo_variants._lean import gate
+from sb3_ppo_variants._lean.numpy_rollout import MAX_LAYER_WORK, numpy_rollout_step
 from sb3_ppo_variants.kl_penalty_ppo.kl import dist_params
 
 FUSED = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
@@ -161,19 +163,24 @@ def test_image_space_without_normalisation_is_computed() -> None:
         th.testing.assert_close(values, policy.predict_values(obs), rtol=1e-5, atol=1e-5)
 
 
+def _planned_step(model: Any) -> Any:
+    """The NumPy rollout step the gate plans for the model's next rollout (None: the torch calls run)."""
+    return getattr(gate.plan_rollout(model).backend, "numpy_step", None)
+
+
 def test_exact_arithmetic_hooks_and_large_batches_keep_torch() -> None:
-    # SB3's exact Adam asked for: the rollout stays bit for bit SB3's
-    exact = ActorCriticPolicy(BOX_OBS, spaces.Discrete(2), lambda _: 3e-4, **EXACT_ADAM)  # type: ignore[arg-type]
-    assert PolicyCalls(exact).lean and PolicyCalls(exact).numpy_step() is None
-    # the default (fused) optimizer: the NumPy step runs
-    policy = _policy("categorical_relu_separate")
-    calls = PolicyCalls(policy)
-    step = calls.numpy_step()
+    # SB3's arithmetic asked for (numerics="sb3"): the rollout stays bit for bit SB3's, on the lean torch calls
+    exact = ClipPPO("MlpPolicy", "CartPole-v1", numerics="sb3", device="cpu")
+    assert gate.plan_rollout(exact).name == "lean" and _planned_step(exact) is None
+    # the default: the NumPy step runs, whatever Adam implementation the user chose
+    model = ClipPPO("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[64], activation_fn=th.nn.ReLU, **EXACT_ADAM))
+    policy = model.policy
+    step = _planned_step(model)
     assert step is not None
     # a module hook turns the lean path, the NumPy step included, off
     handle = policy.action_net.register_forward_hook(lambda *args: None)
     try:
-        assert PolicyCalls(policy).numpy_step() is None
+        assert _planned_step(model) is None and gate.plan_rollout(model).name == "sb3"
     finally:
         handle.remove()
     # a batch above the single-thread size runs in torch
@@ -185,14 +192,14 @@ def test_exact_arithmetic_hooks_and_large_batches_keep_torch() -> None:
 def test_algorithms_roll_out_with_the_numpy_step(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default algorithms use the NumPy step in their rollouts (and train on what it stored)."""
     calls: list[int] = []
-    original = PolicyCalls.numpy_step
+    original = gate._numpy_step
 
-    def spy(self: PolicyCalls):  # type: ignore[no-untyped-def]
-        step = original(self)
+    def spy(*args: Any) -> Any:
+        step = original(*args)
         calls.append(step is not None)
         return step
 
-    monkeypatch.setattr(PolicyCalls, "numpy_step", spy)
+    monkeypatch.setattr(gate, "_numpy_step", spy)
     env_id = "CartPole-v1" if cls is REINFORCE else "Pendulum-v1"  # REINFORCE needs episodes that end in a rollout
     model = cls("MlpPolicy", env_id, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(128)
@@ -216,7 +223,7 @@ def test_default_rollouts_stay_close_to_sb3() -> None:
 
 
 def test_the_exponential_draw_check_holds_on_this_torch_and_leaves_the_generator_alone() -> None:
-    from sb3_ppo_variants.common import numpy_policy
+    from sb3_ppo_variants._lean import numpy_rollout as numpy_policy
 
     th.manual_seed(11)
     state = th.get_rng_state()
@@ -247,7 +254,7 @@ def test_categorical_draws_are_torch_multinomials(rows: int, n_actions: int) -> 
 def test_categorical_draws_fall_back_to_torch_multinomial(monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the check fails (another torch), ``torch.multinomial`` itself draws; NaN probabilities (a diverged
     policy) raise torch's own error."""
-    from sb3_ppo_variants.common import numpy_policy
+    from sb3_ppo_variants._lean import numpy_rollout as numpy_policy
 
     policy = ActorCriticPolicy(BOX_OBS, spaces.Discrete(3), lambda _: 3e-4, **FUSED)  # type: ignore[arg-type]
     step = numpy_rollout_step(policy)
@@ -280,7 +287,7 @@ def test_a_rollout_takes_the_actions_sb3s_policy_takes() -> None:
         env = make_vec_env("CartPole-v1", n_envs=8, seed=3)
         model = REINFORCE("MlpPolicy", env, n_steps=64, seed=3, device="cpu")
         if not numpy_step:
-            model.policy_calls_class = type("Public", (PolicyCalls,), {"numpy_step": lambda self: None})
+            model.numerics = "sb3"  # the lean torch calls: SB3's forward, bit for bit
         model.learn(64 * 8)
         actions.append(model.rollout_buffer.actions.copy())
     np.testing.assert_array_equal(actions[0], actions[1])

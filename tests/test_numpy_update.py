@@ -15,12 +15,14 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
-from sb3_ppo_variants.common import internals, losses, numpy_losses
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.numpy_policy import MAX_LAYER_WORK
-from sb3_ppo_variants.common.numpy_update import MAX_PIECES, matmul, numpy_policy_gradient
-from sb3_ppo_variants.common.optimizer import ClippedAdamStep
-from sb3_ppo_variants.common.policies import PolicyCalls
+from sb3_ppo_variants._lean import gate
+from sb3_ppo_variants._lean import twins as numpy_losses
+from sb3_ppo_variants._lean.adam import ClippedAdamStep
+from sb3_ppo_variants._lean.numpy_net import MAX_LAYER_WORK, MAX_PIECES, matmul
+from sb3_ppo_variants._lean.numpy_update import numpy_policy_gradient
+from sb3_ppo_variants.core import internals, losses
+from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
+from sb3_ppo_variants.core.backends import PolicyCalls
 from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl, dist_params
 from tests.test_numpy_policy import BOX_OBS
 from tests.test_numpy_policy import POLICIES as ROLLOUT_POLICIES
@@ -265,9 +267,9 @@ def test_numpy_minibatch_matches_the_torch_minibatch(cls: type, env_id: str, kwa
     """Loss, logged statistics, approximate KL and every parameter gradient of the NumPy minibatch against the torch
     minibatch and autograd, on the same batch."""
     model = _perturbed_model(cls, env_id, **kwargs)
-    calls = PolicyCalls(model.policy)
-    gradient = model._numpy_update(calls)
-    assert gradient is not None
+    calls = PolicyCalls(model.policy)  # SB3's public calls: the torch reference
+    backend = gate.plan_update(model).backend
+    assert backend.name == "numpy"
     clip_range_vf = 0.2 if kwargs.get("clip_range_vf") else None
     batch = next(iter(model.rollout_buffer.get(32)))
     torch_stats: dict[str, list[th.Tensor]] = defaultdict(list)
@@ -277,8 +279,8 @@ def test_numpy_minibatch_matches_the_torch_minibatch(cls: type, env_id: str, kwa
     loss, approx_kl = model._minibatch_loss(batch, calls, clip_range_vf, torch_stats)
     loss.backward()
     expected = {name: None if p.grad is None else p.grad.clone() for name, p in model.policy.named_parameters()}
-    np_loss, np_approx_kl = model._numpy_minibatch_loss(batch, gradient, clip_range_vf, numpy_stats)
-    gradient.backward()  # as _train runs it, after the early-stop check
+    np_loss, np_approx_kl = backend.loss(batch, clip_range_vf, numpy_stats)
+    backend.backward()  # as _train runs it, after the early-stop check
 
     assert float(np_loss) == pytest.approx(float(loss.detach()), rel=1e-4, abs=1e-5)
     assert float(np_approx_kl) == pytest.approx(float(approx_kl), rel=1e-3, abs=1e-6)
@@ -309,17 +311,17 @@ def test_default_training_uses_the_numpy_update_and_stays_close_to_torch(cls: ty
     env_id = "CartPole-v1"
     kwargs: dict[str, Any] = dict(n_steps=256, batch_size=64, n_epochs=2, seed=3, device="cpu")
     used: list[bool] = []
-    original = PolicyGradientAlgorithm._numpy_update
+    original = gate._numpy_update_declined
 
-    def spy(self: PolicyGradientAlgorithm, calls: PolicyCalls) -> Any:
-        gradient = original(self, calls)
-        used.append(gradient is not None)
-        return gradient
+    def spy(algo: PolicyGradientAlgorithm, structure: Any) -> Any:
+        reason = original(algo, structure)
+        used.append(reason is None)
+        return reason
 
-    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", spy)
+    monkeypatch.setattr(gate, "_numpy_update_declined", spy)
     fast = cls("MlpPolicy", env_id, **kwargs).learn(512)
     assert used == [True, True]
-    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", lambda self, calls: None)
+    monkeypatch.setattr(gate, "_numpy_update_declined", lambda algo, structure: "off in this test")
     reference = cls("MlpPolicy", env_id, **kwargs).learn(512)
     for (name, a), b in zip(fast.policy.state_dict().items(), reference.policy.state_dict().values(), strict=True):
         th.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=name)
@@ -356,7 +358,9 @@ class _OwnFlatten(th.nn.Flatten):
 
 
 def _numpy_update_of(model: PolicyGradientAlgorithm) -> Any:
-    return model._numpy_update(PolicyCalls(model.policy))
+    """The NumPy gradient of the update the gate plans for the model (None: the torch update runs)."""
+    backend = gate.plan_update(model).backend
+    return backend.gradient if backend.name == "numpy" else None
 
 
 def test_numpy_update_runs_for_the_defaults_of_each_algorithm() -> None:
@@ -371,7 +375,7 @@ def test_numpy_update_runs_for_the_defaults_of_each_algorithm() -> None:
         "kl",
         "minibatch_loss",
         "method_on_object",
-        "exact_adam",
+        "sb3_numerics",
         "hook",
         "tensor_hook",
         "post_accumulate_hook",
@@ -381,7 +385,6 @@ def test_numpy_update_runs_for_the_defaults_of_each_algorithm() -> None:
         "flatten_module",
         "policy_class",
         "extractor",
-        "sgd",
     ],
 )
 def test_numpy_update_stays_off(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -389,12 +392,9 @@ def test_numpy_update_stays_off(case: str, monkeypatch: pytest.MonkeyPatch) -> N
     SB3's: the torch update runs, and calls the user's code."""
     cls: type = {"policy_loss": _OwnLoss, "kl": _OwnKL, "minibatch_loss": _OwnMinibatch}.get(case, ClipPPO)
     policy: Any = _OwnPolicy if case == "policy_class" else "MlpPolicy"
-    policy_kwargs: dict[str, Any] = {
-        "exact_adam": EXACT_ADAM,
-        "extractor": dict(features_extractor_class=_OwnExtractor),
-        "sgd": dict(optimizer_class=th.optim.SGD),
-    }.get(case, {})
-    model = cls(policy, "CartPole-v1", n_steps=64, device="cpu", policy_kwargs=policy_kwargs)
+    policy_kwargs: dict[str, Any] = {"extractor": dict(features_extractor_class=_OwnExtractor)}.get(case, {})
+    numerics = "sb3" if case == "sb3_numerics" else "fast"
+    model = cls(policy, "CartPole-v1", n_steps=64, device="cpu", policy_kwargs=policy_kwargs, numerics=numerics)
     if case == "method_on_object":
         model._policy_loss = model._policy_loss  # type: ignore[method-assign]
     if case == "hook":
@@ -415,6 +415,18 @@ def test_numpy_update_stays_off(case: str, monkeypatch: pytest.MonkeyPatch) -> N
             assert _numpy_update_of(model) is None
         assert _numpy_update_of(model) is not None  # checked at every update: off again once the mode ends
         return
+    assert _numpy_update_of(model) is None
+
+
+@pytest.mark.parametrize("policy_kwargs", [EXACT_ADAM, dict(optimizer_class=th.optim.SGD)], ids=["exact_adam", "sgd"])
+def test_the_optimizer_does_not_choose_the_arithmetic(policy_kwargs: dict[str, Any]) -> None:
+    """``numerics`` alone chooses: with another Adam implementation or another optimizer the NumPy update still runs
+    (it writes ``.grad``; the user's optimizer steps), and ``numerics="sb3"`` turns it off."""
+    model = ClipPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=32, device="cpu", policy_kwargs=policy_kwargs)
+    assert _numpy_update_of(model) is not None
+    model.learn(64)
+    assert model.logger.name_to_value["train/backend"] == "numpy"
+    model.numerics = "sb3"
     assert _numpy_update_of(model) is None
 
 
@@ -496,7 +508,7 @@ def test_an_early_stop_leaves_the_gradients_of_the_last_step_taken(monkeypatch: 
     kwargs: dict[str, Any] = dict(n_steps=128, batch_size=32, n_epochs=5, target_kl=0.001, learning_rate=3e-3, seed=1)
     fast = ClipPPO("MlpPolicy", "CartPole-v1", device="cpu", **kwargs).learn(384)
     assert fast._n_updates < 3 * 5  # an epoch stopped early
-    monkeypatch.setattr(PolicyGradientAlgorithm, "_numpy_update", lambda self, calls: None)
+    monkeypatch.setattr(gate, "_numpy_update_declined", lambda algo, structure: "off in this test")
     reference = ClipPPO("MlpPolicy", "CartPole-v1", device="cpu", **kwargs).learn(384)
     assert reference._n_updates == fast._n_updates
     for (name, ours), theirs in zip(fast.policy.named_parameters(), reference.policy.parameters(), strict=True):

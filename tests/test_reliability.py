@@ -8,6 +8,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants._lean import twins
 from tests.conftest import SHORT_RUN, assert_same_next_update
 
 ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
@@ -165,17 +166,20 @@ class _NaNLossREINFORCE(REINFORCE):
         return loss * float("nan"), extra
 
 
-class _NaNNumpyLossREINFORCE(REINFORCE):
-    """A REINFORCE whose NumPy loss and gradient turn NaN (its own ``_numpy_policy_loss``: the NumPy update runs)."""
-
-    def _numpy_policy_loss(self, *args, **kwargs):
-        loss, grad, extra = super()._numpy_policy_loss(*args, **kwargs)
-        return loss * float("nan"), grad * float("nan"), extra
+def _nan_reinforce_twin(*args):
+    """REINFORCE's registered NumPy twin with its loss and gradient turned NaN."""
+    loss, grad, extra = twins.reinforce_policy_loss(*args)
+    return loss * float("nan"), grad * float("nan"), extra
 
 
-@pytest.mark.parametrize("cls", [_NaNLossREINFORCE, _NaNNumpyLossREINFORCE])
-def test_divergence_of_a_one_step_update_is_caught(cls):
+@pytest.mark.parametrize("update", ["torch", "numpy"])
+def test_divergence_of_a_one_step_update_is_caught(update, monkeypatch):
     """One gradient step per update (the norms are read one by one there): the first NaN update stops training."""
+    cls = _NaNLossREINFORCE
+    if update == "numpy":  # the NumPy update runs REINFORCE's registered twin, made NaN here
+        cls = REINFORCE
+        nan_twin = twins.Twin("sb3_ppo_variants.reinforce.reinforce:REINFORCE", ("_policy_loss",), _nan_reinforce_twin)
+        monkeypatch.setattr(twins, "POLICY_LOSS_TWINS", (nan_twin,))
     model = cls("MlpPolicy", "CartPole-v1", n_steps=256, use_baseline=True, seed=0, device="cpu")
     with pytest.raises(FloatingPointError, match=r"training diverged at update 1 \(timestep 256\)"):
         model.learn(3 * 256)

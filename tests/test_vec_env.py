@@ -25,7 +25,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
-from sb3_ppo_variants.common.vec_env import GymnasiumVecEnv, make_gymnasium_vec_env
+from sb3_ppo_variants.envs.vec_env import GymnasiumVecEnv, make_gymnasium_vec_env
 
 N_ENVS = 4
 MAX_STEPS = 15  # a random CartPole policy both falls (terminated) and lasts 15 steps (truncated) often

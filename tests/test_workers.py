@@ -156,7 +156,7 @@ def test_ablation_worker_killed_at_any_point_resumes(tmp_path, kills):
 
 def _hide_optuna_internals(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     """Make :func:`internals.private` answer None for these names: an Optuna release that renamed them."""
-    from sb3_ppo_variants.common import internals
+    from sb3_ppo_variants.core import internals
 
     original = internals.private
     monkeypatch.setattr(internals, "private", lambda owner, name: None if name in names else original(owner, name))

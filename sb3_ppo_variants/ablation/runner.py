@@ -53,7 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sb3_ppo_variants.ablation.grid import GridSpec, Job, get_setting
 from sb3_ppo_variants.ablation.report import RESULTS_FORMAT, write_report
-from sb3_ppo_variants.common.validation import check_int
+from sb3_ppo_variants.core.checks import check_int
 from sb3_ppo_variants.workers.loop import (
     FAIL_REASON_ATTR,
     INTERRUPTED,

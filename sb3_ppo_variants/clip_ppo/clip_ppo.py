@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
-from sb3_ppo_variants.common import numpy_losses
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, surrogate_loss
-from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution
-from sb3_ppo_variants.common.policies import PolicyOutputs
-from sb3_ppo_variants.common.validation import check_dual_clip, check_schedule
+from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
+from sb3_ppo_variants.core.backends import PolicyOutputs
+from sb3_ppo_variants.core.checks import check_dual_clip, check_schedule
+from sb3_ppo_variants.core.losses import clip_fraction, dual_clip_fraction, surrogate_loss
 
 
 class ClipPPO(PolicyGradientAlgorithm):
@@ -91,6 +88,9 @@ class ClipPPO(PolicyGradientAlgorithm):
     :param adaptive_lr_factor: The multiplier of the rule, > 1 (default 1.5)
     :param adaptive_lr_min: Lower bound of the adapted rate, > 0 (default 1e-5)
     :param adaptive_lr_max: Upper bound of the adapted rate, > ``adaptive_lr_min`` (default 1e-2)
+    :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
+        NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
+        float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -131,6 +131,7 @@ class ClipPPO(PolicyGradientAlgorithm):
         adaptive_lr_factor: float = 1.5,
         adaptive_lr_min: float = 1e-5,
         adaptive_lr_max: float = 1e-2,
+        numerics: str = "fast",
         _init_setup_model: bool = True,
     ):
         clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=type(self).__name__)
@@ -170,6 +171,7 @@ class ClipPPO(PolicyGradientAlgorithm):
             adaptive_lr_factor=adaptive_lr_factor,
             adaptive_lr_min=adaptive_lr_min,
             adaptive_lr_max=adaptive_lr_max,
+            numerics=numerics,
         )
         self.clip_range = clip_range
         self.dual_clip = dual_clip
@@ -203,15 +205,3 @@ class ClipPPO(PolicyGradientAlgorithm):
         if self.dual_clip is not None:
             extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
         return loss, extra
-
-    def _numpy_policy_loss(
-        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
-    ) -> tuple[float, np.ndarray, dict[str, float]]:
-        clip_range = self._current_clip_range
-        loss, grad_ratio = numpy_losses.surrogate_loss(ratio, advantages, clip_range, self.dual_clip)
-        extra: dict[str, float] = {}
-        if clip_range is not None:
-            extra["clip_fraction"] = numpy_losses.clip_fraction(ratio, clip_range)
-            if self.dual_clip is not None:
-                extra["dual_clip_fraction"] = numpy_losses.dual_clip_fraction(ratio, advantages, self.dual_clip)
-        return loss, grad_ratio * ratio, extra  # d ratio / d log_prob = ratio

@@ -15,8 +15,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import TensorDict
 
-from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
-from sb3_ppo_variants.common.validation import check_int
+from sb3_ppo_variants.core.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.core.checks import check_int
 
 
 class DistParamsRolloutBufferSamples(NamedTuple):

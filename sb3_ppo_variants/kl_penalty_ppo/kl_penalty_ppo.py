@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch as th
@@ -14,14 +14,11 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 
-from sb3_ppo_variants.common import numpy_losses
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.buffers import samples_in_order
-from sb3_ppo_variants.common.controls import kl_band
-from sb3_ppo_variants.common.losses import clip_fraction, dual_clip_fraction, kl_penalty_loss
-from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution
-from sb3_ppo_variants.common.policies import PolicyOutputs
-from sb3_ppo_variants.common.validation import check_choice, check_dual_clip, check_float, check_schedule
+from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
+from sb3_ppo_variants.core.backends import PolicyOutputs
+from sb3_ppo_variants.core.checks import check_choice, check_dual_clip, check_float, check_schedule
+from sb3_ppo_variants.core.controls import batch_mean, kl_band
+from sb3_ppo_variants.core.losses import clip_fraction, dual_clip_fraction, kl_penalty_loss
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
 from sb3_ppo_variants.kl_penalty_ppo.kl import (
     closed_form_kl,
@@ -140,6 +137,9 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param adaptive_lr_factor: The multiplier of the rule, > 1 (default 1.5)
     :param adaptive_lr_min: Lower bound of the adapted rate, > 0 (default 1e-5)
     :param adaptive_lr_max: Upper bound of the adapted rate, > ``adaptive_lr_min`` (default 1e-2)
+    :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
+        NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
+        float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -188,6 +188,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         adaptive_lr_factor: float = 1.5,
         adaptive_lr_min: float = 1e-5,
         adaptive_lr_max: float = 1e-2,
+        numerics: str = "fast",
         _init_setup_model: bool = True,
     ):
         owner = type(self).__name__
@@ -241,6 +242,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
             adaptive_lr_factor=adaptive_lr_factor,
             adaptive_lr_min=adaptive_lr_min,
             adaptive_lr_max=adaptive_lr_max,
+            numerics=numerics,
         )
         # Training state lives here, not in _setup_model(): load() restores __dict__ and then calls
         # _setup_model(), so anything reset there would silently lose the adapted beta.
@@ -342,54 +344,20 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
                 extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
         return loss, extra
 
-    #: the NumPy loss stands in for the KL estimators too
-    _numpy_loss_replaces: ClassVar[tuple[str, ...]] = ("_policy_loss", "_kl")
-
-    def _numpy_policy_loss(
-        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
-    ) -> tuple[float, np.ndarray, dict[str, float]]:
-        beta, n = self._update_beta, len(ratio)
-        loss, grad_ratio = numpy_losses.surrogate_loss(ratio, advantages, self._current_clip_range, self.dual_clip)
-        grad_log_prob = grad_ratio * ratio  # d ratio / d log_prob = ratio
-        grad_kl = np.float32(beta / n)  # of beta * mean(KL)
-        if self.kl_estimator == "closed_form":
-            kl = dist.closed_form_kl(batch.old_dist_params)
-            dist.closed_form_kl_backward(np.full(n, grad_kl, dtype=np.float32))
-        else:
-            log_ratio = log_prob - batch.old_log_prob
-            if self.kl_estimator == "sample_low_var":  # k3 = expm1(x) - x, derivative expm1(x)
-                kl = np.expm1(log_ratio) - log_ratio
-                grad_log_prob = grad_log_prob + grad_kl * np.expm1(log_ratio)
-            else:  # k1 = -x
-                kl = -log_ratio
-                grad_log_prob = grad_log_prob - grad_kl
-        penalty = float(beta * kl.mean())
-        extra = {"kl_penalty": penalty}
-        clip_range = self._current_clip_range
-        if clip_range is not None:
-            extra["clip_fraction"] = numpy_losses.clip_fraction(ratio, clip_range)
-            if self.dual_clip is not None:
-                extra["dual_clip_fraction"] = numpy_losses.dual_clip_fraction(ratio, advantages, self.dual_clip)
-        return loss + penalty, grad_log_prob, extra
-
     def measure_kl(self) -> float:
         """Mean KL[pi_old, pi_theta] over the whole rollout buffer, with the current policy (no gradient).
 
         ``pi_old`` is the policy that collected the rollout; call after :meth:`train`'s epochs.
         """
-        buffer = self.rollout_buffer
-        n_samples = buffer.buffer_size * buffer.n_envs
-        chunk = max(self.batch_size or n_samples, 4096)
-        discrete = isinstance(self.action_space, spaces.Discrete)
-        total = 0.0
-        assert buffer.generator_ready, "measure_kl() reads the rollout buffer after train() has flattened it"
-        with th.no_grad():
-            for batch in samples_in_order(buffer, chunk):
-                actions = batch.actions.long().flatten() if discrete else batch.actions
-                distribution = self.policy.get_distribution(batch.observations, **self._minibatch_policy_kwargs(batch))
-                log_prob = distribution.log_prob(actions)
-                total += float(self._kl(batch, log_prob, distribution).sum())
-        return total / n_samples
+        assert self.rollout_buffer.generator_ready, "measure_kl() reads the rollout buffer after train() has flattened it"
+        return batch_mean(
+            self.policy,
+            self.rollout_buffer,
+            self._chunk_size(),
+            isinstance(self.action_space, spaces.Discrete),
+            self._minibatch_policy_kwargs,
+            self._kl,
+        )
 
     def _on_update_end(self) -> None:
         kl = self.measure_kl()

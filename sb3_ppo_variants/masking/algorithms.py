@@ -37,7 +37,7 @@ from stable_baselines3.common.utils import is_vectorized_observation
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
-from sb3_ppo_variants.common.policies import PolicyCalls, PolicyOutputs
+from sb3_ppo_variants.core.backends import PolicyOutputs
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking.buffers import (
     MaskableDictDistParamsRolloutBuffer,
@@ -49,7 +49,6 @@ from sb3_ppo_variants.masking.buffers import (
 )
 from sb3_ppo_variants.masking.kl import has_masked_closed_form_kl, masked_closed_form_kl, masked_dist_params
 from sb3_ppo_variants.masking.masks import check_action_masks, check_masking_env, mask_dim
-from sb3_ppo_variants.masking.policies import MaskablePolicyCalls
 from sb3_ppo_variants.reinforce import REINFORCE
 
 SelfMaskable = TypeVar("SelfMaskable", bound="MaskableAlgorithmMixin")
@@ -69,8 +68,6 @@ class MaskableAlgorithmMixin:
     }
     #: the policy class every policy of these algorithms must subclass
     policy_base: ClassVar[type[BasePolicy]] = MaskableActorCriticPolicy
-    #: the lean path for sb3-contrib's exact maskable policies, their public methods otherwise
-    policy_calls_class: ClassVar[type[PolicyCalls]] = MaskablePolicyCalls
     #: the default rollout buffers: (non-Dict observations, Dict observations)
     _mask_buffer_classes: ClassVar[tuple[type[RolloutBuffer], type[RolloutBuffer]]] = (
         MaskableTensorRolloutBuffer,
@@ -152,7 +149,7 @@ class MaskableAlgorithmMixin:
         progress_bar: bool = False,
     ) -> SelfMaskable:
         """Train for ``total_timesteps`` environment steps, as ``MaskablePPO.learn``. The other parameters are those of
-        :meth:`~sb3_ppo_variants.common.base.PolicyGradientAlgorithm.learn`.
+        :meth:`~sb3_ppo_variants.core.algorithm.PolicyGradientAlgorithm.learn`.
 
         :param use_masking: Whether to read the legal actions from the environment's ``action_masks()`` at every step
             and sample only those (True, default). With False the policy is trained on all actions.

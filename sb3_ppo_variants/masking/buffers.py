@@ -5,7 +5,7 @@ given to ``add(..., action_masks=...)`` and flatten them in ``get()``) and the p
 whose ``__init__``, sampling and extra fields it keeps:
 
 - :class:`MaskableTensorRolloutBuffer` (+ Dict): sb3-contrib's buffer with the minibatches gathered in torch
-  (:mod:`sb3_ppo_variants.common.buffers`); the same values, the same random permutation. MaskableClipPPO's.
+  (:mod:`sb3_ppo_variants.core.buffers`); the same values, the same random permutation. MaskableClipPPO's.
 - :class:`MaskableDistParamsRolloutBuffer` (+ Dict): also KLPenaltyPPO's old distribution parameters (here the masked
   log-probabilities), for the closed-form KL. MaskableKLPenaltyPPO's.
 - :class:`MaskableRewardToGoRolloutBuffer` (+ Dict): REINFORCE's normalised reward-to-go, with the masks.
@@ -28,7 +28,7 @@ from sb3_contrib.common.maskable.buffers import (
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.core.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
 from sb3_ppo_variants.reinforce.buffers import DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 

@@ -10,8 +10,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from sb3_ppo_variants.common.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
-from sb3_ppo_variants.common.validation import check_choice
+from sb3_ppo_variants.core.buffers import DictTensorRolloutBuffer, TensorRolloutBuffer
+from sb3_ppo_variants.core.checks import check_choice
 
 NORMALIZATION_MODES = ("batch", "timestep", "none")
 

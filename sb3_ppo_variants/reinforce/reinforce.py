@@ -12,11 +12,10 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
-from sb3_ppo_variants.common.base import PolicyGradientAlgorithm
-from sb3_ppo_variants.common.losses import reinforce_loss
-from sb3_ppo_variants.common.numpy_update import NumpyBatch, NumpyDistribution
-from sb3_ppo_variants.common.policies import PolicyOutputs
-from sb3_ppo_variants.common.validation import check_choice
+from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
+from sb3_ppo_variants.core.backends import PolicyOutputs
+from sb3_ppo_variants.core.checks import check_choice
+from sb3_ppo_variants.core.losses import reinforce_loss
 from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES, DictRewardToGoRolloutBuffer, RewardToGoRolloutBuffer
 
 
@@ -73,6 +72,9 @@ class REINFORCE(PolicyGradientAlgorithm):
     :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
     :param seed: Seed for the pseudo random generators
     :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
+        NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
+        float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -101,6 +103,7 @@ class REINFORCE(PolicyGradientAlgorithm):
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "auto",
+        numerics: str = "fast",
         _init_setup_model: bool = True,
     ):
         owner = type(self).__name__
@@ -139,6 +142,7 @@ class REINFORCE(PolicyGradientAlgorithm):
             seed=seed,
             device=device,
             _init_setup_model=False,
+            numerics=numerics,
         )
         if normalize_returns == "timestep" and self.env is not None and self.env.num_envs < 2:
             raise ValueError(
@@ -204,9 +208,3 @@ class REINFORCE(PolicyGradientAlgorithm):
     ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
         loss = reinforce_loss(log_prob, advantages)
         return loss, {"policy_loss": loss.detach()}
-
-    def _numpy_policy_loss(
-        self, batch: NumpyBatch, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
-    ) -> tuple[float, np.ndarray, dict[str, float]]:
-        loss = -float((log_prob * advantages).mean())
-        return loss, -advantages / len(advantages), {"policy_loss": loss}

@@ -35,7 +35,7 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
 from sb3_ppo_variants import ALGOS
-from sb3_ppo_variants.common.validation import check_float, check_int
+from sb3_ppo_variants.core.checks import check_float, check_int
 from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
 from sb3_ppo_variants.tuning.summary import StudySummary, summarize

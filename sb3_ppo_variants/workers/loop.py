@@ -25,7 +25,7 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sb3_ppo_variants.common import internals
+from sb3_ppo_variants.core import internals
 from sb3_ppo_variants.workers.processes import WORKER_HOST_ENV_VAR, kill_point, machine_key, process_alive, process_start_time
 from sb3_ppo_variants.workers.storage import ClaimLock, StorageError, StorageSpec, open_storage
 
@@ -156,7 +156,7 @@ def study_storage(study: optuna.Study, spec: StorageSpec | None = None) -> BaseS
     """The storage ``study`` reads and writes through, to finish or beat for a trial of another process.
 
     Optuna has no public accessor: its private ``Study._storage`` (the cached storage it writes through itself) is
-    read through :func:`sb3_ppo_variants.common.internals.private`; where a release lacks it, the storage is opened
+    read through :func:`sb3_ppo_variants.core.internals.private`; where a release lacks it, the storage is opened
     again from ``spec`` with Optuna's public constructors.
 
     :raises StorageError: without ``_storage`` and without ``spec``

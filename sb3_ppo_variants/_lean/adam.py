@@ -11,8 +11,8 @@
   loading and falling back to ``optimizer.step()`` are unaffected). Otherwise SB3's three calls run.
 
 Both use private torch internals (``torch._fused_adam_``, ``torch._foreach_*``, the optimizer hook registries), read
-through :func:`sb3_ppo_variants.common.internals.private`: where one is missing, the fused kernel is not requested
-and the direct path is off (see :mod:`sb3_ppo_variants.common.policies` for the rule every fast path follows).
+through :func:`sb3_ppo_variants.core.internals.private`: where one is missing, the fused kernel is not requested
+and the direct path is off (see :mod:`sb3_ppo_variants._lean.structure` for the rule every fast path follows).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch as th
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
-from sb3_ppo_variants.common import internals
+from sb3_ppo_variants.core import internals
 
 #: The private torch functions of the direct step
 DIRECT_STEP_KERNELS = ("_foreach_norm", "_foreach_mul_", "_foreach_add_", "_fused_adam_")
@@ -38,8 +38,8 @@ def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dic
 
     SB3 leaves PyTorch's default, which on the CPU is the per-parameter loop: a dozen small kernels per parameter per
     step. The fused kernel computes the same update in one pass; results differ from SB3's only by float rounding
-    (about 3e-8 on the parameters after three PPO updates). Pass ``policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5,
-    fused=False, foreach=False))`` to get SB3's exact arithmetic. When the user passes no ``optimizer_kwargs``, SB3's
+    (about 3e-8 on the parameters after three PPO updates). It is called only with ``numerics="fast"`` (the default);
+    ``numerics="sb3"`` leaves SB3's optimizer as it is. When the user passes no ``optimizer_kwargs``, SB3's
     default ``eps=1e-5`` for Adam is kept. Where this torch build cannot run the fused kernel on ``device``
     (:func:`fused_adam_available`), PyTorch's default is left, as SB3 does.
     """
@@ -56,19 +56,6 @@ def with_fast_optimizer(policy_kwargs: dict[str, Any], device: th.device) -> dic
     if implementation == "fused" and not fused_adam_available(device_type):
         return policy_kwargs
     return {**policy_kwargs, "optimizer_kwargs": {**optimizer_kwargs, implementation: True}}
-
-
-def rounding_fast_paths_allowed(optimizer: th.optim.Optimizer | None) -> bool:
-    """Whether the fast paths that change float rounding (not the math, not the random draws) may run: only while the
-    policy's optimizer is the fused Adam/AdamW that :func:`with_fast_optimizer` selects (or the user chose).
-
-    Choosing Adam's implementation yourself (``optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False)``) or
-    another optimizer asks for SB3's exact arithmetic: then the NumPy rollout step
-    (:mod:`sb3_ppo_variants.common.numpy_policy`) stays off as well, and the run computes SB3's numbers bit for bit.
-    """
-    if type(optimizer) not in (th.optim.Adam, th.optim.AdamW):
-        return False
-    return all(group.get("fused") for group in optimizer.param_groups)  # type: ignore[union-attr]
 
 
 @functools.cache

@@ -7,7 +7,7 @@ A policy step of SB3's MLP policy calls about fifteen modules (the features extr
 whose class is exactly one of torch's or SB3's standard ones; any other module is called normally.
 
 It skips ``__call__``, so it may only run where no hook is registered (checked by
-:func:`sb3_ppo_variants.common.policies.is_exact_sb3_policy`, which decides whether the lean path runs at all).
+:func:`sb3_ppo_variants._lean.structure.is_exact_sb3_policy`, which decides whether the lean path runs at all).
 Being exact classes, their ``forward`` is the library's own: ``Linear`` is ``F.linear(x, weight, bias)``, ``Tanh``
 is ``torch.tanh``, ``ReLU`` is ``F.relu(x, inplace)``, ``Flatten`` is ``x.flatten(start_dim, end_dim)``,
 ``Sequential`` calls its layers in order and SB3's ``FlattenExtractor`` is its ``Flatten``.

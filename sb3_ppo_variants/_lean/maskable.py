@@ -1,6 +1,6 @@
-"""How the masked algorithms call the policy: a lean path for sb3-contrib's exact maskable policies, else the public one.
+"""The lean policy calls of the masked algorithms, for sb3-contrib's exact maskable policies.
 
-The package's fast-path rule (:mod:`sb3_ppo_variants.common.policies`) applies unchanged: the lean path runs only when
+The fast-path rule (:mod:`sb3_ppo_variants._lean.structure`) applies unchanged: the lean path runs only when
 the policy's class is exactly sb3-contrib's :class:`~sb3_contrib.common.maskable.policies.MaskableActorCriticPolicy`,
 ``MaskableActorCriticCnnPolicy`` or ``MaskableMultiInputActorCriticPolicy``, none of its methods is replaced on the
 object itself, its action distribution is exactly one of sb3-contrib's maskable categoricals, no module hook is
@@ -9,7 +9,7 @@ registered, and the only extra argument of the call is ``action_masks``. Otherwi
 training, as ``MaskablePPO`` does.
 
 The lean path computes what those methods compute, with the same arithmetic: the same modules in the same order
-(:func:`~sb3_ppo_variants.common.policies.lean_latents`), and :class:`LeanMaskableCategorical` in place of
+(:func:`~sb3_ppo_variants._lean.torch_calls.lean_latents`), and :class:`LeanMaskableCategorical` in place of
 sb3-contrib's ``MaskableCategorical``, which builds a torch ``Categorical`` twice per call (once for the raw logits,
 once more for the masked ones). It normalises the logits, replaces the illegal ones by -1e8 and normalises again, as
 ``MaskableCategorical`` does, so the log-probabilities, the entropy and the random draws are the same.
@@ -36,17 +36,11 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
-from sb3_ppo_variants.common.distributions import LeanCategorical, lean_distributions_available
-from sb3_ppo_variants.common.modules import run_module
-from sb3_ppo_variants.common.policies import (
-    REPLACED_METHODS,
-    PolicyCalls,
-    PolicyOutputs,
-    PolicyStructure,
-    StructureCache,
-    has_module_hooks,
-    lean_latents,
-)
+from sb3_ppo_variants._lean.distributions import LeanCategorical, lean_distributions_available
+from sb3_ppo_variants._lean.modules import run_module
+from sb3_ppo_variants._lean.structure import REPLACED_METHODS, PolicyStructure, has_module_hooks
+from sb3_ppo_variants._lean.torch_calls import LeanPolicyCalls, lean_latents
+from sb3_ppo_variants.core.backends import PolicyCalls, PolicyOutputs
 
 #: sb3-contrib's policy classes the lean path stands in for (exact classes: a subclass takes the public path).
 SB3_CONTRIB_MASKABLE_POLICY_CLASSES: tuple[type[BasePolicy], ...] = (
@@ -89,7 +83,7 @@ class LeanMaskableCategorical(LeanCategorical, MaskableCategorical):
 
 def is_exact_sb3_contrib_maskable_policy(policy: BasePolicy, structure: PolicyStructure | None = None) -> bool:
     """Whether the lean path may stand in for the maskable policy's methods (the rule in the module docstring);
-    ``structure``: the policy's :class:`~sb3_ppo_variants.common.policies.PolicyStructure` if already read."""
+    ``structure``: the policy's :class:`~sb3_ppo_variants._lean.structure.PolicyStructure` if already read."""
     return (
         type(policy) in SB3_CONTRIB_MASKABLE_POLICY_CLASSES
         and not any(name in vars(policy) for name in REPLACED_METHODS)
@@ -117,19 +111,16 @@ def masked_action_distribution(policy: Any, latent_pi: th.Tensor, masks: Any) ->
     return dist
 
 
-class MaskablePolicyCalls(PolicyCalls):
-    """:class:`~sb3_ppo_variants.common.policies.PolicyCalls` with the lean path for sb3-contrib's exact maskable
-    policies (:func:`is_exact_sb3_contrib_maskable_policy`); any other policy or argument takes the parent's way."""
+class LeanMaskablePolicyCalls(LeanPolicyCalls):
+    """The lean twin of :class:`~sb3_ppo_variants.core.backends.PolicyCalls` for sb3-contrib's exact maskable
+    policies (:func:`is_exact_sb3_contrib_maskable_policy`): calls whose only extra argument is ``action_masks`` run
+    lean, any other takes SB3's public call."""
 
-    def __init__(self, policy: Any, structure: PolicyStructure | None = None, cache: StructureCache | None = None) -> None:
-        super().__init__(policy, structure, cache)
-        self.lean_maskable = is_exact_sb3_contrib_maskable_policy(policy, self.structure)
-        # the loop runs the lean path's rollouts under inference mode
-        self.lean = self.lean or self.lean_maskable
+    name = "lean"
 
     def act(self, obs: PyTorchObs, with_values: bool, **policy_kwargs: Any) -> PolicyOutputs:
-        if not (self.lean_maskable and set(policy_kwargs) <= {"action_masks"}):
-            return super().act(obs, with_values, **policy_kwargs)
+        if not set(policy_kwargs) <= {"action_masks"}:
+            return PolicyCalls.act(self, obs, with_values, **policy_kwargs)
         latent_pi, values = lean_latents(self.policy, obs, with_values)
         distribution = masked_action_distribution(self.policy, latent_pi, policy_kwargs.get("action_masks"))
         actions = distribution.get_actions()
@@ -138,8 +129,8 @@ class MaskablePolicyCalls(PolicyCalls):
     def evaluate(
         self, obs: PyTorchObs, actions: th.Tensor, with_values: bool, entropy_grad: bool, **policy_kwargs: Any
     ) -> PolicyOutputs:
-        if not (self.lean_maskable and set(policy_kwargs) <= {"action_masks"}):
-            return super().evaluate(obs, actions, with_values, entropy_grad, **policy_kwargs)
+        if not set(policy_kwargs) <= {"action_masks"}:
+            return PolicyCalls.evaluate(self, obs, actions, with_values, entropy_grad, **policy_kwargs)
         latent_pi, values = lean_latents(self.policy, obs, with_values)
         distribution = masked_action_distribution(self.policy, latent_pi, policy_kwargs.get("action_masks"))
         log_prob = distribution.log_prob(actions)

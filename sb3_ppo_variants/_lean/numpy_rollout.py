@@ -32,45 +32,33 @@ probability boundary). ``tests/test_numpy_policy.py`` compares the step with SB3
 draws.
 
 It runs only where the lean path runs (the policy is exactly SB3's, no hooks: see
-:mod:`sb3_ppo_variants.common.policies`), and only for the parts listed above, exactly those classes, on the CPU in
+:mod:`sb3_ppo_variants._lean.structure`), and only for the parts listed above, exactly those classes, on the CPU in
 float32; :func:`numpy_rollout_step` returns None otherwise and the torch lean path runs. The update has its NumPy
-counterpart, forward and backward: :mod:`sb3_ppo_variants.common.numpy_update`.
+counterpart, forward and backward: :mod:`sb3_ppo_variants._lean.numpy_update`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.distributions import (
-    CategoricalDistribution,
     DiagGaussianDistribution,
     Distribution,
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
-from torch import nn
 
-from sb3_ppo_variants.common.distributions import LeanCategorical, LeanNormal, lean_distributions_available
+from sb3_ppo_variants._lean.distributions import LeanCategorical, LeanNormal
+from sb3_ppo_variants._lean.numpy_dists import NumpyCategorical, NumpyGaussian, NumpyGsde
+from sb3_ppo_variants._lean.numpy_net import MAX_LAYER_WORK, NumpyPolicyNet, parameter_view, supported_policy
 
-#: torch's ``Normal.log_prob`` constant, ``log(sqrt(2 pi))``, computed the same way
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-#: the most multiply-adds (rows x inputs x outputs) of one layer the NumPy step takes on: below 2**18 OpenBLAS (NumPy's
-#: BLAS on Linux and Windows) multiplies on one thread, as torch does here; above it the call overhead NumPy saves
-#: is small against the arithmetic, and the torch lean path runs
-MAX_LAYER_WORK = 2**18
 #: actions, values (None without the critic), log-probabilities, a function building the torch distribution, and a
 #: function giving the distribution's parameters flat per sample (the logits, or the means then the standard
 #: deviations: the layout of :func:`sb3_ppo_variants.kl_penalty_ppo.kl.dist_params`) without building it in torch
 StepOutputs = tuple[th.Tensor, th.Tensor | None, th.Tensor, Callable[[], Distribution], Callable[[], th.Tensor]]
-#: a layer of the NumPy forward: ("linear", W.T, b) or ("tanh", None, None) / ("relu", None, None)
-Layer = tuple[str, Any, Any]
 
 
 #: :func:`exponential_draws_match_multinomial`'s answer (None: not asked yet in this process)
@@ -107,90 +95,21 @@ def _check_exponential_draws() -> bool:
     return True
 
 
-def _array(parameter: th.Tensor) -> np.ndarray:
-    """A read-only NumPy view of a parameter's memory (no copy: later in-place changes are seen)."""
-    array = parameter.detach().numpy()
-    array.flags.writeable = False
-    return array
-
-
-def _layers(module: nn.Module) -> list[Layer] | None:
-    """The NumPy layers of an exact ``Linear``, or a ``Sequential`` of exact ``Linear``/``Tanh``/``ReLU``."""
-    modules = list(module) if type(module) is nn.Sequential else [module]
-    layers: list[Layer] = []
-    for layer in modules:
-        kind = type(layer)
-        if kind is nn.Linear:
-            if layer.bias is None:
-                return None
-            layers.append(("linear", _array(layer.weight).T, _array(layer.bias)))  # type: ignore[arg-type]
-        elif kind is nn.Tanh:
-            layers.append(("tanh", None, None))
-        elif kind is nn.ReLU:
-            layers.append(("relu", None, None))
-        else:
-            return None
-    return layers
-
-
-def _run(layers: list[Layer], x: np.ndarray) -> np.ndarray:
-    for kind, weight_t, bias in layers:
-        if kind == "linear":
-            x = x @ weight_t + bias
-        elif kind == "tanh":
-            x = np.tanh(x)
-        else:
-            x = np.maximum(x, 0.0, dtype=x.dtype)
-    return x
-
-
-def supported_policy(policy: ActorCriticPolicy) -> bool:
-    """Whether every part of the policy's rollout step is one :class:`NumpyRolloutStep` computes (exact classes)."""
-    space = policy.observation_space
-    if type(policy) is not ActorCriticPolicy or not isinstance(space, spaces.Box):
-        return False
-    if is_image_space(space, check_channels=False) and policy.normalize_images:
-        return False
-    extractors = (
-        [policy.features_extractor]
-        if policy.share_features_extractor
-        else [policy.pi_features_extractor, policy.vf_features_extractor]
-    )
-    # the extractor and its own Flatten module, exactly as SB3 builds them (a replaced .flatten is honoured by torch)
-    if any(type(extractor) is not FlattenExtractor or type(extractor.flatten) is not nn.Flatten for extractor in extractors):
-        return False
-    flattens: list[Any] = [extractor.flatten for extractor in extractors]
-    if any((flatten.start_dim, flatten.end_dim) != (1, -1) for flatten in flattens):
-        return False
-    if type(policy.mlp_extractor) is not MlpExtractor:
-        return False
-    dist = policy.action_dist
-    if type(dist) is StateDependentNoiseDistribution:
-        # gSDE with exp(log_std) and no squashing (PPO's default); expln and tanh-squashed actions keep torch
-        if dist.use_expln or dist.bijector is not None or dist.learn_features:
-            return False
-    elif type(dist) not in (DiagGaussianDistribution, CategoricalDistribution):
-        return False
-    parameters = list(policy.parameters())
-    return all(p.device.type == "cpu" and p.dtype == th.float32 for p in parameters) and lean_distributions_available()
-
-
 class NumpyRolloutStep:
     """One rollout step of an exact SB3 ``MlpPolicy`` in NumPy (see the module docstring); build with
     :func:`numpy_rollout_step`. Views of the parameters' memory are taken at construction (in-place changes are
-    seen): our algorithms keep one while the policy's structure, which includes each parameter's memory address, is
-    the same (:class:`~sb3_ppo_variants.common.policies.StructureCache`)."""
+    seen): the gate keeps one while the policy's structure, which includes each parameter's memory address, is the
+    same (:class:`~sb3_ppo_variants._lean.structure.StructureCache`)."""
 
-    def __init__(self, policy: ActorCriticPolicy, actor: list[Layer], critic: list[Layer], heads: tuple) -> None:
+    def __init__(self, policy: ActorCriticPolicy, net: NumpyPolicyNet) -> None:
         self.policy = policy
-        self.actor, self.critic = actor, critic
-        self.action_head, self.value_head = heads
-        self.widest = max(w.shape[0] * w.shape[1] for kind, w, _ in [*actor, *critic, *heads[0], *heads[1]] if w is not None)
+        self.net = net
+        self.widest = net.widest
         self.kind = {DiagGaussianDistribution: "gaussian", StateDependentNoiseDistribution: "gsde"}.get(
             type(policy.action_dist), "categorical"
         )
         # log_std read at every step through a view (a change between two steps shows, as in SB3)
-        self.log_std: np.ndarray = _array(policy.log_std) if self.kind != "categorical" else np.empty(0)  # type: ignore[arg-type]
+        self.log_std: np.ndarray = parameter_view(policy.log_std) if self.kind != "categorical" else np.empty(0)  # type: ignore[arg-type]
         self._noise_tensor: th.Tensor | None = None
         self._exponential_tensor: th.Tensor | None = None
 
@@ -201,37 +120,35 @@ class NumpyRolloutStep:
     def act(self, obs: th.Tensor, with_values: bool) -> StepOutputs:
         """Actions, values (``with_values``), log-probabilities, and functions building the torch distribution and
         giving its flat parameters (:data:`StepOutputs`)."""
+        net = self.net
         x = obs.numpy().astype(np.float32, copy=False)
         x = x.reshape(x.shape[0], -1)
         values = None
         if with_values:
-            values = th.from_numpy(_run(self.value_head, _run(self.critic, x)))
-        latent = _run(self.actor, x)
-        out = _run(self.action_head, latent)
+            values = th.from_numpy(net.value_head.forward(net.critic.forward(x)))
+        latent = net.actor.forward(x)
+        out = net.action_head.forward(latent)
         if self.kind == "gaussian":
-            mean = out
             # SB3: Normal(mean, ones_like(mean) * exp(log_std)); rsample: loc + eps * scale, eps from torch's generator
-            std = np.exp(self.log_std)
-            actions = mean + self._noise(mean.shape) * std
-            scale = np.ones_like(mean) * std
-            return self._gaussian(actions, mean, scale, values)
+            gaussian = NumpyGaussian(out, self.log_std)
+            actions = out + self._noise(out.shape) * gaussian.std
+            return self._gaussian(actions, gaussian, values)
         if self.kind == "gsde":
             return self._gsde(out, latent, values)
-        shifted = out - out.max(axis=1, keepdims=True)
-        logits = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        probs = np.exp(logits)
-        actions = self._categorical_draw(probs)
-        actions_t = th.from_numpy(actions)
-        log_prob = logits[np.arange(len(actions)), actions]
+        categorical = NumpyCategorical(out)
+        logits = categorical.log_p
+        actions = self._categorical_draw(categorical.p)
+        log_prob = categorical.log_prob(actions)
 
-        def categorical() -> Distribution:
+        def distribution() -> Distribution:
             return self._distribution(LeanCategorical(th.from_numpy(logits)))
 
-        return actions_t, values, th.from_numpy(log_prob), categorical, lambda: th.from_numpy(logits)
+        return th.from_numpy(actions), values, th.from_numpy(log_prob), distribution, lambda: th.from_numpy(logits)
 
-    def _gaussian(self, actions: np.ndarray, mean: np.ndarray, scale: np.ndarray, values: th.Tensor | None) -> StepOutputs:
+    def _gaussian(self, actions: np.ndarray, gaussian: NumpyGaussian, values: th.Tensor | None) -> StepOutputs:
         """Outputs for Gaussian actions: torch's ``Normal.log_prob`` formula, summed over action dimensions."""
-        log_prob = (-((actions - mean) ** 2) / (2 * scale**2) - np.log(scale) - _LOG_SQRT_2PI).sum(axis=1)
+        mean, scale = gaussian.mean, gaussian.scale
+        log_prob = gaussian.log_prob(actions)
 
         def distribution() -> Distribution:
             return self._distribution(LeanNormal(th.from_numpy(mean), th.from_numpy(scale)))
@@ -242,22 +159,18 @@ class NumpyRolloutStep:
         return th.from_numpy(actions), values, th.from_numpy(log_prob), distribution, flat_params
 
     def _gsde(self, mean: np.ndarray, latent: np.ndarray, values: th.Tensor | None) -> StepOutputs:
-        """gSDE (SB3's ``StateDependentNoiseDistribution``): std of action j is ``sqrt(sum_i latent_i^2 sigma_ij^2 +
-        eps)``, the action is ``mean + latent @ exploration matrix`` (the matrices torch sampled at the last
-        ``reset_noise``: one, or one per env)."""
+        """gSDE (SB3's ``StateDependentNoiseDistribution``): the standard deviations of :class:`NumpyGsde`, the action
+        ``mean + latent @ exploration matrix`` (the matrices torch sampled at the last ``reset_noise``: one, or one per
+        env)."""
         dist = self.policy.action_dist
         assert isinstance(dist, StateDependentNoiseDistribution)
-        std = np.exp(self.log_std)
-        if not dist.full_std:
-            shape = (int(dist.latent_sde_dim), int(dist.action_dim))  # type: ignore[arg-type]
-            std = np.ones(shape, dtype=np.float32) * std
-        scale = np.sqrt((latent**2) @ (std**2) + dist.epsilon)
+        gsde = NumpyGsde(mean, self.log_std, latent, dist)
         matrices = dist.exploration_matrices
         if len(latent) == 1 or matrices is None or len(latent) != len(matrices):
             noise = latent @ dist.exploration_mat.detach().numpy()
         else:
             noise = (latent[:, None, :] @ matrices.detach().numpy())[:, 0, :]
-        return self._gaussian(mean + noise, mean, scale, values)
+        return self._gaussian(mean + noise, gsde, values)
 
     def _categorical_draw(self, probs: np.ndarray) -> np.ndarray:
         """One action per row of ``probs``: ``Categorical.sample``'s ``torch.multinomial(probs, 1, True)`` draw,
@@ -294,15 +207,13 @@ def _kept_tensor(shape: tuple[int, ...]) -> th.Tensor:
 
 
 def numpy_rollout_step(policy: ActorCriticPolicy) -> NumpyRolloutStep | None:
-    """A :class:`NumpyRolloutStep` for ``policy``, or None where one of its parts is not an exact supported class.
+    """A :class:`NumpyRolloutStep` for ``policy``, or None where one of its layers is not an exact supported class.
 
-    The caller checks first that the lean path applies (exact SB3 policy, no hooks).
+    The gate checks first that the lean path applies (exact SB3 policy, no hooks).
     """
     if not supported_policy(policy):
         return None
-    extractor = policy.mlp_extractor
-    actor, critic = _layers(extractor.policy_net), _layers(extractor.value_net)
-    action_head, value_head = _layers(policy.action_net), _layers(policy.value_net)
-    if actor is None or critic is None or action_head is None or value_head is None:
+    try:
+        return NumpyRolloutStep(policy, NumpyPolicyNet(policy, contiguous=False))
+    except TypeError:
         return None
-    return NumpyRolloutStep(policy, actor, critic, (action_head, value_head))

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+import torch as th
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import LinearSchedule
+
+from sb3_ppo_variants.core.controls import ADVANTAGE_SCOPES, VALUE_CLIP_FORMS
 
 _LINEAR_PREFIX = "lin_"
 
@@ -192,7 +200,7 @@ def check_adaptive_lr(
     ``target_kl`` is ``None`` (off) or > 0; ``kl_margin`` and ``factor`` are > 1 (otherwise the rule cannot tell a
     too-large KL from a too-small one, or does not move the rate); ``0 < lr_min < lr_max``.
     """
-    from sb3_ppo_variants.common.controls import ADAPTIVE_LR_EVERY
+    from sb3_ppo_variants.core.controls import ADAPTIVE_LR_EVERY
 
     prefix = f"{owner}: " if owner else ""
     if target_kl is not None:
@@ -228,3 +236,143 @@ def check_dual_clip(dual_clip: Any, clip_range: Any, *, owner: str = "") -> floa
             f"{prefix}`dual_clip` applies on top of the clipped surrogate and needs a `clip_range`; got clip_range=None"
         )
     return dual_clip
+
+
+def check_argument_types(
+    owner: str,
+    policy_aliases: dict[str, type[BasePolicy]],
+    policy_base: type[BasePolicy],
+    policy: Any,
+    normalize_advantage: Any,
+    use_sde: Any,
+    policy_kwargs: Any,
+    rollout_buffer_kwargs: Any,
+    rollout_buffer_class: Any,
+    tensorboard_log: Any,
+    device: Any,
+) -> None:
+    """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
+    if isinstance(policy, type) and not issubclass(policy, policy_base):
+        article = "an" if policy_base.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{owner}: `policy` must be {article} {policy_base.__name__} subclass or one of {sorted(policy_aliases)}"
+        )
+    if isinstance(policy, str) and policy not in policy_aliases:
+        raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
+    for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `{name}` must be a bool, got {flag!r}")
+    for name, mapping in (("policy_kwargs", policy_kwargs), ("rollout_buffer_kwargs", rollout_buffer_kwargs)):
+        if mapping is not None and not isinstance(mapping, dict):
+            raise TypeError(f"{owner}: `{name}` must be a dict or None, got {type(mapping).__name__}")
+    if rollout_buffer_class is not None and not (
+        isinstance(rollout_buffer_class, type) and issubclass(rollout_buffer_class, RolloutBuffer)
+    ):
+        raise TypeError(
+            f"{owner}: `rollout_buffer_class` must be a RolloutBuffer subclass or None, got {rollout_buffer_class!r}"
+        )
+    if tensorboard_log is not None and not isinstance(tensorboard_log, (str, os.PathLike)):
+        raise TypeError(f"{owner}: `tensorboard_log` must be a path (str) or None, got {type(tensorboard_log).__name__}")
+    if not isinstance(device, th.device) and device != "auto":
+        try:
+            th.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"{owner}: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N', ... or a torch.device; got {device!r}"
+            ) from exc
+
+
+def initial_adaptive_lr(owner: str, learning_rate: Any, adaptive_lr: dict[str, Any]) -> float | None:
+    """The first rate of the KL-adaptive learning rate (None when it is off); the rule replaces a schedule."""
+    if adaptive_lr["target_kl"] is None:
+        return None
+    initial = float(learning_rate(1.0)) if callable(learning_rate) else float(learning_rate)
+    if callable(learning_rate):
+        warnings.warn(
+            f"{owner}: `adaptive_lr_target_kl` replaces the `learning_rate` schedule: its value at the start, {initial}, "
+            "is the initial rate, then the KL rule alone sets the rate",
+            stacklevel=4,
+        )
+    if not adaptive_lr["lr_min"] <= initial <= adaptive_lr["lr_max"]:
+        raise ValueError(
+            f"{owner}: with the adaptive learning rate, `learning_rate` ({initial}) must lie within "
+            f"[`adaptive_lr_min`, `adaptive_lr_max`] = [{adaptive_lr['lr_min']}, {adaptive_lr['lr_max']}]"
+        )
+    return initial
+
+
+#: ``numerics`` values: our arithmetic (fused Adam, the NumPy paths; float rounding differs from SB3's) or SB3's
+NUMERICS = ("fast", "sb3")
+
+
+def check_loop_arguments(owner: str, **arguments: Any) -> dict[str, Any]:
+    """The checks of the shared loop's numeric and choice arguments, in one place; returns the checked values
+    (schedules as given or parsed from ``"lin_<x>"``, numbers as ``int``/``float``)."""
+    a = arguments
+    checked: dict[str, Any] = {
+        "learning_rate": check_schedule("learning_rate", a["learning_rate"], owner=owner),
+        "n_steps": check_int("n_steps", a["n_steps"], minimum=1, owner=owner),
+        "batch_size": _optional(check_int, "batch_size", a["batch_size"], minimum=1, owner=owner),
+        "n_epochs": check_int("n_epochs", a["n_epochs"], minimum=1, owner=owner),
+        "gamma": check_float("gamma", a["gamma"], low=0.0, high=1.0, owner=owner),
+        "gae_lambda": check_float("gae_lambda", a["gae_lambda"], low=0.0, high=1.0, owner=owner),
+        "clip_range_vf": check_schedule("clip_range_vf", a["clip_range_vf"], allow_none=True, owner=owner),
+        "ent_coef": check_float("ent_coef", a["ent_coef"], low=0.0, owner=owner),
+        "vf_coef": check_float("vf_coef", a["vf_coef"], low=0.0, owner=owner),
+        "max_grad_norm": check_float("max_grad_norm", a["max_grad_norm"], low=0.0, low_open=True, owner=owner),
+        "sde_sample_freq": check_int("sde_sample_freq", a["sde_sample_freq"], minimum=-1, owner=owner),
+        "target_kl": _optional(check_float, "target_kl", a["target_kl"], low=0.0, low_open=True, owner=owner),
+        "stats_window_size": check_int("stats_window_size", a["stats_window_size"], minimum=1, owner=owner),
+        "verbose": check_int("verbose", a["verbose"], minimum=0, owner=owner),
+        "seed": _optional(check_int, "seed", a["seed"], minimum=0, owner=owner),
+        "normalize_advantage_scope": check_choice(
+            "normalize_advantage_scope", a["normalize_advantage_scope"], ADVANTAGE_SCOPES, owner=owner
+        ),
+        "value_clip_form": check_choice("value_clip_form", a["value_clip_form"], VALUE_CLIP_FORMS, owner=owner),
+        "recompute_advantage": check_bool("recompute_advantage", a["recompute_advantage"], owner=owner),
+        "numerics": check_choice("numerics", a["numerics"], NUMERICS, owner=owner),
+    }
+    return checked
+
+
+def _optional(check: Callable[..., Any], name: str, value: Any, **kwargs: Any) -> Any:
+    return None if value is None else check(name, value, **kwargs)
+
+
+def check_env_fit(
+    owner: str,
+    env: Any,
+    action_space: Any,
+    supported_action_spaces: tuple[type, ...],
+    n_steps: int,
+    batch_size: int | None,
+    normalize_advantage: bool,
+) -> None:
+    """The checks that need the environment: its action space, and the batch sizes SB3's PPO asserts or warns about
+    (the wording is SB3's)."""
+    if not isinstance(action_space, supported_action_spaces):
+        names = ", ".join(space.__name__ for space in supported_action_spaces)
+        raise ValueError(f"{owner}: the action space of `env` must be one of {names}; got {action_space}")
+    buffer_size = env.num_envs * n_steps
+    if normalize_advantage and batch_size is not None and batch_size < 2:
+        raise ValueError(
+            f"{owner}: `batch_size` must be greater than 1 with `normalize_advantage=True`, got {batch_size}. "
+            "See https://github.com/DLR-RM/stable-baselines3/issues/440"
+        )
+    if normalize_advantage and buffer_size < 2:
+        raise ValueError(
+            f"{owner}: `n_steps * n_envs` must be greater than 1 with `normalize_advantage=True`. "
+            f"Currently n_steps={n_steps} and n_envs={env.num_envs}"
+        )
+    if batch_size is not None and buffer_size % batch_size > 0:
+        # SB3's warning: the last minibatch of each epoch is smaller (with batch_size > n_steps * n_envs, the only
+        # one: each epoch is one step on the whole rollout), as rl_zoo3's configs rely on
+        warnings.warn(
+            f"You have specified a mini-batch size of {batch_size},"
+            f" but because the `RolloutBuffer` is of size `n_steps * n_envs = {buffer_size}`,"
+            f" after every {buffer_size // batch_size} untruncated mini-batches,"
+            f" there will be a truncated mini-batch of size {buffer_size % batch_size}\n"
+            f"We recommend using a `batch_size` that is a factor of `n_steps * n_envs`.\n"
+            f"Info: (n_steps={n_steps} and n_envs={env.num_envs})",
+            stacklevel=4,
+        )

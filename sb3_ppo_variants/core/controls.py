@@ -1,4 +1,4 @@
-"""Controls that other PPO libraries define, as plain functions (the shared loop in ``base.py`` calls them).
+"""Controls that other PPO libraries define, as plain functions (the shared loop calls them).
 
 - :func:`adapt_learning_rate`: the KL-adaptive learning rate of rsl_rl (``schedule="adaptive"``, its default, so
   every Isaac Lab PPO config uses it) and SBX (``KlAdaptiveLR``);
@@ -7,17 +7,22 @@
 - :func:`compute_gae`: generalised advantage estimation (Schulman et al. 2016, arXiv 1506.02438, eq. 16), used to
   recompute the advantages with the current critic before each epoch (Tianshou's ``recompute_advantage``).
 
-Dual-clip and the value-loss forms are loss terms: see :mod:`sb3_ppo_variants.common.losses`. ``docs/controls.md``
+Dual-clip and the value-loss forms are loss terms: see :mod:`sb3_ppo_variants.core.losses`. ``docs/controls.md``
 describes each control with its source and formula.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.utils import obs_as_tensor
+
+from sb3_ppo_variants.core.buffers import samples_in_order
 
 #: When the KL-adaptive learning rate adapts: after each minibatch step (rsl_rl, SBX) or once per update.
 ADAPTIVE_LR_EVERY = ("minibatch", "update")
@@ -117,3 +122,93 @@ def compute_gae(
         next_advantage = delta + gamma * gae_lambda * next_non_terminal * next_advantage
         advantages[step] = next_advantage
     return advantages, (advantages + values).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- on the rollout buffer
+
+
+def drop_cached_tensors(buffer: RolloutBuffer) -> None:
+    """Our buffers keep prepared copies of the flattened fields: drop them after the NumPy arrays were rewritten."""
+    drop = getattr(buffer, "_drop_tensors", None)
+    if drop is not None:
+        drop()
+
+
+def batch_mean(
+    policy: Any,
+    buffer: RolloutBuffer,
+    chunk: int,
+    discrete: bool,
+    policy_kwargs_of: Callable[[Any], dict[str, Any]],
+    per_sample: Callable[[Any, th.Tensor, Any], th.Tensor],
+) -> float:
+    """The mean of ``per_sample(batch, log_prob, distribution)`` over the whole (flattened) buffer, under the current
+    policy and without gradient: the approximate KL of the adaptive learning rate, KLPenaltyPPO's KL of the beta rule.
+
+    :param chunk: samples per policy call
+    :param policy_kwargs_of: the extra keyword arguments of the policy call on a batch (the masked algorithms' masks)
+    """
+    total, count = 0.0, 0
+    with th.no_grad():
+        for batch in samples_in_order(buffer, chunk):
+            actions = batch.actions.long().flatten() if discrete else batch.actions
+            distribution = policy.get_distribution(batch.observations, **policy_kwargs_of(batch))
+            values = per_sample(batch, distribution.log_prob(actions), distribution)
+            total += float(values.sum())
+            count += len(values)
+    return total / count
+
+
+def approx_kl_per_sample(batch: Any, log_prob: th.Tensor, distribution: Any) -> th.Tensor:
+    """SB3's ``train/approx_kl`` estimator per sample: ``(r - 1) - log r``, ``r`` the new over the rollout probability."""
+    log_ratio = log_prob - batch.old_log_prob
+    return (th.exp(log_ratio) - 1) - log_ratio
+
+
+def normalize_batch_advantages(buffer: RolloutBuffer) -> None:
+    """``normalize_advantage_scope="batch"``: normalise the advantages of the whole rollout, in the buffer."""
+    buffer.advantages[...] = normalize_advantages(buffer.advantages)
+    drop_cached_tensors(buffer)
+
+
+def recompute_advantages(
+    policy: Any,
+    buffer: RolloutBuffer,
+    chunk: int,
+    last_obs: Any,
+    last_episode_starts: np.ndarray,
+    truncations: list[tuple[int, int, Any, float]],
+    gamma: float,
+    gae_lambda: float,
+) -> None:
+    """``recompute_advantage``: the critic's values of the whole batch, then GAE with them (Tianshou), in the buffer.
+
+    As in Tianshou, the recomputed values also become the ``old_values`` of value clipping. Truncated episodes had
+    ``gamma * V(terminal observation)`` added to their last reward during the rollout (SB3's treatment); that value is
+    recomputed too, from ``truncations`` (step, env, terminal observation tensor, reward before bootstrapping). The
+    old log-probabilities stay those of the rollout policy.
+    """
+    assert buffer.generator_ready, "recompute after the first epoch, once the buffer is flattened"
+    n_steps, n_envs = buffer.buffer_size, buffer.n_envs
+    with th.no_grad():
+        flat_values = th.cat(
+            [policy.predict_values(batch.observations).flatten() for batch in samples_in_order(buffer, chunk)]
+        )
+        last_values = policy.predict_values(obs_as_tensor(last_obs, policy.device))
+        for step, env, terminal_obs, raw_reward in truncations:
+            buffer.rewards[step, env] = raw_reward + gamma * float(policy.predict_values(terminal_obs)[0])
+    # the flattened buffer is env-major (SB3's swap_and_flatten): index env * n_steps + step
+    values = flat_values.cpu().numpy().reshape(n_envs, n_steps).T.copy()
+    advantages, returns = compute_gae(
+        buffer.rewards,
+        values,
+        buffer.episode_starts,
+        last_values.flatten().cpu().numpy(),
+        np.asarray(last_episode_starts),
+        gamma,
+        gae_lambda,
+    )
+    buffer.values[...] = values.T.reshape(buffer.values.shape)
+    buffer.advantages[...] = advantages.T.reshape(buffer.advantages.shape)
+    buffer.returns[...] = returns.T.reshape(buffer.returns.shape)
+    drop_cached_tensors(buffer)

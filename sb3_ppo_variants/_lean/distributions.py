@@ -9,7 +9,7 @@ attribute becomes a :class:`LeanCategorical` / :class:`LeanNormal`. These are su
 ``Normal`` with the same parameters and the same arithmetic for the normalised logits, the probabilities, the samples,
 ``log_prob`` and ``entropy`` (so the random draws and the sampled actions are those of SB3), built without torch's
 generic constructor. Any other distribution, or a policy class that overrides ``_get_action_dist_from_latent``, goes
-through SB3's method (see :mod:`sb3_ppo_variants.common.policies` for when the fast paths run at all).
+through SB3's method (see :mod:`sb3_ppo_variants._lean.structure` for when the fast paths run at all).
 
 The lean classes set private attributes of torch's distributions (``_param``, ``_num_events``, ``_batch_shape``, ...)
 and of SB3's gSDE distribution (``_latent_sde``). :func:`lean_distributions_available` checks once per process, on
@@ -32,8 +32,8 @@ from stable_baselines3.common.distributions import (
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical, Normal
 
-from sb3_ppo_variants.common import internals
-from sb3_ppo_variants.common.modules import run_module
+from sb3_ppo_variants._lean.modules import run_module
+from sb3_ppo_variants.core import internals
 
 
 class LeanCategorical(Categorical):
