@@ -53,3 +53,9 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-compat-newest .venv-compat-min docs/_build build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+# the built wheel, installed with [zoo] into a fresh venv in a temporary folder, runs the demo and a zoo training from
+# outside the checkout with the shipped zoo_configs (by hand, not part of `test`); ARGS="--keep" keeps the folder
+.PHONY: check-wheel
+check-wheel:
+	$(PYTHON) tools/check_wheel.py --torch "$(TORCH)" $(ARGS)

@@ -1,4 +1,4 @@
-"""Ready-to-train settings read from the package's rl_zoo3 hyperparameter files (``zoo_configs/<algo>.yml``).
+"""Ready-to-train settings read from the rl_zoo3 hyperparameter files shipped in the package (``zoo_configs/<algo>.yml``).
 
 A :class:`Preset` is one (algorithm, environment) entry of those files: the number of envs, the training budget,
 VecNormalize and the constructor arguments. ``python -m sb3_ppo_variants`` and the learning checks train with them,

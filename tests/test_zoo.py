@@ -11,9 +11,11 @@ import argparse
 import inspect
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
+import zipfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_ppo_variants import ALGOS
+from sb3_ppo_variants.registry import ZOO_ALGOS
 from sb3_ppo_variants.reinforce.buffers import NORMALIZATION_MODES
 from sb3_ppo_variants.zoo import (
     CONFIG_ENVS,
@@ -42,6 +45,8 @@ from sb3_ppo_variants.zoo import (
 from sb3_ppo_variants.zoo.cli import main, peek_train_args, with_default_config
 
 REPO = Path(__file__).resolve().parents[1]
+#: The one copy of the YAML files, which the build ships as sb3_ppo_variants/zoo_configs/ (pyproject.toml).
+CONFIG_DIR = REPO / "zoo_configs"
 REQUIRED_ENVS = CONFIG_ENVS
 #: Keys rl_zoo3 2.9.2 removes from an entry before it calls the constructor (ExperimentManager._preprocess_hyperparams).
 ZOO_KEYS = frozenset(
@@ -70,7 +75,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         return yaml.safe_load(file)
 
 
-CONFIGS = {algo: _load_yaml(REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml") for algo in ALGOS}
+CONFIGS = {algo: _load_yaml(CONFIG_DIR / f"{algo}.yml") for algo in ALGOS}
 ENTRIES = [(algo, env_id) for algo, config in CONFIGS.items() for env_id in config]
 
 
@@ -176,9 +181,44 @@ def test_train_defaults_to_the_shipped_config() -> None:
             assert with_default_config(unchanged, stack) == unchanged
 
 
-@pytest.mark.parametrize("algo", list(ALGOS))
+def test_every_zoo_algorithm_has_one_repository_file() -> None:
+    assert sorted(path.stem for path in CONFIG_DIR.glob("*.yml")) == sorted(ZOO_ALGOS)
+
+
+@pytest.mark.parametrize("algo", sorted(ZOO_ALGOS))
 def test_shipped_config_is_the_repository_file(algo: str) -> None:
-    assert zoo_config(algo).read_text() == (REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml").read_text()
+    assert zoo_config(algo).read_bytes() == (CONFIG_DIR / f"{algo}.yml").read_bytes()
+
+
+def test_zoo_config_reports_a_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sb3_ppo_variants.zoo.registration.CONFIG_PACKAGE", "sb3_ppo_variants.no_such_configs")
+    with pytest.raises(FileNotFoundError, match=r"zoo_configs/kl_ppo\.yml is missing .* install the package"):
+        zoo_config("kl_ppo")
+
+
+def test_the_wheel_ships_the_repository_files(tmp_path: Path) -> None:
+    """A wheel built from this checkout holds every zoo_configs/*.yml inside the package, byte for byte, and every module
+    (a build change that drops or moves them fails here, also where the tests run on an editable install, which reads
+    the folders themselves)."""
+    pytest.importorskip("setuptools")
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for folder in ("sb3_ppo_variants", "zoo_configs"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
+    result = subprocess.run([*command, "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        shipped = {Path(name).name: archive.read(name) for name in names if name.startswith("sb3_ppo_variants/zoo_configs/")}
+    assert shipped.pop("__init__.py")
+    assert shipped == {path.name: path.read_bytes() for path in CONFIG_DIR.glob("*.yml")}
+    assert not [name for name in names if name.startswith("zoo_configs/")]
+    modules = {path.relative_to(source).as_posix() for path in (source / "sb3_ppo_variants").rglob("*.py")}
+    assert not modules - set(names), "modules left out of the wheel (a folder without __init__.py not found?)"
 
 
 def test_zoo_config_unknown_algo() -> None:
@@ -291,7 +331,7 @@ def _experiment_manager(algo: str, env_id: str, log_folder: Path, config: Path |
         env_id,
         str(log_folder),
         eval_freq=-1,
-        config=str(config or REPO / "sb3_ppo_variants" / "zoo_configs" / f"{algo}.yml"),
+        config=str(config or CONFIG_DIR / f"{algo}.yml"),
         seed=0,
         verbose=0,
         device="cpu",

@@ -4,7 +4,8 @@
   converters); :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``, ``python -m sb3_ppo_variants.zoo``) calls it
   and then runs rl_zoo3's own train/enjoy/... code.
 - :mod:`sb3_ppo_variants.zoo.samplers` holds the samplers and converters; they need Optuna only, not rl_zoo3.
-- :func:`zoo_config` locates the hyperparameter files shipped with the package (``zoo_configs/<algo>.yml``).
+- :func:`zoo_config` locates the hyperparameter files shipped with the package (the repository's top-level
+  ``zoo_configs/<algo>.yml``, installed as ``sb3_ppo_variants.zoo_configs``).
 
 Importing this package does not import rl_zoo3; :func:`register_zoo` does.
 """

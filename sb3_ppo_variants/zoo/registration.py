@@ -26,8 +26,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from importlib.abc import Traversable
 
-#: The folder, inside the installed package, that holds ``<algo>.yml`` (a link to the repository's ``zoo_configs/``).
-CONFIG_FOLDER = "zoo_configs"
+#: The package that holds ``<algo>.yml``: the repository's top-level ``zoo_configs/`` folder, which the build maps to
+#: ``sb3_ppo_variants/zoo_configs/`` (pyproject.toml's ``package-dir``; an editable install reads the folder itself).
+CONFIG_PACKAGE = "sb3_ppo_variants.zoo_configs"
 
 
 def _qualified_name(obj: Any) -> str:
@@ -73,7 +74,7 @@ def register_zoo() -> None:
 
 
 def zoo_config(algo: str) -> Traversable:
-    """The hyperparameter file shipped with the package for ``algo`` (``zoo_configs/<algo>.yml``).
+    """The hyperparameter file shipped with the package for ``algo`` (the repository's ``zoo_configs/<algo>.yml``).
 
     Use :func:`importlib.resources.as_file` for a path on disk (it is one already in a normal install).
 
@@ -84,10 +85,14 @@ def zoo_config(algo: str) -> Traversable:
     """
     if algo not in ZOO_ALGOS:
         raise ValueError(f"No zoo config for {algo!r}: the package ships one for {', '.join(sorted(ZOO_ALGOS))}")
-    resource = importlib.resources.files("sb3_ppo_variants") / CONFIG_FOLDER / f"{algo}.yml"
-    if not resource.is_file():
+    try:
+        resource = importlib.resources.files(CONFIG_PACKAGE) / f"{algo}.yml"
+    except ModuleNotFoundError:
+        resource = None
+    if resource is None or not resource.is_file():
         raise FileNotFoundError(
-            f"The hyperparameter file {CONFIG_FOLDER}/{algo}.yml is missing from the installed sb3_ppo_variants package "
-            f"({resource}); reinstall the package, or pass your own file with `-conf`"
+            f"The hyperparameter file zoo_configs/{algo}.yml is missing from the installed sb3_ppo_variants package "
+            f"({resource or CONFIG_PACKAGE + ' not found'}); install the package (`pip install .` or `pip install -e .`, "
+            "not only the checkout on PYTHONPATH), or pass your own file with `-conf`"
         )
     return resource
