@@ -1,9 +1,16 @@
 # Every target installs what it needs into .venv from this repo's own files (pyproject.toml).
-# torch is pinned to the tested CPU build; an unpinned torch would pull several GB of CUDA packages.
+# torch is pinned to the tested release, 2.13.0, and comes from PyTorch's CPU wheel index (TORCH_INDEX): on Linux,
+# PyPI's torch is the CUDA build, which pulls several GB of nvidia-* packages.
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cu128   # a CUDA build from PyTorch's index instead
+#   make install TORCH_INDEX=                                         # only pip's own indexes (PyPI: CUDA on Linux)
+# The index is an *extra* index, given to the torch install alone: pip still sees its configured indexes and
+# find-links (a mirror, a local wheel) and picks the highest match of torch==2.13.0, i.e. 2.13.0+cpu where the CPU
+# index is reached. Where it cannot be reached, pip warns, retries for a few seconds and goes on with the others.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-slow test-compat lint format type commit-checks benchmark docs clean
@@ -11,6 +18,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)")
 	$(PY) -m pip install --quiet "$(TORCH)" -e ".[dev]"
 	touch $(STAMP)
 

@@ -319,6 +319,83 @@ def test_cli_bad_arguments(tmp_path, capsys, args, message):
     assert info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_help_shows_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "(default: ALGO-ENV)" in text and "(default: 100)" in text  # an explained default, a plain one
+    assert "(default: None)" not in text and "(default: False)" not in text
+    from sb3_ppo_variants.tuning.cli import build_parser
+
+    for action in build_parser()._actions:
+        help_text = action.help or ""
+        assert help_text.count("(default") <= 1, action.option_strings
+
+
+@pytest.mark.parametrize("make_storage", [lambda d: str(d / "study.journal"), lambda d: f"sqlite:///{d / 'study.db'}"])
+def test_storage_in_a_missing_folder_is_refused(tmp_path, capsys, make_storage):
+    missing = tmp_path / "nonexistent" / "dir"
+    arguments = dict(algo="clip_ppo", env_id=ENV_ID, n_trials=1, output_dir=tmp_path / "out", **TINY)
+    with pytest.raises(ValueError, match=r"`storage`: the folder .*nonexistent/dir of the .* does not exist"):
+        run_study(**arguments, storage=make_storage(missing))
+    with pytest.raises(SystemExit) as info:
+        main(["--algo", "clip_ppo", "--env", ENV_ID, "-o", str(tmp_path / "out"), "--storage", make_storage(missing)])
+    assert info.value.code == 2 and "mkdir -p" in capsys.readouterr().err
+    assert not (tmp_path / "nonexistent").exists()  # nothing made, nothing written
+    assert not (tmp_path / "out").exists()
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+def test_same_study_name_in_another_storage_writes_beside(tmp_path, monkeypatch, caplog):
+    """The default output folder depends on the study name: a second study of that name in another storage must keep
+    the first one's summary, YAML entry and plots, write its own beside them, say where, and find them again."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SB3PV_OPTUNA_STORAGE", raising=False)
+    first = run_study("clip_ppo", ENV_ID, n_trials=1, study_name="same", pruner="none", **TINY)
+    first_dir = tmp_path / "logs" / "tuning" / "same"
+    assert first.files["summary"].resolve() == first_dir / "summary.json"
+    kept = _files(first_dir)
+    assert {"summary.json", "best_zoo_config.yml", "study_id.json", "study.journal"} <= set(kept)
+
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with caplog.at_level("WARNING", logger="sb3_ppo_variants.tuning"):
+        second = run_study("clip_ppo", ENV_ID, n_trials=1, study_name="same", storage=other, pruner="none", **TINY)
+    beside = tmp_path / "logs" / "tuning" / "same-2"
+    assert second.files["summary"].resolve() == beside / "summary.json"
+    assert f"this study's results go to {Path('logs/tuning/same-2')}" in caplog.text
+    assert _files(first_dir) == kept  # not a byte of the first study's files changed
+    assert json.loads((beside / "summary.json").read_text())["storage"] == other
+
+    # rerunning either command finds its own folder again (and continues its own study)
+    again = run_study("clip_ppo", ENV_ID, n_trials=2, study_name="same", storage=other, pruner="none", plots=False, **TINY)
+    assert again.files["summary"].resolve() == beside / "summary.json" and again.budget.finished == 2
+    resumed = run_study("clip_ppo", ENV_ID, n_trials=2, study_name="same", pruner="none", plots=False, **TINY)
+    assert resumed.files["summary"].resolve() == first_dir / "summary.json" and resumed.budget.finished == 2
+    assert not (tmp_path / "logs" / "tuning" / "same-3").exists()
+
+
+def test_given_output_dir_of_another_study_is_refused(tmp_path):
+    out = tmp_path / "results"
+    run_study("clip_ppo", ENV_ID, n_trials=1, study_name="a", output_dir=out, pruner="none", plots=False, **TINY)
+    kept = _files(out)
+    for other in (dict(study_name="b"), dict(study_name="a", storage=str(tmp_path / "elsewhere.journal"))):
+        with pytest.raises(ValueError, match=r"`output_dir`: .*results holds the results of study 'a' in .*study.journal"):
+            run_study("clip_ppo", ENV_ID, n_trials=1, output_dir=out, pruner="none", **TINY, **other)
+    assert _files(out) == kept
+
+
+def test_output_dir_written_before_study_id_existed_is_recognised(tmp_path):
+    """A folder of an earlier release (a summary.json, no study_id.json) counts as that study's."""
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "summary.json").write_text(json.dumps({"study_name": "old", "storage": "sqlite:///somewhere.db"}))
+    with pytest.raises(ValueError, match=r"holds the results of study 'old' in sqlite:///somewhere\.db"):
+        run_study("clip_ppo", ENV_ID, n_trials=1, study_name="new", output_dir=out, **TINY)
+
+
 # ---------------------------------------------------------------------------------------------------- in-process studies
 
 

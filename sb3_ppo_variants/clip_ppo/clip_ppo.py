@@ -91,6 +91,9 @@ class ClipPPO(PolicyGradientAlgorithm):
     :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
         NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
         float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
+    :param threads: torch's and BLAS's thread count inside ``learn()``: ``"auto"`` (default: one thread for a small
+        policy, unless you set torch's count yourself), an int N, or ``None`` (leave them as they are). Restored
+        afterwards; ``verbose >= 1`` says what was done (:mod:`sb3_ppo_variants.threads`)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -132,6 +135,7 @@ class ClipPPO(PolicyGradientAlgorithm):
         adaptive_lr_min: float = 1e-5,
         adaptive_lr_max: float = 1e-2,
         numerics: str = "fast",
+        threads: int | str | None = "auto",
         _init_setup_model: bool = True,
     ):
         clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=type(self).__name__)
@@ -172,6 +176,7 @@ class ClipPPO(PolicyGradientAlgorithm):
             adaptive_lr_min=adaptive_lr_min,
             adaptive_lr_max=adaptive_lr_max,
             numerics=numerics,
+            threads=threads,
         )
         self.clip_range = clip_range
         self.dual_clip = dual_clip

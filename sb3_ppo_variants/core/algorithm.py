@@ -58,6 +58,7 @@ from sb3_ppo_variants.core.checks import (
     initial_adaptive_lr,
 )
 from sb3_ppo_variants.core.losses import value_function_loss
+from sb3_ppo_variants.threads import check_threads, count_parameters, limited_threads
 
 SelfPolicyGradientAlgorithm = TypeVar("SelfPolicyGradientAlgorithm", bound="PolicyGradientAlgorithm")
 
@@ -120,6 +121,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     :param numerics: ``"fast"`` (default): Adam's fused kernel where you chose no implementation, and the NumPy rollout
         step and update for SB3's ``MlpPolicy`` on the CPU (the same math and random draws; float rounding differs from
         SB3's by about 1e-7 per step). ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
+    :param threads: torch's and BLAS's thread count inside :meth:`learn`: ``"auto"`` (default: one thread for a small
+        policy unless you set torch's count yourself), an int, or ``None`` (leave them); see :mod:`sb3_ppo_variants.threads`
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -170,8 +173,10 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         adaptive_lr_min: float = 1e-5,
         adaptive_lr_max: float = 1e-2,
         numerics: str = "fast",
+        threads: int | str | None = "auto",
     ):
         owner = type(self).__name__
+        threads = check_threads(threads, owner)
         # Checks that need no environment come first, so that bad input fails before an env is built.
         a = check_loop_arguments(
             owner,
@@ -258,6 +263,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         self.value_clip_form = a["value_clip_form"]
         self.recompute_advantage = a["recompute_advantage"]
         self.numerics: str = a["numerics"]
+        self.threads = threads
         self.adaptive_lr_target_kl: float | None = adaptive_lr["target_kl"]
         self.adaptive_lr_every: str = adaptive_lr["every"]
         self.adaptive_lr_kl_margin: float = adaptive_lr["kl_margin"]
@@ -807,14 +813,16 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             raise ValueError(f"{owner}: `total_timesteps` must be a whole number of steps, got {total_timesteps!r}")
         if log_interval is not None:
             log_interval = check_int("log_interval", log_interval, minimum=1, owner=owner)
-        return super().learn(
-            total_timesteps=round(total),
-            callback=callback,
-            log_interval=log_interval,  # type: ignore[arg-type]
-            tb_log_name=tb_log_name or owner,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        # threads: see sb3_ppo_variants.threads (a model loaded from a file of an earlier release has no setting)
+        with limited_threads(getattr(self, "threads", "auto"), count_parameters(self.policy), owner, self.verbose):
+            return super().learn(
+                total_timesteps=round(total),
+                callback=callback,
+                log_interval=log_interval,  # type: ignore[arg-type]
+                tb_log_name=tb_log_name or owner,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
 
 
 def _update_means(stats: dict[str, list[Any]], approx_kl_divs: list[th.Tensor], loss: th.Tensor | None) -> dict[str, Any]:

@@ -140,6 +140,9 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
         NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
         float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
+    :param threads: torch's and BLAS's thread count inside ``learn()``: ``"auto"`` (default: one thread for a small
+        policy, unless you set torch's count yourself), an int N, or ``None`` (leave them as they are). Restored
+        afterwards; ``verbose >= 1`` says what was done (:mod:`sb3_ppo_variants.threads`)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -189,6 +192,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         adaptive_lr_min: float = 1e-5,
         adaptive_lr_max: float = 1e-2,
         numerics: str = "fast",
+        threads: int | str | None = "auto",
         _init_setup_model: bool = True,
     ):
         owner = type(self).__name__
@@ -243,6 +247,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
             adaptive_lr_min=adaptive_lr_min,
             adaptive_lr_max=adaptive_lr_max,
             numerics=numerics,
+            threads=threads,
         )
         # Training state lives here, not in _setup_model(): load() restores __dict__ and then calls
         # _setup_model(), so anything reset there would silently lose the adapted beta.

@@ -75,6 +75,9 @@ class REINFORCE(PolicyGradientAlgorithm):
     :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
         NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
         float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
+    :param threads: torch's and BLAS's thread count inside ``learn()``: ``"auto"`` (default: one thread for a small
+        policy, unless you set torch's count yourself), an int N, or ``None`` (leave them as they are). Restored
+        afterwards; ``verbose >= 1`` says what was done (:mod:`sb3_ppo_variants.threads`)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
     """
 
@@ -104,6 +107,7 @@ class REINFORCE(PolicyGradientAlgorithm):
         seed: int | None = None,
         device: th.device | str = "auto",
         numerics: str = "fast",
+        threads: int | str | None = "auto",
         _init_setup_model: bool = True,
     ):
         owner = type(self).__name__
@@ -143,6 +147,7 @@ class REINFORCE(PolicyGradientAlgorithm):
             device=device,
             _init_setup_model=False,
             numerics=numerics,
+            threads=threads,
         )
         if normalize_returns == "timestep" and self.env is not None and self.env.num_envs < 2:
             raise ValueError(

@@ -71,6 +71,17 @@ def parse_hyperparams(items: Sequence[str]) -> dict[str, Any]:
     return hyperparams
 
 
+class _DefaultsOnce(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: ...)" after each help text, except where the text already says its default, or where
+    the default is None, False or empty (then the text says what happens without the option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, []) or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sb3-ppo-variants-tune``."""
     from sb3_ppo_variants import ALGOS
@@ -80,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Tune ClipPPO, KLPenaltyPPO or REINFORCE on one environment with Optuna. Rerun the same command "
         "to continue the study: only the missing trials run.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsOnce,
     )
     study = parser.add_argument_group("study")
     study.add_argument("--algo", required=True, choices=list(ALGOS), help="algorithm")
@@ -91,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=100,
         help="finished trials the study should hold, all workers together ('none': no limit)",
     )
-    study.add_argument("--timeout", type=float, default=None, help="seconds after which this worker starts no new trial")
+    study.add_argument(
+        "--timeout", type=float, default=None, help="seconds after which this worker starts no new trial (default: no limit)"
+    )
     study.add_argument(
         "--n-timesteps",
         type=timesteps_argument,
@@ -108,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="constructor arguments fixed for every trial (Python literals), e.g. n_epochs=5 policy=MlpPolicy",
+        help="constructor arguments fixed for every trial (Python literals), e.g. n_epochs=5 policy=MlpPolicy "
+        "(default: none, all sampled)",
     )
     study.add_argument("--normalize", action="store_true", help="wrap the envs in VecNormalize")
     study.add_argument("--seed", type=int, default=0, help="first training seed (the same seeds for every trial)")
@@ -118,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--n-startup-trials", type=int, default=10, help="random trials before TPE, and finished trials before pruning"
     )
-    search.add_argument("--sampler-seed", type=int, default=None, help="sampler seed (single worker only)")
+    search.add_argument(
+        "--sampler-seed", type=int, default=None, help="sampler seed (single worker only; default: none, a random seed)"
+    )
     storage = parser.add_argument_group("storage and workers")
     storage.add_argument(
         "--storage",
@@ -128,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     storage.add_argument("--study-name", default=None, help="study name (default: ALGO-ENV)")
     storage.add_argument(
-        "-o", "--output-dir", default=None, help="journal, summary, YAML entry and plots (default: logs/tuning/STUDY_NAME)"
+        "-o",
+        "--output-dir",
+        default=None,
+        help="journal, summary, YAML entry and plots (default: logs/tuning/STUDY_NAME, or STUDY_NAME-2, -3 ... beside it "
+        "when it holds another study's results; a given directory holding them is refused)",
     )
     storage.add_argument(
         "--heartbeat-interval", type=_optional_int, default=60, help="seconds between heartbeats ('none': off)"

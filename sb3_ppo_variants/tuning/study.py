@@ -15,11 +15,17 @@ worker's trial is retried before the study ends.
 Then it writes the summary (:mod:`sb3_ppo_variants.tuning.summary`). Running the same command again continues the
 same study (``load_if_exists``) and only runs the missing trials; the study's settings are stored in it and a
 continuation with other settings is refused.
+
+An output directory belongs to one study: :data:`STUDY_ID_FILENAME` in it names the study and its storage
+(:func:`claim_output_dir`). Another study (the same name in another storage, say) never writes over its files: with
+the default directory it writes beside it, to ``logs/tuning/<name>-2`` (``-3``, ...), and says so; a directory given
+with ``output_dir`` that holds another study's results is refused.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import re
@@ -38,9 +44,9 @@ from sb3_ppo_variants import ALGOS
 from sb3_ppo_variants.core.checks import check_float, check_int
 from sb3_ppo_variants.tuning.budget import Budget, enqueue_retries
 from sb3_ppo_variants.tuning.objective import Objective, TrialSettings, env_info
-from sb3_ppo_variants.tuning.summary import StudySummary, summarize
+from sb3_ppo_variants.tuning.summary import SUMMARY_FILENAME, StudySummary, summarize
 from sb3_ppo_variants.workers.loop import FAIL_REASON_ATTR, Client, Heartbeat, Liveness, work
-from sb3_ppo_variants.workers.storage import StorageSpec, create_or_load_study, resolve_storage
+from sb3_ppo_variants.workers.storage import JOURNAL_FILENAME, StorageSpec, create_or_load_study, resolve_storage
 
 logger = logging.getLogger("sb3_ppo_variants.tuning")
 
@@ -106,6 +112,144 @@ def make_pruner(pruner: str | BasePruner, n_startup_trials: int, n_warmup_steps:
 def default_output_dir(study_name: str) -> Path:
     """``logs/tuning/<study_name>`` (characters other than letters, digits, ``._-`` replaced by ``_``)."""
     return Path("logs") / "tuning" / re.sub(r"[^A-Za-z0-9._-]", "_", study_name)
+
+
+# ---------------------------------------------------------------------------------------------------- output directory
+
+#: File of an output directory naming the study whose results it holds (``study_name`` and ``storage``).
+STUDY_ID_FILENAME = "study_id.json"
+#: How many directories beside the default one (``<name>-2`` ...) are tried before giving up.
+MAX_BESIDE = 1000
+
+
+def _study_id(spec: StorageSpec, study_name: str) -> dict[str, str]:
+    """What identifies a study: its name and its storage (a journal by its absolute path; a URL with the password
+    masked, so that the file holds no secret)."""
+    storage = str(Path(spec.location).resolve()) if spec.kind == "journal" else spec.display
+    return {"study_name": study_name, "storage": storage}
+
+
+def _owner(directory: Path) -> dict[str, str | None] | None:
+    """The study whose results ``directory`` holds, or None when it holds none.
+
+    Read from :data:`STUDY_ID_FILENAME`; for a directory written before that file existed, from ``summary.json``
+    (its study name and storage) or, failing that, from a default journal ``study.journal`` (any study name).
+    """
+    for name in (STUDY_ID_FILENAME, SUMMARY_FILENAME):
+        try:
+            found = json.loads((directory / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(found, dict) and isinstance(found.get("storage"), str):
+            storage = found["storage"]
+            if "://" not in storage:  # a journal path, absolute or relative to the directory the study ran in
+                storage = str(Path(storage).resolve())
+            return {"study_name": found.get("study_name"), "storage": storage}
+    if (directory / JOURNAL_FILENAME).is_file():
+        return {"study_name": None, "storage": str((directory / JOURNAL_FILENAME).resolve())}
+    return None
+
+
+def _same_study(owner: dict[str, str | None], study_id: dict[str, str]) -> bool:
+    return owner["storage"] == study_id["storage"] and owner["study_name"] in (None, study_id["study_name"])
+
+
+def _describe(owner: dict[str, str | None]) -> str:
+    name = "" if owner["study_name"] is None else f" {owner['study_name']!r}"
+    return f"the results of study{name} in {owner['storage']}"
+
+
+def claim_output_dir(
+    storage: str | None, study_name: str, output_dir: str | os.PathLike[str] | None
+) -> tuple[Path, StorageSpec]:
+    """The output directory of the study and its storage, chosen so that no other study's files are written over.
+
+    ``output_dir`` given: that directory, unless it holds another study's results (then a ValueError). Not given:
+    the first of ``logs/tuning/<name>``, ``logs/tuning/<name>-2``, ... that is free or holds this very study (the
+    same name in the same storage), so that rerunning the command finds the study's directory again; a warning says
+    where the results go when it is not the first. The default storage (a journal inside the directory) moves with
+    the directory. Nothing is written here (:func:`write_study_id` marks the directory once the study is open).
+
+    :param storage: As :func:`run_study`'s ``storage``
+    :param study_name: The study
+    :param output_dir: As :func:`run_study`'s ``output_dir``
+    :raises ValueError: naming ``output_dir`` when the given directory holds another study's results
+    """
+    if output_dir is not None:
+        out = Path(output_dir)
+        spec = resolve_storage(storage, out)
+        owner = _owner(out)
+        if owner is not None and not _same_study(owner, _study_id(spec, study_name)):
+            raise ValueError(
+                f"`output_dir`: {out} holds {_describe(owner)}; this study ({study_name!r} in {spec.display}) would "
+                "overwrite them. Give another output directory (-o/--output-dir), or move that one away"
+            )
+        return out, spec
+    first = default_output_dir(study_name)
+    for index in range(1, MAX_BESIDE + 1):
+        out = first if index == 1 else first.with_name(f"{first.name}-{index}")
+        spec = resolve_storage(storage, out)
+        owner = _owner(out)
+        if owner is None or _same_study(owner, _study_id(spec, study_name)):
+            if index > 1:
+                first_owner = _owner(first)
+                taken = _describe(first_owner) if first_owner is not None else "another study's results"
+                logger.warning(f"{first} holds {taken}; this study's results go to {out}")
+            return out, spec
+    raise ValueError(
+        f"`output_dir`: {first} and the {MAX_BESIDE - 1} directories beside it hold other studies; give an output "
+        "directory (-o/--output-dir)"
+    )
+
+
+def write_study_id(out: Path, spec: StorageSpec, study_name: str) -> None:
+    """Mark ``out`` as the directory of this study (:data:`STUDY_ID_FILENAME`), unless it already is.
+
+    :raises ValueError: naming ``output_dir`` when another study marked it first (two studies started at once)
+    """
+    study_id = _study_id(spec, study_name)
+    path = out / STUDY_ID_FILENAME
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # exclusive: of two studies starting together, one marks it
+            json.dump(study_id, file, indent=2)
+            file.write("\n")
+        return
+    except FileExistsError:
+        pass
+    owner = _owner(out)
+    if owner is not None and not _same_study(owner, study_id):
+        raise ValueError(f"`output_dir`: {out} was just taken by {_describe(owner)}; run the command again")
+
+
+def check_storage_folder(spec: StorageSpec) -> None:
+    """Refuse a journal or SQLite file whose folder does not exist (a typo such as ``/nonexistent/dir/x.journal``).
+
+    Optuna itself refuses it too (``FileNotFoundError`` for a journal, SQLite's "unable to open database file"); this
+    says which folder is missing. The default journal (inside the output directory) is exempt: that folder is made.
+
+    :raises ValueError: naming ``storage`` and the missing folder
+    """
+    if spec.source == "default":
+        return
+    if spec.kind == "journal":
+        path, what = Path(spec.location), "journal file"
+    elif spec.dialect == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        database = make_url(spec.location).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return
+        path, what = Path(database), "SQLite database"
+    else:
+        return
+    folder = path.expanduser().parent
+    if not folder.is_dir():
+        source = "" if spec.source == "argument" else f" (from {spec.source})"
+        raise ValueError(
+            f"`storage`{source}: the folder {folder} of the {what} {path} does not exist; create it first "
+            f"(mkdir -p {folder}) or correct the path"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- the study
@@ -228,7 +372,9 @@ def run_study(
         Must be >= ``n_envs``
     :param n_eval_episodes: Episodes per evaluation (deterministic actions, a separate env)
     :param output_dir: Where the journal (by default), summary, YAML entry and plots go (default
-        ``logs/tuning/<study_name>``)
+        ``logs/tuning/<study_name>``, or ``logs/tuning/<study_name>-2`` ... when that one holds another study's
+        results, e.g. of the same name in another storage: a warning says so). A directory given here that holds
+        another study's results is refused: no study writes over another's files
     :param hyperparams: Constructor arguments fixed for every trial, on top of the sampled ones (``policy`` picks the
         policy). They are part of the study's settings and of the YAML entry
     :param normalize: Wrap the training and evaluation envs in VecNormalize (written as ``normalize: true``)
@@ -248,7 +394,8 @@ def run_study(
     :param plots: Write the PNG plots
     :param verbose: 0: quiet; 1: a line per trial; 2: also debug lines
     :return: The summary (best trial, YAML entry, files written); ``print(summary.format())`` shows it
-    :raises ValueError, TypeError: for invalid arguments, naming the argument
+    :raises ValueError, TypeError: for invalid arguments, naming the argument (also for a ``storage`` file whose
+        folder does not exist, and an ``output_dir`` holding another study's results)
     """
     if algo not in ALGOS:
         raise ValueError(f"`algo` must be one of {', '.join(ALGOS)}, got {algo!r}")
@@ -279,7 +426,6 @@ def run_study(
         study_name = f"{algo}-{env_id}"
     elif not isinstance(study_name, str) or not study_name.strip():
         raise ValueError(f"`study_name` must be a non-empty string, got {study_name!r}")
-    out = Path(output_dir) if output_dir is not None else default_output_dir(study_name)
     _ensure_logging(verbose)
 
     settings = TrialSettings(
@@ -296,8 +442,8 @@ def run_study(
         policy=policy or default_policy,
         device=device,
     )
-    spec = resolve_storage(storage, out)
-    out.mkdir(parents=True, exist_ok=True)
+    out, spec = claim_output_dir(storage, study_name, output_dir)
+    check_storage_folder(spec)
     wanted = settings.to_attr()
 
     def differences(stored: dict[str, Any]) -> list[str]:
@@ -319,6 +465,7 @@ def run_study(
         tool="sb3-ppo-variants-tune",
         what="set of settings",
     )
+    write_study_id(out, spec, study_name)
     _log_start(study, spec, settings, n_trials, timeout)
     poll = 2.0 if heartbeat_interval is None else min(5.0, max(1.0, heartbeat_interval / 2))
     liveness = Liveness(spec.kind, heartbeat_interval, grace_period or 2 * (heartbeat_interval or 0) or None)

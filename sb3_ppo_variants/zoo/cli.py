@@ -11,9 +11,11 @@ unchanged to rl_zoo3's own entry points, after :func:`~sb3_ppo_variants.zoo.regi
     sb3-ppo-variants-zoo train --algo kl_ppo --env CartPole-v1 --storage logs/study.log \\
         --study-name kl_cartpole --trial-id 7
 
-One addition: for ``train`` with one of our algorithms and no ``-conf``/``--conf-file``, the hyperparameters come
+Two additions: for ``train`` with one of our algorithms and no ``-conf``/``--conf-file``, the hyperparameters come
 from the file shipped in the package, ``zoo_configs/<algo>.yml`` (rl_zoo3 would look for its own
-``hyperparams/<algo>.yml``, which does not exist for our names). Also available as ``python -m sb3_ppo_variants.zoo``.
+``hyperparams/<algo>.yml``, which does not exist for our names); and ``train -n/--n-timesteps`` must be a number of
+steps >= 1 or -1 (rl_zoo3's default: the file's ``n_timesteps``), where rl_zoo3 itself silently trains the file's
+whole budget for 0 or any negative number. Also available as ``python -m sb3_ppo_variants.zoo``.
 """
 
 from __future__ import annotations
@@ -131,6 +133,29 @@ def peek_train_args(args: Sequence[str]) -> tuple[str | None, bool]:
     return known.algo, known.conf_file is not None
 
 
+def check_train_args(args: Sequence[str]) -> str | None:
+    """The error of train arguments that rl_zoo3 would accept and misread, or None.
+
+    ``-n/--n-timesteps`` 0 or below -1: rl_zoo3 trains the config's whole budget for any value <= 0 without a word;
+    only -1, its default, means that. Values that are not ints are left to rl_zoo3's parser, which reports them.
+
+    :param args: The arguments after ``train``
+    """
+    parser = _PeekParser(add_help=False, exit_on_error=False)
+    parser.add_argument("-n", "--n-timesteps", dest="n_timesteps", default="-1")
+    try:
+        known, _ = parser.parse_known_args(list(args))
+        n_timesteps = int(known.n_timesteps)
+    except (_PeekError, argparse.ArgumentError, ValueError):
+        return None
+    if n_timesteps < 1 and n_timesteps != -1:
+        return (
+            f"argument -n/--n-timesteps: expected a number of steps >= 1, or -1 for the config's n_timesteps (rl_zoo3 "
+            f"would train the whole budget of the config), got {n_timesteps}"
+        )
+    return None
+
+
 def with_default_config(args: Sequence[str], stack: ExitStack) -> list[str]:
     """Train arguments with ``--conf-file <our zoo_configs/<algo>.yml>`` put first, when they need it.
 
@@ -151,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run ``sb3-ppo-variants-zoo COMMAND [ARGS...]``: register our algorithms, then run rl_zoo3's COMMAND on ARGS.
 
     :param argv: The arguments after the program name (default: ``sys.argv[1:]``)
-    :raises SystemExit: 0 after ``--help``; 2 for a missing or unknown command
+    :raises SystemExit: 0 after ``--help``; 2 for a missing or unknown command, or a train budget
+        (:func:`check_train_args`) that rl_zoo3 would misread
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -160,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         print(f"{usage()}\n\n{PROG}: error: unknown command {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        raise SystemExit(2)
+    if name == "train" and (problem := check_train_args(rest)) is not None:
+        print(f"{PROG} train: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     register_zoo()
     saved_argv = sys.argv
