@@ -1,1 +1,1 @@
-"""Import paths of release 0.2.0 that users may have written; the code moved (see CHANGELOG.md, 0.3.0)."""
+"""Import paths of release 0.2.0 that users may have written; the code moved (see CHANGELOG.md, release 0.2.0)."""
