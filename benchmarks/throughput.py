@@ -950,7 +950,18 @@ SCOPE_ROOTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 #: a scope holds its roots and, transitively, the functions of these files they call (the algorithms' own helper
 #: methods, whatever they are named: the code may be refactored between runs), except :data:`SCOPE_STOP`
-SCOPE_FILES = ("core/algorithm.py", "ppo/ppo.py", "on_policy_algorithm.py", "clip_ppo.py", "kl_penalty_ppo.py", "reinforce.py")
+SCOPE_FILES = (
+    "core/algorithm.py",
+    "core/backends.py",
+    "_lean/torch_calls.py",
+    "_lean/numpy_update.py",
+    "_lean/twins.py",
+    "ppo/ppo.py",
+    "on_policy_algorithm.py",
+    "clip_ppo.py",
+    "kl_penalty_ppo.py",
+    "reinforce.py",
+)
 #: functions that are not followed into: shared by both scopes, or shown as their own row
 SCOPE_STOP = ("policy_outputs", "measure_kl")
 

@@ -71,7 +71,7 @@ from typing import Any, NamedTuple, cast
 
 import yaml
 
-from sb3_ppo_variants.core.checks import int_argument
+from sb3_ppo_variants.cli_args import int_argument
 from sb3_ppo_variants.zoo import CONFIG_ENVS, rl_zoo3_env_id
 
 ALGOS = ("clip_ppo", "kl_ppo", "reinforce")

@@ -18,7 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_ppo_variants.callbacks import EpisodeReturnRecorder
-from sb3_ppo_variants.core.checks import int_argument, timesteps_argument
+from sb3_ppo_variants.cli_args import int_argument, timesteps_argument
 from sb3_ppo_variants.presets import PRESET_PAIRS, get_preset
 from sb3_ppo_variants.threads import count_parameters, limited_threads
 

@@ -223,7 +223,7 @@ def test_int_argument_bounds_and_messages() -> None:
     """The argparse type the CLIs share: ints >= minimum, the same message for a non-int and a too-small value."""
     import argparse
 
-    from sb3_ppo_variants.core.checks import int_argument
+    from sb3_ppo_variants.cli_args import int_argument
 
     positive = int_argument(1)
     assert positive("3") == 3 and positive("1") == 1

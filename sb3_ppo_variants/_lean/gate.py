@@ -178,6 +178,7 @@ def plan_update(algo: Any) -> Plan:
         gradient = structure_cache(algo).get("numpy_update", structure, lambda: numpy_policy_gradient(policy))
         if gradient is None:
             reason = UNSUPPORTED
+    calls: PolicyCalls
     if gradient is not None:
         twin = policy_loss_twin(algo)
         assert twin is not None

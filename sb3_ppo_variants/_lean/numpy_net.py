@@ -125,7 +125,8 @@ class NumpyMlp:
         self.contiguous = contiguous
         #: (kind, layer, W^T view, b view); kind is "linear", "tanh" or "relu"
         self.layers: list[tuple[str, Any, Any, Any]] = []
-        for layer in list(module) if type(module) is nn.Sequential else [module]:
+        layers: list[Any] = list(module) if type(module) is nn.Sequential else [module]
+        for layer in layers:
             kind = type(layer)
             if kind is nn.Linear and layer.bias is not None:
                 self.layers.append(("linear", layer, parameter_view(layer.weight).T, parameter_view(layer.bias)))

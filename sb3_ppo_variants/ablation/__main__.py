@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 
 from sb3_ppo_variants.ablation.grid import GRIDS, PAPER_ENVS, SETTINGS, GridSpec, estimate_seconds, get_grid
-from sb3_ppo_variants.core.checks import int_argument, timesteps_argument
+from sb3_ppo_variants.cli_args import int_argument, timesteps_argument
 from sb3_ppo_variants.workers.loop import PROGRESS_ATTR, sigterm_interrupts
 from sb3_ppo_variants.workers.storage import StorageError, open_storage, resolve_storage
 

@@ -25,45 +25,38 @@ class ClipPPO(PolicyGradientAlgorithm):
     penalty" baseline). With the same arguments and seed, ClipPPO computes what SB3's ``PPO`` computes;
     its parameters and defaults are SB3 ``PPO``'s.
 
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
-    :param n_steps: The number of steps to run for each environment per update
-        (i.e. rollout buffer size is n_steps * n_envs where n_envs is number of environment copies running in parallel)
+    :param policy: The policy: an alias (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) or a policy class
+    :param env: The environment: a Gymnasium env, a VecEnv, or a registered id such as ``"CartPole-v1"``
+    :param learning_rate: Adam's step size: a float, a schedule (called with the progress remaining, 1 at the start and 0 at
+        the end) or ``"lin_<float>"``
+    :param n_steps: Steps collected per environment before each update; a rollout holds ``n_steps * n_envs`` samples
     :param batch_size: Minibatch size, <= n_steps * n_envs (``None``: the whole rollout)
-    :param n_epochs: Number of epoch when optimizing the surrogate loss
+    :param n_epochs: Passes over the rollout in each update
     :param gamma: Discount factor, in [0, 1]
-    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
+    :param gae_lambda: The lambda of generalised advantage estimation, in [0, 1] (0: one-step TD, 1: Monte Carlo)
     :param clip_range: Clipping parameter epsilon > 0, it can be a function of the current progress
         remaining (from 1 to 0) or a ``"lin_<float>"`` string. ``None`` disables clipping (L^CPI).
-    :param clip_range_vf: Clipping parameter for the value function,
-        it can be a function of the current progress remaining (from 1 to 0).
-        This is a parameter specific to the OpenAI implementation. If None is passed (default),
-        no clipping will be done on the value function.
-        IMPORTANT: this clipping depends on the reward scaling.
-    :param normalize_advantage: Whether to normalize or not the advantage
-    :param ent_coef: Entropy coefficient for the loss calculation
-    :param vf_coef: Value function coefficient for the loss calculation
-    :param max_grad_norm: The maximum value for the gradient clipping
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
-        instead of action noise exploration (default: False)
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
-        Default: -1 (only sample at the beginning of the rollout)
-    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
-    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
-    :param target_kl: Limit the KL divergence between updates (SB3's early stop at 1.5 * target_kl),
-        because the clipping is not enough to prevent large update
-        see issue #213 (cf https://github.com/hill-a/stable-baselines/issues/213)
-        By default, there is no limit on the kl div.
-    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
-        the reported success rate, mean episode length, and mean reward over
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
-    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
-        debug messages
-    :param seed: Seed for the pseudo random generators
-    :param device: Device (cpu, cuda, ...) on which the code should be run.
-        Setting it to auto, the code will be run on the GPU if possible.
+    :param clip_range_vf: Keep the new value prediction within this distance of the rollout's value in the value
+        loss (a float, a schedule or ``"lin_<float>"``; ``None``, the default: no clipping). The distance is in reward
+        units, so a good value depends on the reward scale
+    :param normalize_advantage: Standardise the advantages (mean 0, std 1) before the loss; where, ``normalize_advantage_scope``
+    :param ent_coef: Weight c2 >= 0 of the entropy bonus in the loss
+    :param vf_coef: Weight c1 >= 0 of the value loss in the loss
+    :param max_grad_norm: Gradients are rescaled so that their global norm is at most this, > 0
+    :param use_sde: Explore with generalised state-dependent noise (gSDE) instead of independent Gaussian noise
+    :param sde_sample_freq: With gSDE, draw a new noise matrix every this many steps (-1: once per rollout)
+    :param rollout_buffer_class: The rollout buffer class (``None``: ours, SB3's buffer with faster minibatch
+        gathers); your subclass of SB3's ``RolloutBuffer``/``DictRolloutBuffer`` is used as it is
+    :param rollout_buffer_kwargs: Extra keyword arguments of the rollout buffer's constructor
+    :param target_kl: Stop the epochs of an update at the first minibatch whose approximate KL to the rollout policy
+        exceeds ``1.5 * target_kl`` (SB3's early stop; clipping alone does not bound the step). ``None``: no stop
+    :param stats_window_size: How many recent episodes the ``rollout/`` statistics (mean return, length, success) average
+    :param tensorboard_log: Folder for TensorBoard event files (``None``: none are written; needs the ``tensorboard`` package)
+    :param policy_kwargs: Extra keyword arguments of the policy's constructor (``net_arch``, ``activation_fn``, ...)
+    :param verbose: 0: silent; 1: training logs and what the algorithm chose (device, backends); 2: debug output
+    :param seed: Seed of Python's, NumPy's and torch's generators and of the environment
+    :param device: Where the networks live: ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ... or a
+        ``torch.device``
     :param dual_clip: Dual-clip constant c > 1 (Ye et al. 2020; Tianshou's ``dual_clip``; 3 is common): for a negative
         advantage the objective becomes ``max(min(r A, clip(r, 1 - eps, 1 + eps) A), c A)``. ``None`` (default): off.
         Needs ``clip_range``.
@@ -94,7 +87,7 @@ class ClipPPO(PolicyGradientAlgorithm):
     :param threads: torch's and BLAS's thread count inside ``learn()``: ``"auto"`` (default: one thread for a small
         policy, unless you set torch's count yourself), an int N, or ``None`` (leave them as they are). Restored
         afterwards; ``verbose >= 1`` says what was done (:mod:`sb3_ppo_variants.threads`)
-    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param _init_setup_model: Build the networks and the buffer at construction (``False`` is for ``load()``)
     """
 
     def __init__(

@@ -73,56 +73,14 @@ SUPPORTED_ACTION_SPACES: tuple[type[spaces.Space], ...] = (
 class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     """Base class of ClipPPO, KLPenaltyPPO and REINFORCE: SB3's on-policy algorithm with one shared ``train()``.
 
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy or an ``ActorCriticPolicy`` subclass)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
-    :param n_steps: The number of steps to run for each environment per update
-        (i.e. the rollout buffer holds ``n_steps * n_envs`` samples)
-    :param batch_size: Minibatch size; ``None`` uses the whole rollout as one batch
-    :param n_epochs: Number of passes over the rollout per update
-    :param gamma: Discount factor, in [0, 1]
-    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
-    :param clip_range_vf: Clipping parameter for the value function, it can be a function of the current progress
-        remaining (from 1 to 0). ``None`` (default) means no clipping of the value function.
-        This clips around the old value, so it depends on the reward scaling.
-    :param normalize_advantage: Whether to normalize the advantage per minibatch
-    :param ent_coef: Entropy coefficient c2 of the loss, >= 0
-    :param vf_coef: Value function coefficient c1 of the loss, >= 0
-    :param max_grad_norm: The maximum value for the gradient clipping, > 0
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise exploration
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: only at the start of a rollout)
-    :param rollout_buffer_class: Rollout buffer class to use. If ``None``, it will be automatically selected.
-    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
-    :param target_kl: Limit the KL divergence between updates: SB3's early stop of the epochs of an update once the
-        approximate KL of a minibatch exceeds ``1.5 * target_kl``. ``None`` (default) disables it.
-    :param stats_window_size: Window size for the rollout logging, the number of episodes to average
-    :param tensorboard_log: The log location for tensorboard (if None, no logging)
-    :param policy_kwargs: Additional arguments to be passed to the policy on creation
-    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
-    :param seed: Seed for the pseudo random generators
-    :param device: Device (cpu, cuda, ...) on which the code should be run
-    :param supported_action_spaces: The action spaces this algorithm accepts
-    :param _init_setup_model: Whether or not to build the network at the creation of the instance
-    :param normalize_advantage_scope: Over which samples ``normalize_advantage`` normalises: ``"minibatch"``
-        (SB3, default) or ``"batch"`` (the whole rollout, once per update and after each recomputation; rsl_rl, RLlib)
-    :param value_clip_form: How ``clip_range_vf`` clips the value loss: ``"prediction"`` (SB3, default) or ``"max"``
-        (OpenAI baselines / CleanRL: ``max((V - R)^2, (V_clip - R)^2)``); no effect without ``clip_range_vf``
-    :param recompute_advantage: Before each epoch after the first, recompute the critic's values of the whole batch
-        and the GAE advantages and returns from them (Tianshou's ``recompute_advantage``). Default False.
-    :param adaptive_lr_target_kl: The KL target of the KL-adaptive learning rate (rsl_rl's ``desired_kl``);
-        ``None`` (default) keeps the ``learning_rate`` schedule. The rule:
-        :func:`~sb3_ppo_variants.core.controls.adapt_learning_rate`.
-    :param adaptive_lr_every: ``"minibatch"`` (rsl_rl, default: before each gradient step, from that minibatch's KL)
-        or ``"update"`` (once per update, from the KL over the whole batch after the update)
-    :param adaptive_lr_kl_margin: The band of the rule, > 1 (default 2: adapt above 2 x target or below target / 2)
-    :param adaptive_lr_factor: The multiplier of the rule, > 1 (default 1.5)
-    :param adaptive_lr_min: Lower bound of the adapted rate, > 0 (default 1e-5)
-    :param adaptive_lr_max: Upper bound of the adapted rate, > adaptive_lr_min (default 1e-2)
-    :param numerics: ``"fast"`` (default): Adam's fused kernel where you chose no implementation, and the NumPy rollout
-        step and update for SB3's ``MlpPolicy`` on the CPU (the same math and random draws; float rounding differs from
-        SB3's by about 1e-7 per step). ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
-    :param threads: torch's and BLAS's thread count inside :meth:`learn`: ``"auto"`` (default: one thread for a small
-        policy unless you set torch's count yourself), an int, or ``None`` (leave them); see :mod:`sb3_ppo_variants.threads`
+    The parameters are those of SB3's ``PPO`` plus the PPO controls (``docs/controls.md``), ``numerics`` and
+    ``threads``; each algorithm's class documents them (:class:`~sb3_ppo_variants.ClipPPO` lists them all). The ones
+    only this class takes:
+
+    :param supported_action_spaces: The action spaces the algorithm accepts (checked with a ``ValueError`` that names
+        them, instead of SB3's assert)
+    :param _init_setup_model: Whether to build the networks and the buffer now (``False``: the subclass calls
+        :meth:`_setup_model` once its own attributes are set, as SB3's algorithms do)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -773,16 +731,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             force_reset=force_reset,
             **kwargs,
         )
-        if data is not None and "numerics" not in data and "numerics" not in kwargs:
-            model.numerics = persistence.numerics_of_earlier_release(model.policy.optimizer)
-        if requested is not persistence.NOT_GIVEN and requested != model.policy_kwargs:
-            if not persistence.stored_by_release_0_1(model.policy_kwargs, requested):
-                # SB3's check and wording
-                raise ValueError(
-                    f"The specified policy kwargs do not equal the stored policy kwargs."
-                    f"Stored kwargs: {model.policy_kwargs}, specified kwargs: {requested}"
-                )
-            model.policy_kwargs = requested
+        persistence.after_load(model, data, requested, kwargs)
         return model
 
     # ------------------------------------------------------------------ learn

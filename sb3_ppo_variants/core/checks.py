@@ -7,7 +7,6 @@ allowed, so that a bad value fails in the first second and not as a NaN hours la
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import warnings
@@ -116,29 +115,12 @@ def check_schedule(
             return None
         raise TypeError(f"{prefix}`{name}` must be a float or a schedule (a callable of the progress remaining), got None")
     if isinstance(value, str):
-        if not value.startswith(_LINEAR_PREFIX):
-            raise TypeError(f"{prefix}`{name}` must be a float, a callable schedule or a 'lin_<float>' string, got {value!r}")
-        try:
-            start = float(value[len(_LINEAR_PREFIX) :])
-        except ValueError:
-            raise TypeError(f"{prefix}`{name}` must be a 'lin_<float>' string such as 'lin_0.001', got {value!r}") from None
-        start = check_float(name, start, low=0.0, low_open=positive, owner=owner)
-        return LinearSchedule(start, 0.0, 1.0)
+        return _linear_schedule(name, value, positive, owner)
     if _is_real(value):
         return check_float(name, value, low=0.0, low_open=positive, owner=owner)
     if callable(value):
         for progress in (1.0, 0.0):
-            try:
-                out = value(progress)
-            except Exception as exc:  # a schedule that cannot be evaluated is a configuration error
-                raise TypeError(f"{prefix}`{name}` schedule raised {exc!r} when called with progress {progress}") from exc
-            # the end value of a decaying schedule may be 0 (e.g. lin_ schedules), only the start must be > 0
-            strict = positive and progress == 1.0
-            if not _is_real(out) or not math.isfinite(float(out)) or float(out) < 0 or (strict and float(out) == 0):
-                raise ValueError(
-                    f"{prefix}`{name}` schedule must return a finite float {'> 0' if strict else '>= 0'} "
-                    f"at progress {progress}, got {out!r}"
-                )
+            _check_schedule_value(name, value, progress, strict=positive and progress == 1.0, prefix=prefix)
         return value
     allowed = "a float, a callable schedule (progress remaining -> float) or a 'lin_<float>' string"
     if allow_none:
@@ -146,35 +128,30 @@ def check_schedule(
     raise TypeError(f"{prefix}`{name}` must be {allowed}, got {value!r} of type {type(value).__name__}")
 
 
-def int_argument(minimum: int, expected: str | None = None) -> Callable[[str], int]:
-    """``argparse`` type of an int ``>= minimum``; both errors read ``expected <expected>, got '<text>'``.
-
-    :param minimum: The smallest accepted value
-    :param expected: What the error says is expected (default ``an int >= <minimum>``)
-    """
-    wanted = expected if expected is not None else f"an int >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-def timesteps_argument(text: str) -> int:
-    """``argparse`` type of a step budget, which may be written as a float (``1e6``): a whole number >= 1."""
+def _linear_schedule(name: str, value: str, positive: bool, owner: str) -> LinearSchedule:
+    """rl_zoo3's ``"lin_<start>"``: a linear decay from ``start`` to 0."""
+    prefix = f"{owner}: " if owner else ""
+    if not value.startswith(_LINEAR_PREFIX):
+        raise TypeError(f"{prefix}`{name}` must be a float, a callable schedule or a 'lin_<float>' string, got {value!r}")
     try:
-        value = float(text)
+        start = float(value[len(_LINEAR_PREFIX) :])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of steps, got {text!r}") from None
-    if not math.isfinite(value) or value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 1, got {text!r}")
-    return int(value)
+        raise TypeError(f"{prefix}`{name}` must be a 'lin_<float>' string such as 'lin_0.001', got {value!r}") from None
+    return LinearSchedule(check_float(name, start, low=0.0, low_open=positive, owner=owner), 0.0, 1.0)
+
+
+def _check_schedule_value(name: str, schedule: Callable[[float], Any], progress: float, strict: bool, prefix: str) -> None:
+    """A schedule's value at ``progress``: a finite float, > 0 where ``strict`` (the start of a positive parameter;
+    the end value of a decaying schedule may be 0, as with ``lin_`` schedules), else >= 0."""
+    try:
+        out = schedule(progress)
+    except Exception as exc:  # a schedule that cannot be evaluated is a configuration error
+        raise TypeError(f"{prefix}`{name}` schedule raised {exc!r} when called with progress {progress}") from exc
+    if not _is_real(out) or not math.isfinite(float(out)) or float(out) < 0 or (strict and float(out) == 0):
+        raise ValueError(
+            f"{prefix}`{name}` schedule must return a finite float {'> 0' if strict else '>= 0'} at progress {progress}, "
+            f"got {out!r}"
+        )
 
 
 def check_bool(name: str, value: Any, *, owner: str = "") -> bool:
@@ -252,13 +229,7 @@ def check_argument_types(
     device: Any,
 ) -> None:
     """The constructor's checks of non-numeric arguments: a TypeError/ValueError naming the parameter."""
-    if isinstance(policy, type) and not issubclass(policy, policy_base):
-        article = "an" if policy_base.__name__[0] in "AEIOU" else "a"
-        raise TypeError(
-            f"{owner}: `policy` must be {article} {policy_base.__name__} subclass or one of {sorted(policy_aliases)}"
-        )
-    if isinstance(policy, str) and policy not in policy_aliases:
-        raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
+    _check_policy(owner, policy_aliases, policy_base, policy)
     for name, flag in (("normalize_advantage", normalize_advantage), ("use_sde", use_sde)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{owner}: `{name}` must be a bool, got {flag!r}")
@@ -273,6 +244,20 @@ def check_argument_types(
         )
     if tensorboard_log is not None and not isinstance(tensorboard_log, (str, os.PathLike)):
         raise TypeError(f"{owner}: `tensorboard_log` must be a path (str) or None, got {type(tensorboard_log).__name__}")
+    _check_device(owner, device)
+
+
+def _check_policy(owner: str, policy_aliases: dict[str, type[BasePolicy]], policy_base: type[BasePolicy], policy: Any) -> None:
+    if isinstance(policy, type) and not issubclass(policy, policy_base):
+        article = "an" if policy_base.__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{owner}: `policy` must be {article} {policy_base.__name__} subclass or one of {sorted(policy_aliases)}"
+        )
+    if isinstance(policy, str) and policy not in policy_aliases:
+        raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
+
+
+def _check_device(owner: str, device: Any) -> None:
     if not isinstance(device, th.device) and device != "auto":
         try:
             th.device(device)

@@ -33,6 +33,21 @@ def numerics_of_earlier_release(optimizer: th.optim.Optimizer) -> str:
 NOT_GIVEN = object()
 
 
+def after_load(model: Any, data: dict[str, Any] | None, requested: Any, kwargs: dict[str, Any]) -> None:
+    """What ``load()`` does after SB3's: the ``numerics`` of a file saved without it, and SB3's check of the
+    ``policy_kwargs`` passed to ``load()`` (with its wording), which also accepts those a 0.1.0 file was built with."""
+    if data is not None and "numerics" not in data and "numerics" not in kwargs:
+        model.numerics = numerics_of_earlier_release(model.policy.optimizer)
+    if requested is NOT_GIVEN or requested == model.policy_kwargs:
+        return
+    if not stored_by_release_0_1(model.policy_kwargs, requested):
+        raise ValueError(
+            f"The specified policy kwargs do not equal the stored policy kwargs."
+            f"Stored kwargs: {model.policy_kwargs}, specified kwargs: {requested}"
+        )
+    model.policy_kwargs = requested
+
+
 def stored_by_release_0_1(stored: dict[str, Any], requested: Any) -> bool:
     """Whether ``stored`` is ``requested`` with the fused/foreach Adam choice release 0.1.0 wrote into policy_kwargs."""
     if not isinstance(requested, dict):

@@ -71,14 +71,15 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     model, so ``load()`` then ``learn()`` continues from it (``beta`` stays the initial value, so a ``beta=...``
     passed to ``load()``, as rl_zoo3 does with its config when continuing a run, does not reset it).
 
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
-    :param n_steps: The number of steps to run for each environment per update
+    :param policy: The policy: an alias (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) or a policy class
+    :param env: The environment: a Gymnasium env, a VecEnv, or a registered id such as ``"CartPole-v1"``
+    :param learning_rate: Adam's step size: a float, a schedule (called with the progress remaining, 1 at the start and 0 at
+        the end) or ``"lin_<float>"``
+    :param n_steps: Steps collected per environment before each update; a rollout holds ``n_steps * n_envs`` samples
     :param batch_size: Minibatch size, <= n_steps * n_envs (``None``: the whole rollout)
-    :param n_epochs: Number of epochs when optimizing the penalised surrogate
+    :param n_epochs: Passes over the rollout in each update
     :param gamma: Discount factor, in [0, 1]
-    :param gae_lambda: Factor for trade-off of bias vs variance for Generalized Advantage Estimator, in [0, 1]
+    :param gae_lambda: The lambda of generalised advantage estimation, in [0, 1] (0: one-step TD, 1: Monte Carlo)
     :param beta: Initial penalty coefficient beta >= 0 (paper: 1; it found the result insensitive to it)
     :param kl_target: The KL target d_targ > 0 of the adaptive rule (paper: 0.01; also 0.003 and 0.03). It can be a
         function of the current progress remaining (from 1 to 0) or a ``"lin_<float>"`` string.
@@ -94,25 +95,26 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param clip_range: Optional clipping epsilon > 0 of the surrogate, combining clipping and the penalty (as RLlib
         does); a float, schedule or ``"lin_<float>"`` string. ``None`` (default): the paper's unclipped surrogate.
     :param clip_range_vf: Clipping parameter for the value function (see ClipPPO); ``None``: no clipping
-    :param normalize_advantage: Whether to normalize or not the advantage
-    :param ent_coef: Entropy coefficient for the loss calculation
-    :param vf_coef: Value function coefficient for the loss calculation
-    :param max_grad_norm: The maximum value for the gradient clipping
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
+    :param normalize_advantage: Standardise the advantages (mean 0, std 1) before the loss; where, ``normalize_advantage_scope``
+    :param ent_coef: Weight c2 >= 0 of the entropy bonus in the loss
+    :param vf_coef: Weight c1 >= 0 of the value loss in the loss
+    :param max_grad_norm: Gradients are rescaled so that their global norm is at most this, > 0
+    :param use_sde: Explore with generalised state-dependent noise (gSDE) instead of independent Gaussian noise
+    :param sde_sample_freq: With gSDE, draw a new noise matrix every this many steps (-1: once per rollout)
     :param rollout_buffer_class: Rollout buffer class to use. If ``None``, a buffer that keeps the old distribution's
         parameters (:class:`~sb3_ppo_variants.kl_penalty_ppo.buffers.DistParamsRolloutBuffer` or its Dict variant) with
         ``kl_estimator="closed_form"``, SB3's otherwise. With the closed form, a class of your own must subclass one of
         those two; the sample estimators take any ``RolloutBuffer`` subclass
-    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param rollout_buffer_kwargs: Extra keyword arguments of the rollout buffer's constructor
     :param target_kl: SB3's early stop of an update's epochs at an approximate KL above ``1.5 * target_kl``;
         distinct from ``kl_target`` (the penalty's target). ``None`` (default): no early stop.
-    :param stats_window_size: Window size for the rollout logging
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
-    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
-    :param seed: Seed for the pseudo random generators
-    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param stats_window_size: How many recent episodes the ``rollout/`` statistics (mean return, length, success) average
+    :param tensorboard_log: Folder for TensorBoard event files (``None``: none are written; needs the ``tensorboard`` package)
+    :param policy_kwargs: Extra keyword arguments of the policy's constructor (``net_arch``, ``activation_fn``, ...)
+    :param verbose: 0: silent; 1: training logs and what the algorithm chose (device, backends); 2: debug output
+    :param seed: Seed of Python's, NumPy's and torch's generators and of the environment
+    :param device: Where the networks live: ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ... or a
+        ``torch.device``
     :param dual_clip: Dual-clip constant c > 1 (Ye et al. 2020; Tianshou's ``dual_clip``; 3 is common): for a negative
         advantage the objective becomes ``max(min(r A, clip(r, 1 - eps, 1 + eps) A), c A)``. ``None`` (default): off.
         Needs ``clip_range``.
@@ -143,7 +145,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param threads: torch's and BLAS's thread count inside ``learn()``: ``"auto"`` (default: one thread for a small
         policy, unless you set torch's count yourself), an int N, or ``None`` (leave them as they are). Restored
         afterwards; ``verbose >= 1`` says what was done (:mod:`sb3_ppo_variants.threads`)
-    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param _init_setup_model: Build the networks and the buffer at construction (``False`` is for ``load()``)
     """
 
     def __init__(

@@ -44,41 +44,43 @@ class REINFORCE(PolicyGradientAlgorithm):
       rollout, where the rest of it is used once it ends. Choose ``n_steps`` long enough to hold whole
       episodes (for example ``n_steps`` >= 2 x the typical episode length).
 
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
-    :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
-    :param n_steps: The number of steps to run for each environment per update
+    :param policy: The policy: an alias (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) or a policy class
+    :param env: The environment: a Gymnasium env, a VecEnv, or a registered id such as ``"CartPole-v1"``
+    :param learning_rate: Adam's step size: a float, a schedule (called with the progress remaining, 1 at the start and 0 at
+        the end) or ``"lin_<float>"``
+    :param n_steps: Steps collected per environment before each update; a rollout holds ``n_steps * n_envs`` samples
     :param batch_size: Minibatch size; ``None`` (default) uses the whole rollout for one gradient step
-    :param n_epochs: Passes over the rollout per update, default 1 (on-policy). More than 1 reuses the batch
-        without importance weights, which is no longer plain REINFORCE.
+    :param n_epochs: Passes over the rollout in each update, default 1 (on-policy); more than 1 reuses the batch
+        without importance weights, which is no longer plain REINFORCE
     :param gamma: Discount factor, in [0, 1]
     :param normalize_returns: How the weights are normalised: ``"batch"`` (default), ``"timestep"`` (per step across the
         parallel envs, the course's original form; needs >= 2 envs) or ``"none"``
     :param use_baseline: Whether to learn a state-value baseline (and bootstrap cut episodes with it)
-    :param ent_coef: Entropy coefficient for the loss calculation
-    :param vf_coef: Value function coefficient (only with ``use_baseline``)
-    :param max_grad_norm: The maximum value for the gradient clipping
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: once per rollout)
+    :param ent_coef: Weight c2 >= 0 of the entropy bonus in the loss
+    :param vf_coef: Weight c1 >= 0 of the value loss in the loss (only with ``use_baseline``)
+    :param max_grad_norm: Gradients are rescaled so that their global norm is at most this, > 0
+    :param use_sde: Explore with generalised state-dependent noise (gSDE) instead of independent Gaussian noise
+    :param sde_sample_freq: With gSDE, draw a new noise matrix every this many steps (-1: once per rollout)
     :param rollout_buffer_class: Rollout buffer class (default:
         :class:`~sb3_ppo_variants.reinforce.buffers.RewardToGoRolloutBuffer` or its Dict variant); a class of your own
         must subclass one of those two (REINFORCE's weights are the reward-to-go they compute; SB3's GAE
         ``RolloutBuffer`` is refused at construction)
-    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param rollout_buffer_kwargs: Extra keyword arguments of the rollout buffer's constructor
     :param target_kl: SB3's early stop of the epochs at an approximate KL above ``1.5 * target_kl`` (``None``: off)
-    :param stats_window_size: Window size for the rollout logging
-    :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
-    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
-    :param seed: Seed for the pseudo random generators
-    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param stats_window_size: How many recent episodes the ``rollout/`` statistics (mean return, length, success) average
+    :param tensorboard_log: Folder for TensorBoard event files (``None``: none are written; needs the ``tensorboard`` package)
+    :param policy_kwargs: Extra keyword arguments of the policy's constructor (``net_arch``, ``activation_fn``, ...)
+    :param verbose: 0: silent; 1: training logs and what the algorithm chose (device, backends); 2: debug output
+    :param seed: Seed of Python's, NumPy's and torch's generators and of the environment
+    :param device: Where the networks live: ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ... or a
+        ``torch.device``
     :param numerics: ``"fast"`` (default): our arithmetic (Adam's fused kernel where you chose no implementation; the
         NumPy rollout step and update for SB3's ``MlpPolicy`` on the CPU), the same math and random draws as SB3 with
         float rounding differences; ``"sb3"``: SB3's arithmetic, bit for bit. Saved with the model.
     :param threads: torch's and BLAS's thread count inside ``learn()``: ``"auto"`` (default: one thread for a small
         policy, unless you set torch's count yourself), an int N, or ``None`` (leave them as they are). Restored
         afterwards; ``verbose >= 1`` says what was done (:mod:`sb3_ppo_variants.threads`)
-    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param _init_setup_model: Build the networks and the buffer at construction (``False`` is for ``load()``)
     """
 
     def __init__(

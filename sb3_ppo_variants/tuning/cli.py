@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sb3_ppo_variants.core.checks import int_argument, timesteps_argument
+from sb3_ppo_variants.cli_args import int_argument, timesteps_argument
 from sb3_ppo_variants.workers.loop import sigterm_interrupts
 from sb3_ppo_variants.workers.storage import STORAGE_ENV_VAR
 
