@@ -39,7 +39,8 @@ class ClipPPO(PolicyGradientAlgorithm):
     :param clip_range_vf: Keep the new value prediction within this distance of the rollout's value in the value
         loss (a float, a schedule or ``"lin_<float>"``; ``None``, the default: no clipping). The distance is in reward
         units, so a good value depends on the reward scale
-    :param normalize_advantage: Standardise the advantages (mean 0, std 1) before the loss; where, ``normalize_advantage_scope``
+    :param normalize_advantage: Standardise the advantages (mean 0, std 1) before the loss (where:
+        ``normalize_advantage_scope``)
     :param ent_coef: Weight c2 >= 0 of the entropy bonus in the loss
     :param vf_coef: Weight c1 >= 0 of the value loss in the loss
     :param max_grad_norm: Gradients are rescaled so that their global norm is at most this, > 0

@@ -95,7 +95,8 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
     :param clip_range: Optional clipping epsilon > 0 of the surrogate, combining clipping and the penalty (as RLlib
         does); a float, schedule or ``"lin_<float>"`` string. ``None`` (default): the paper's unclipped surrogate.
     :param clip_range_vf: Clipping parameter for the value function (see ClipPPO); ``None``: no clipping
-    :param normalize_advantage: Standardise the advantages (mean 0, std 1) before the loss; where, ``normalize_advantage_scope``
+    :param normalize_advantage: Standardise the advantages (mean 0, std 1) before the loss (where:
+        ``normalize_advantage_scope``)
     :param ent_coef: Weight c2 >= 0 of the entropy bonus in the loss
     :param vf_coef: Weight c1 >= 0 of the value loss in the loss
     :param max_grad_norm: Gradients are rescaled so that their global norm is at most this, > 0
