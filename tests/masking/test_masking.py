@@ -377,7 +377,7 @@ def test_zoo_train_and_enjoy_on_an_env_with_action_masks(algo, tmp_path):
     import sys
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"}
     common = ["--algo", algo, "--env", "InvalidActionMultiDiscrete-v0", "-f", str(tmp_path), "--seed", "0"]
     for args in (["train", *common, "-n", "1024", "--eval-freq", "-1"], ["enjoy", *common[:-2], "--no-render", "-n", "200"]):

@@ -17,7 +17,7 @@ from sb3_ppo_variants.__main__ import main as demo
 from sb3_ppo_variants.zoo.cli import check_train_args
 from sb3_ppo_variants.zoo.cli import main as zoo_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 
 # ---------------------------------------------------------------------------------------------------- the demo

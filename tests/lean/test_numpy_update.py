@@ -24,15 +24,10 @@ from sb3_ppo_variants.core import internals, losses
 from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 from sb3_ppo_variants.core.backends import PolicyCalls
 from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl, dist_params
-from tests.test_numpy_policy import BOX_OBS
-from tests.test_numpy_policy import POLICIES as ROLLOUT_POLICIES
+from tests.lean.cases import FUSED
+from tests.lean.cases import UPDATE_POLICIES as POLICIES
 
 EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
-#: the rollout step's policies (tests/test_numpy_policy.py) and a categorical one with SB3's default MLP
-POLICIES: dict[str, tuple[spaces.Space, spaces.Space, dict[str, Any]]] = {
-    **ROLLOUT_POLICIES,
-    "categorical_tanh": (BOX_OBS, spaces.Discrete(3), {}),
-}
 
 
 def _grad(fn: Any, *inputs: np.ndarray) -> tuple[float, list[np.ndarray]]:
@@ -138,8 +133,7 @@ def test_matmul_pieces_give_the_product(shape_a: tuple[int, int], shape_b: tuple
 def _policy(name: str) -> ActorCriticPolicy:
     obs_space, action_space, kwargs = POLICIES[name]
     th.manual_seed(0)
-    fused = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
-    return ActorCriticPolicy(obs_space, action_space, lambda _: 3e-4, **kwargs, **fused)  # type: ignore[arg-type]
+    return ActorCriticPolicy(obs_space, action_space, lambda _: 3e-4, **kwargs, **FUSED)  # type: ignore[arg-type]
 
 
 def _samples(policy: ActorCriticPolicy, n: int) -> tuple[th.Tensor, th.Tensor]:

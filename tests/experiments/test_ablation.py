@@ -46,7 +46,7 @@ from sb3_ppo_variants.ablation.runner import (
 from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recover_dead_trials
 from sb3_ppo_variants.workers.storage import StorageSpec, open_storage, resolve_storage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = "InvertedPendulum-v5"  # cheap to build
 
 

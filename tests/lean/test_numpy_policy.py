@@ -17,36 +17,10 @@ from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants._lean import gate
 from sb3_ppo_variants._lean.numpy_rollout import MAX_LAYER_WORK, numpy_rollout_step
 from sb3_ppo_variants.kl_penalty_ppo.kl import dist_params
+from tests.lean.cases import BOX_OBS, FUSED, POLICIES
+from tests.lean.cases import make_policy as _policy
 
-FUSED = dict(optimizer_kwargs=dict(eps=1e-5, fused=True))
 EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
-BOX_OBS = spaces.Box(-2.0, 2.0, (5,), np.float32)
-
-POLICIES = {
-    "gaussian_tanh": (BOX_OBS, spaces.Box(-1.0, 1.0, (3,), np.float32), {}),
-    "categorical_relu_separate": (
-        BOX_OBS,
-        spaces.Discrete(4),
-        dict(net_arch=dict(pi=[32], vf=[16, 16]), activation_fn=th.nn.ReLU, share_features_extractor=False),
-    ),
-    "gsde": (BOX_OBS, spaces.Box(-1.0, 1.0, (2,), np.float32), dict(use_sde=True, log_std_init=-1.0)),
-    "gsde_diagonal_std_no_hidden": (
-        BOX_OBS,
-        spaces.Box(-1.0, 1.0, (3,), np.float32),
-        dict(use_sde=True, full_std=False, net_arch=[]),
-    ),
-    "gaussian_2d_obs_no_hidden": (
-        spaces.Box(-1.0, 1.0, (2, 3), np.float64),
-        spaces.Box(-1.0, 1.0, (2,), np.float32),
-        dict(net_arch=[], log_std_init=-0.7),
-    ),
-}
-
-
-def _policy(name: str, **extra: object) -> ActorCriticPolicy:
-    obs_space, action_space, kwargs = POLICIES[name]
-    th.manual_seed(0)
-    return ActorCriticPolicy(obs_space, action_space, lambda _: 3e-4, **{**kwargs, **FUSED, **extra})  # type: ignore[arg-type]
 
 
 def _obs(policy: ActorCriticPolicy, n: int) -> th.Tensor:

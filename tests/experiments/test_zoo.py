@@ -44,7 +44,7 @@ from sb3_ppo_variants.zoo import (
 )
 from sb3_ppo_variants.zoo.cli import main, peek_train_args, with_default_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: The one copy of the YAML files, which the build ships as sb3_ppo_variants/zoo_configs/ (pyproject.toml).
 CONFIG_DIR = REPO / "zoo_configs"
 REQUIRED_ENVS = CONFIG_ENVS

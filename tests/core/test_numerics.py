@@ -75,6 +75,6 @@ def test_a_file_without_numerics_keeps_the_arithmetic_it_ran_with(tmp_path: Path
 
 
 def test_release_0_1_0_files_load_with_fast_numerics() -> None:
-    data = Path(__file__).parent / "data"
+    data = Path(__file__).resolve().parents[1] / "data"
     for cls, name in ((ClipPPO, "clip_ppo"), (KLPenaltyPPO, "kl_ppo"), (REINFORCE, "reinforce")):
         assert cls.load(data / f"{name}_release_0_1_0.zip").numerics == "fast"

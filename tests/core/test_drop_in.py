@@ -32,7 +32,7 @@ from sb3_ppo_variants.core import internals
 from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer
 from tests.conftest import assert_same_next_update
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 N_STEPS = 32
 #: SB3's exact Adam arithmetic (no fused kernel), so that ours and SB3's can be compared bit for bit
 EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))

@@ -25,8 +25,8 @@ from sb3_ppo_variants.workers.loop import DIED, FAIL_REASON_ATTR, retried_number
 from sb3_ppo_variants.workers.processes import KILL_ENV_VAR, WORKER_HOST_ENV_VAR
 from sb3_ppo_variants.workers.storage import StorageSpec, open_storage
 
-REPO = Path(__file__).resolve().parents[1]
-OLD_STUDIES = Path(__file__).parent / "data" / "old_studies"
+REPO = Path(__file__).resolve().parents[2]
+OLD_STUDIES = Path(__file__).resolve().parents[1] / "data" / "old_studies"
 #: The settings the tuning fixture was written with (tests/data/old_studies/README.md).
 TUNING = [
     sys.executable, "-m", "sb3_ppo_variants.tuning", "--algo", "clip_ppo", "--env", "CartPole-v1", "--n-timesteps",

@@ -51,7 +51,7 @@ from sb3_ppo_variants.workers.loop import DIED, Liveness, WorkerIdentity, recove
 from sb3_ppo_variants.workers.processes import machine_key, process_alive, process_start_time
 from sb3_ppo_variants.workers.storage import open_storage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV_ID = "CartPole-v1"
 #: Tiny trials: 1024 steps on 2 envs, 4 evaluations of 2 episodes, 8 short updates (about a second each).
 TINY: dict[str, Any] = dict(
