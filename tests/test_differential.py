@@ -384,10 +384,15 @@ EVALUATE_VALUES: dict[str, list[Any]] = {
 }
 
 
+#: parameters where a string is a place to write (the edge "text" would write into the working directory)
+WRITTEN_PATHS = ("tensorboard_log", "path")
+
+
 def values_of(name: str, pool: dict[str, list[Any]]) -> list[Any]:
     """The values tried for parameter ``name``: its own, then the edge values it does not have yet."""
     own = pool[name]
-    return own + [edge for edge in EDGES if not any(_same_value(edge, value) for value in own)]
+    edges = [edge for edge in EDGES if not (name in WRITTEN_PATHS and isinstance(edge, str))]
+    return own + [edge for edge in edges if not any(_same_value(edge, value) for value in own)]
 
 
 def _same_value(a: Any, b: Any) -> bool:
