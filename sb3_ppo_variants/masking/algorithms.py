@@ -74,7 +74,7 @@ class MaskableAlgorithmMixin:
     }
     #: the constructor's shared check asks only for an SB3 policy; :meth:`_setup_model` asks for a
     #: MaskableActorCriticPolicy, with the exception sb3-contrib raises (:class:`MaskablePolicyError`)
-    policy_base: ClassVar[type[BasePolicy]] = BasePolicy
+    policy_base: ClassVar[type[BasePolicy]] = BasePolicy  # type: ignore[type-abstract]
     #: the lean path for sb3-contrib's exact maskable policies, their public methods otherwise
     policy_calls_class: ClassVar[type[PolicyCalls]] = MaskablePolicyCalls
     #: the default rollout buffers: (non-Dict observations, Dict observations)
