@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import torch as th
+from hypothesis import HealthCheck, settings
 from stable_baselines3.common.logger import configure
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
@@ -61,3 +63,14 @@ def assert_same_next_update(model: Any, loaded: Any) -> None:
         assert th.equal(pa, pb), name
     for attribute in ("_n_updates", "current_beta"):
         assert getattr(model, attribute, None) == getattr(loaded, attribute, None), attribute
+
+
+# Hypothesis (the differential tests, tests/test_differential.py): a small default run, a deeper one for CI.
+# HYPOTHESIS_PROFILE=ci selects the deeper one. No example database: the failing example is printed instead.
+settings.register_profile(
+    "default", max_examples=10, deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -436,7 +436,11 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         """One policy step: the actions (NumPy, shaped like the action space), values (zeros without a critic),
         log-probabilities, and the extra keyword arguments of ``rollout_buffer.add``."""
         policy_kwargs = self._rollout_policy_kwargs(env)
-        outputs = calls.act(obs_tensor, with_values=self.uses_critic, **policy_kwargs)
+        try:
+            outputs = calls.act(obs_tensor, with_values=self.uses_critic, **policy_kwargs)
+        except RuntimeError as exc:  # torch's sampling error; SB3's distribution validation raises a ValueError first
+            _raise_if_parameters_not_finite(type(self).__name__, self.policy, exc)
+            raise
         extras = self._rollout_extras(outputs)
         values = outputs.values if outputs.values is not None else th.zeros((env.num_envs, 1), device=self.device)
         assert outputs.actions is not None
@@ -772,6 +776,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
                 reset_num_timesteps=reset_num_timesteps,
                 progress_bar=progress_bar,
             )
+
+
+def _raise_if_parameters_not_finite(owner: str, policy: Any, error: Exception) -> None:
+    """A ``ValueError`` naming the cause where the policy's parameters are NaN or inf (what SB3 raises there)."""
+    if not all(bool(th.isfinite(parameter).all()) for parameter in policy.parameters()):
+        raise ValueError(
+            f"{owner}: the policy's parameters are NaN or inf, so its action distribution cannot be sampled (set them "
+            "with finite values, or load a model saved before it diverged)"
+        ) from error
 
 
 def _update_means(stats: dict[str, list[Any]], approx_kl_divs: list[th.Tensor], loss: th.Tensor | None) -> dict[str, Any]:

@@ -257,14 +257,25 @@ def _check_policy(owner: str, policy_aliases: dict[str, type[BasePolicy]], polic
         raise ValueError(f"{owner}: `policy` must be one of {sorted(policy_aliases)} or a class, got {policy!r}")
 
 
+class DeviceError(ValueError, RuntimeError):
+    """A ``device`` torch cannot parse: a ``ValueError`` (a bad argument value) and torch's ``RuntimeError``, so that
+    code written for SB3's error (torch's) catches ours."""
+
+
+class DeviceTypeError(ValueError, TypeError):
+    """A ``device`` of a kind torch does not take (``None``, a list): a ``ValueError`` and torch's ``TypeError``."""
+
+
 def _check_device(owner: str, device: Any) -> None:
-    if not isinstance(device, th.device) and device != "auto":
-        try:
-            th.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"{owner}: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N', ... or a torch.device; got {device!r}"
-            ) from exc
+    if isinstance(device, th.device) or device == "auto":
+        return
+    message = f"{owner}: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N', ... or a torch.device; got {device!r}"
+    try:
+        th.device(device)
+    except RuntimeError as exc:
+        raise DeviceError(message) from exc
+    except TypeError as exc:
+        raise DeviceTypeError(message) from exc
 
 
 def initial_adaptive_lr(owner: str, learning_rate: Any, adaptive_lr: dict[str, Any]) -> float | None:

@@ -7,7 +7,17 @@ from sb3_ppo_variants.masking.algorithms import (
     MaskableAlgorithmMixin,
     MaskableClipPPO,
     MaskableKLPenaltyPPO,
+    MaskablePolicyError,
     MaskableREINFORCE,
 )
+from sb3_ppo_variants.masking.masks import ActionMaskError, ActionMaskTypeError
 
-__all__ = ["MaskableAlgorithmMixin", "MaskableClipPPO", "MaskableKLPenaltyPPO", "MaskableREINFORCE"]
+__all__ = [
+    "ActionMaskError",
+    "ActionMaskTypeError",
+    "MaskableAlgorithmMixin",
+    "MaskableClipPPO",
+    "MaskableKLPenaltyPPO",
+    "MaskablePolicyError",
+    "MaskableREINFORCE",
+]

@@ -48,10 +48,15 @@ from sb3_ppo_variants.masking.buffers import (
     MaskableTensorRolloutBuffer,
 )
 from sb3_ppo_variants.masking.kl import has_masked_closed_form_kl, masked_closed_form_kl, masked_dist_params
-from sb3_ppo_variants.masking.masks import check_action_masks, check_masking_env, mask_dim
+from sb3_ppo_variants.masking.masks import MASKABLE_ACTION_SPACES, check_action_masks, check_masking_env, mask_dim
 from sb3_ppo_variants.reinforce import REINFORCE
 
 SelfMaskable = TypeVar("SelfMaskable", bound="MaskableAlgorithmMixin")
+
+
+class MaskablePolicyError(TypeError, ValueError):
+    """A policy that is not a ``MaskableActorCriticPolicy``: a ``TypeError`` (the kind of value is wrong), and a
+    ``ValueError`` as what sb3-contrib's ``MaskablePPO`` raises, so that code written for it catches ours."""
 
 
 class MaskableAlgorithmMixin:
@@ -66,8 +71,9 @@ class MaskableAlgorithmMixin:
         "CnnPolicy": MaskableActorCriticCnnPolicy,
         "MultiInputPolicy": MaskableMultiInputActorCriticPolicy,
     }
-    #: the policy class every policy of these algorithms must subclass
-    policy_base: ClassVar[type[BasePolicy]] = MaskableActorCriticPolicy
+    #: the constructor's shared check asks only for an SB3 policy; :meth:`_setup_model` asks for a
+    #: MaskableActorCriticPolicy, with the exception sb3-contrib raises (:class:`MaskablePolicyError`)
+    policy_base: ClassVar[type[BasePolicy]] = BasePolicy  # type: ignore[type-abstract]
     #: the default rollout buffers: (non-Dict observations, Dict observations)
     _mask_buffer_classes: ClassVar[tuple[type[RolloutBuffer], type[RolloutBuffer]]] = (
         MaskableTensorRolloutBuffer,
@@ -85,10 +91,18 @@ class MaskableAlgorithmMixin:
 
     def _setup_model(self) -> None:
         owner = type(self).__name__
+        if not isinstance(self.action_space, MASKABLE_ACTION_SPACES):
+            # SB3's wording (an assert in BaseAlgorithm, given MaskablePPO's supported_action_spaces) kept inside
+            names = ", ".join(space.__name__ for space in MASKABLE_ACTION_SPACES)
+            raise ValueError(
+                f"{owner}: the action space of `env` is not maskable. The algorithm only supports {names} as action "
+                f"spaces but {self.action_space} was provided"
+            )
         try:
             mask_dim(self.action_space)
         except ValueError as exc:
             raise ValueError(f"{owner}: the action space of `env` is not maskable: {exc}") from None
+        _check_maskable_policy(owner, self.policy_class, self.policy_aliases)
         if getattr(self, "use_sde", False):
             raise ValueError(f"{owner}: `use_sde=True` (gSDE) is for continuous actions; masked policies are categorical")
         if self.rollout_buffer_class is None:
@@ -103,9 +117,9 @@ class MaskableAlgorithmMixin:
         finally:
             self.policy_class = policy_class
         if not isinstance(self.policy, MaskableActorCriticPolicy):
-            raise TypeError(
+            raise MaskablePolicyError(
                 f"{owner}: `policy` must be sb3-contrib's MaskableActorCriticPolicy or a subclass of it, "
-                f"got {type(self.policy).__name__}"
+                f"got {type(self.policy).__name__} (Policy must subclass MaskableActorCriticPolicy)"
             )
 
     def _default_mask_buffer(self, dict_obs: bool) -> type[RolloutBuffer]:
@@ -142,7 +156,7 @@ class MaskableAlgorithmMixin:
         self: SelfMaskable,
         total_timesteps: int | float,
         callback: MaybeCallback = None,
-        log_interval: int = 1,
+        log_interval: int | None = 1,
         tb_log_name: str | None = None,
         reset_num_timesteps: bool = True,
         use_masking: bool = True,
@@ -191,6 +205,17 @@ class MaskableAlgorithmMixin:
                 owner=type(self).__name__,
             )
         return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
+
+
+def _check_maskable_policy(owner: str, policy_class: Any, aliases: dict[str, type[BasePolicy]]) -> None:
+    """Raise :class:`MaskablePolicyError` unless ``policy_class`` is a MaskableActorCriticPolicy subclass."""
+    if isinstance(policy_class, type) and issubclass(policy_class, MaskableActorCriticPolicy):
+        return
+    got = policy_class.__name__ if isinstance(policy_class, type) else repr(policy_class)
+    raise MaskablePolicyError(
+        f"{owner}: `policy` must be a MaskableActorCriticPolicy subclass or one of {sorted(aliases)}, got {got} "
+        "(Policy must subclass MaskableActorCriticPolicy)"
+    )
 
 
 def _without_use_sde(policy_class: type[BasePolicy]) -> Any:

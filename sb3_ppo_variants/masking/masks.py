@@ -18,6 +18,15 @@ from stable_baselines3.common.type_aliases import GymEnv
 MASKABLE_ACTION_SPACES: tuple[type[spaces.Space], ...] = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
+class ActionMaskError(ValueError, RuntimeError):
+    """Masks of the wrong shape, or with no legal action: a ``ValueError``, and a ``RuntimeError`` as what
+    sb3-contrib's ``MaskablePPO`` raises for masks it cannot reshape, so that code written for it catches ours."""
+
+
+class ActionMaskTypeError(TypeError, RuntimeError):
+    """Masks that are not booleans (or 0/1 numbers): a ``TypeError``, and a ``RuntimeError`` as sb3-contrib's."""
+
+
 def mask_groups(action_space: spaces.Space) -> list[int]:
     """Sizes of the independent categorical choices whose legal entries a mask lists, in order.
 
@@ -51,8 +60,9 @@ def check_action_masks(
         same number of entries (``(mask_dim,)`` for one state)
     :param action_space: the action space the masks constrain
     :param n_states: the number of states (environments, observations) the masks are for; ``None``: any whole number
-    :raises TypeError: for masks that are not booleans (or 0/1 numbers)
-    :raises ValueError: for masks of the wrong size, or with no legal choice in some state or action dimension
+    :raises ActionMaskTypeError: (a TypeError) for masks that are not booleans (or 0/1 numbers)
+    :raises ActionMaskError: (a ValueError) for masks of the wrong size, or with no legal choice in some state or
+        action dimension
     """
     prefix = f"{owner}: " if owner else ""
     groups = mask_groups(action_space)
@@ -60,7 +70,7 @@ def check_action_masks(
     array = np.asarray(masks)
     if array.dtype != np.bool_:
         if array.dtype.kind not in "iuf" or not np.isin(array, (0, 1)).all():
-            raise TypeError(
+            raise ActionMaskTypeError(
                 f"{prefix}`{name}` must hold booleans (True = legal action), or numbers that are all 0 or 1; "
                 f"got dtype {array.dtype}" + (f" with values {np.unique(array)[:5]}" if array.dtype.kind in "iuf" else "")
             )
@@ -68,9 +78,9 @@ def check_action_masks(
     expected = "(n, " if n_states is None else f"({n_states}, "
     expected += f"{width}) (one row per state, {_describe(action_space)})"
     if array.ndim == 0 or array.size % width != 0 or (n_states is not None and array.size != n_states * width):
-        raise ValueError(f"{prefix}`{name}` must have shape {expected}; got shape {array.shape}")
+        raise ActionMaskError(f"{prefix}`{name}` must have shape {expected}; got shape {array.shape}")
     if array.ndim > 1 and array.shape[-1] != width:
-        raise ValueError(f"{prefix}`{name}` must have shape {expected}; got shape {array.shape}")
+        raise ActionMaskError(f"{prefix}`{name}` must have shape {expected}; got shape {array.shape}")
     array = array.reshape(-1, width)
     start = 0
     for dim, size in enumerate(groups):
@@ -78,7 +88,7 @@ def check_action_masks(
         if not legal.all():
             state = int(np.flatnonzero(~legal)[0])
             where = "" if len(groups) == 1 else f" in action dimension {dim} (mask entries {start}..{start + size - 1})"
-            raise ValueError(
+            raise ActionMaskError(
                 f"{prefix}`{name}` allows no action{where} in state {state}: every state needs at least one legal "
                 "action (True entry) per action dimension"
             )
