@@ -51,7 +51,7 @@ from sb3_ppo_variants import (
     MaskableKLPenaltyPPO,
     MaskableREINFORCE,
 )
-from sb3_ppo_variants.differences import ACCEPTS, DIFFERENCES, Behaviour, Difference, Observed, Rule
+from sb3_ppo_variants.differences import DIFFERENCES, Difference, Observed
 from sb3_ppo_variants.masking import MaskablePolicyError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
