@@ -13,7 +13,7 @@ TORCH := torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow test-compat lint format type commit-checks benchmark docs clean
+.PHONY: install demo test test-fast test-slow test-compat lint format type commit-checks benchmark docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 # the default test run (learning runs are marked slow and left out)
 test: $(STAMP)
 	$(PY) -m pytest
+
+# the developer's quick loop: the default run without the integration tests (subprocess kill/resume, docs build)
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not integration"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -v

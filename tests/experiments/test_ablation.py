@@ -339,6 +339,7 @@ def _trials(journal: Path) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+@pytest.mark.integration
 def test_resume_after_kill(tmp_path):
     """Kill the tiny preset after its first job, re-run the same command: only the missing job runs, once."""
     command = [sys.executable, "-m", "sb3_ppo_variants.ablation", "--preset", "tiny", "-o", str(tmp_path),

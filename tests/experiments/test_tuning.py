@@ -553,6 +553,7 @@ def test_interrupted_trial_is_failed_and_retried_by_the_next_run(tmp_path):
 # ---------------------------------------------------------------------------------------------------- kill and continue
 
 
+@pytest.mark.integration
 def test_embedded_study_killed_after_two_trials_is_continued_by_the_same_command(tmp_path):
     """SIGKILL while trial 2 runs; the same command then fails it, retries it, and ends with 4 finished trials."""
     command = _cli("--n-trials", "4", "--study-name", "kill", "-o", str(tmp_path), *CLI_TINY)

@@ -78,6 +78,7 @@ def _check_ablation(journal: Path, study_name: str) -> list[FrozenTrial]:
 # ---------------------------------------------------------------------------------------------------- old studies
 
 
+@pytest.mark.integration
 def test_tuning_study_of_the_previous_release_resumes(tmp_path):
     """Fixture: trials 0 COMPLETE, 1 FAIL, 2 its retry (old ``retry_history``), 3 RUNNING of a killed worker."""
     journal = tmp_path / "study.journal"
@@ -93,6 +94,7 @@ def test_tuning_study_of_the_previous_release_resumes(tmp_path):
     assert [retry_of(t) for t in trials[4:]] == [[3], []] and trials[0].datetime_start == before[0].datetime_start
 
 
+@pytest.mark.integration
 def test_ablation_study_of_the_previous_release_resumes(tmp_path):
     """Fixture: trial 0 COMPLETE, trial 1 RUNNING of a killed worker (old ``start_time`` in its identity)."""
     journal = tmp_path / "study.journal"
@@ -137,6 +139,7 @@ def _kill_then_resume(command: list[str], kills: list[str], journal: Path) -> su
     return result
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kills", KILLS)
 def test_tuning_worker_killed_at_any_point_resumes(tmp_path, kills):
     command = [*TUNING, "--n-trials", "3", "--study-name", "kill", "-o", str(tmp_path)]
@@ -144,6 +147,7 @@ def test_tuning_worker_killed_at_any_point_resumes(tmp_path, kills):
     _check_tuning(tmp_path / "study.journal", "kill", 3)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kills", KILLS)
 def test_ablation_worker_killed_at_any_point_resumes(tmp_path, kills):
     result = _kill_then_resume([*ABLATION, "-o", str(tmp_path)], kills, tmp_path / "study.journal")

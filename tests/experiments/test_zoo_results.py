@@ -93,6 +93,7 @@ def test_unknown_algorithm_is_refused_by_the_cli(capsys: pytest.CaptureFixture[s
     assert "invalid choice: 'dqn'" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_end_to_end_ours_and_sb3_baseline(tmp_path: Path) -> None:
     argv = ["--algos", "reinforce", "a2c", "--envs", "CartPole-v1", "--seeds", "0", "--max-timesteps", "400"]
     argv += ["--eval-episodes", "2", "--workers", "2", "--out", str(tmp_path)]
