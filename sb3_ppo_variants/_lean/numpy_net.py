@@ -208,6 +208,17 @@ def supported_policy(policy: ActorCriticPolicy) -> bool:
     return all(p.device.type == "cpu" and p.dtype == th.float32 for p in policy.parameters())
 
 
+def policy_net(policy: ActorCriticPolicy, contiguous: bool) -> NumpyPolicyNet | None:
+    """The :class:`NumpyPolicyNet` of ``policy``, or None where a part of it is not one NumPy computes exactly
+    (:func:`supported_policy`, and every layer ``Linear``/``Tanh``/``ReLU``)."""
+    if not supported_policy(policy):
+        return None
+    try:
+        return NumpyPolicyNet(policy, contiguous)
+    except TypeError:
+        return None
+
+
 class NumpyPolicyNet:
     """The four networks of an exact SB3 ``MlpPolicy`` (actor and critic halves of the ``MlpExtractor``, the action
     and value heads) as :class:`NumpyMlp`; ``TypeError`` where one holds another layer."""

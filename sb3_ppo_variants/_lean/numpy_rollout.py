@@ -53,7 +53,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_ppo_variants._lean.distributions import LeanCategorical, LeanNormal
 from sb3_ppo_variants._lean.numpy_dists import NumpyCategorical, NumpyGaussian, NumpyGsde
-from sb3_ppo_variants._lean.numpy_net import MAX_LAYER_WORK, NumpyPolicyNet, parameter_view, supported_policy
+from sb3_ppo_variants._lean.numpy_net import MAX_LAYER_WORK, NumpyPolicyNet, parameter_view, policy_net
 
 #: actions, values (None without the critic), log-probabilities, a function building the torch distribution, and a
 #: function giving the distribution's parameters flat per sample (the logits, or the means then the standard
@@ -211,9 +211,5 @@ def numpy_rollout_step(policy: ActorCriticPolicy) -> NumpyRolloutStep | None:
 
     The gate checks first that the lean path applies (exact SB3 policy, no hooks).
     """
-    if not supported_policy(policy):
-        return None
-    try:
-        return NumpyRolloutStep(policy, NumpyPolicyNet(policy, contiguous=False))
-    except TypeError:
-        return None
+    net = policy_net(policy, contiguous=False)
+    return None if net is None else NumpyRolloutStep(policy, net)

@@ -26,7 +26,7 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution, Sta
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_ppo_variants._lean.numpy_dists import NumpyCategorical, NumpyDistribution, NumpyGaussian, NumpyGsde
-from sb3_ppo_variants._lean.numpy_net import Gradients, NumpyPolicyNet, supported_policy
+from sb3_ppo_variants._lean.numpy_net import Gradients, NumpyPolicyNet, policy_net
 
 
 class NumpyBatch:
@@ -110,12 +110,8 @@ def numpy_policy_gradient(policy: ActorCriticPolicy) -> NumpyPolicyGradient | No
 
     The gate checks first that the lean path applies (exact SB3 policy, no hooks, no gradient hook).
     """
-    if not supported_policy(policy):
-        return None
-    try:
-        return NumpyPolicyGradient(policy, NumpyPolicyNet(policy, contiguous=True))
-    except TypeError:
-        return None
+    net = policy_net(policy, contiguous=True)
+    return None if net is None else NumpyPolicyGradient(policy, net)
 
 
 class NumpyUpdate:
