@@ -5,7 +5,8 @@
 #   make install TORCH_INDEX=                                         # only pip's own indexes (PyPI: CUDA on Linux)
 # The index is an *extra* index, given to the torch install alone: pip still sees its configured indexes and
 # find-links (a mirror, a local wheel) and picks the highest match of torch==2.13.0, i.e. 2.13.0+cpu where the CPU
-# index is reached. Where it cannot be reached, pip warns, retries for a few seconds and goes on with the others.
+# index is reached. Where it cannot be reached, pip warns and retries for each package it looks up there (~10 s each,
+# a minute or two in all), then goes on with the others; TORCH_INDEX= skips that wait.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -203,10 +203,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     jobs = _jobs(args)
+    if args.only:
+        wanted = {tuple(item.split(":")) for item in args.only}
+        jobs = [job for job in jobs if (job["algo"], job["setting"]) in wanted and not job["net_arch"]]
+    commit, dirty = _git("rev-parse", "HEAD"), bool(_git("status", "--porcelain", "--untracked-files=no"))
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for round_ in range(args.repeats):
-        for load in ("idle", "busy") if round_ % 2 == 0 else ("busy", "idle"):
+        for load in args.loads if round_ % 2 == 0 else args.loads[::-1]:
             shift = (round_ * 3) % len(jobs)
             for job in jobs[shift:] + jobs[:shift]:
                 if args.sweep_rounds is not None and job["net_arch"] and round_ >= args.sweep_rounds:
@@ -229,8 +233,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": commit,  # at the start
+        "dirty": dirty,
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
@@ -316,6 +320,9 @@ def main() -> None:
     parser.add_argument("--sweep-rounds", type=int, default=None, help="rounds of the sweep (default: all)")
     parser.add_argument("--max-seconds", type=float, default=12.0, help="stop a run's learn() after this long")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", metavar="ALGO:SETTING", help="only these runs, e.g. ClipPPO:1 ClipPPO:auto")
+    parser.add_argument("--loads", nargs="+", choices=("idle", "busy"), default=["idle", "busy"])
+    parser.add_argument("--name", default="threads", help="file name of the results (default: threads)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round, 1,024 steps")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--render", type=Path, help="rewrite the .md of this threads.json")
@@ -331,8 +338,8 @@ def main() -> None:
         args.repeats, args.timesteps, args.sweep_timesteps = 1, 1_024, 512
     result = measure(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "threads.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "threads.md").write_text(render(result))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{args.name}.md").write_text(render(result))
     print(render(result))
 
 

@@ -4,7 +4,7 @@ torch runs its operations on several threads ("intra-op" threads, by default one
 (OpenBLAS or MKL) does the same for its matrix products. For the small policies this package trains, an operation
 is far too short to be split: the threads then only wait for each other, and when another process keeps a core busy
 every operation waits for the thread that shares that core. On 2 cores beside one busy loop, ClipPPO with torch's
-default threads ran CartPole at a fraction of its one-thread speed (the figures: ``docs/threads.md``).
+default threads ran CartPole at a fraction of its one-thread speed (the figures: ``docs/differences.md``, "Threads").
 
 ``threads`` takes three kinds of value (:func:`check_threads`):
 
@@ -42,7 +42,7 @@ import torch
 AUTO = "auto"
 #: A policy with at most this many parameters is "small": ``threads="auto"`` runs it on one thread. ClipPPO's default
 #: MlpPolicy on CartPole has 9,155 parameters; with ``net_arch=[256, 256]`` it is 134,915 and with ``[1024, 1024]``
-#: 2.1M. The figures behind the choice are in ``docs/threads.md``.
+#: 2.1M. The figures behind the choice: ``docs/differences.md``, "Threads".
 SMALL_POLICY_PARAMETERS = 100_000
 #: Environment variables that set the thread count of torch or of a BLAS: with one of them set, ``"auto"`` leaves
 #: the counts alone (the variables are your setting).
