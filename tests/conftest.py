@@ -24,6 +24,15 @@ SHORT_RUN: dict[type, dict[str, Any]] = {
 }
 #: a tiny network: the tests check behaviour, not learning
 TINY_NET = dict(net_arch=[16])
+#: our unmasked algorithms, for tests parametrised over all of them
+ALGORITHMS = (ClipPPO, KLPenaltyPPO, REINFORCE)
+
+
+def assert_same_parameters(a: Any, b: Any) -> None:
+    """Two models (or two policies) hold bit-identical parameters, named in the failure."""
+    policy_a, policy_b = getattr(a, "policy", a), getattr(b, "policy", b)
+    for (name, pa), pb in zip(policy_a.state_dict().items(), policy_b.state_dict().values(), strict=True):
+        assert th.equal(pa, pb), name
 
 
 @pytest.fixture(autouse=True, scope="session")

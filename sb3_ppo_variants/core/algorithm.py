@@ -761,6 +761,11 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         :return: the trained model
         """
         owner = type(self).__name__
+        if isinstance(total_timesteps, (str, bytes)) or isinstance(total_timesteps, bool):
+            raise TypeError(
+                f"{owner}: `total_timesteps` must be a number of steps (an int, or a whole float such as 1e6), "
+                f"got {total_timesteps!r} of type {type(total_timesteps).__name__}"
+            )
         total = check_float("total_timesteps", total_timesteps, low=0.0, low_open=True, owner=owner)
         if not math.isclose(total, round(total)):
             raise ValueError(f"{owner}: `total_timesteps` must be a whole number of steps, got {total_timesteps!r}")

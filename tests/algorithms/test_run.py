@@ -17,8 +17,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from tests.conftest import ALGORITHMS
 
-ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+ALL = ALGORITHMS
 
 ACTION_ENVS = {
     "discrete": lambda: IdentityEnv(4),

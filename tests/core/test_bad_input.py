@@ -9,8 +9,9 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from tests.conftest import ALGORITHMS
 
-ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+ALL = ALGORITHMS
 
 # (parameter, bad value, exception, words the message must contain)
 SHARED_CASES = [

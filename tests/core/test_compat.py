@@ -39,8 +39,9 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from tests.conftest import ALGORITHMS, TINY_NET, assert_same_parameters
 
-ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+ALL = ALGORITHMS
 N_STEPS = 64
 # training keys each class prints with verbose=1 (besides the shared ones)
 OWN_LOG_KEYS = {
@@ -50,16 +51,11 @@ OWN_LOG_KEYS = {
 }
 # adapted training state that must survive a save/load (besides num_timesteps and _n_updates)
 STATE = {ClipPPO: (), KLPenaltyPPO: ("current_beta",), REINFORCE: ()}
-TINY = dict(net_arch=[16])
+TINY = TINY_NET
 
 
 def _cartpole(n_envs=2, seed=0):
     return make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
-
-
-def _assert_same_parameters(a: th.nn.Module, b: th.nn.Module) -> None:
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert th.equal(pa, pb), name
 
 
 def _assert_same_optimizer_state(a: th.optim.Optimizer, b: th.optim.Optimizer) -> None:
@@ -336,7 +332,7 @@ def test_get_set_parameters(make_model, cls, tmp_path):
 
     target = make_model(cls, _cartpole(), seed=1)
     target.set_parameters(params, exact_match=True, device="cpu")
-    _assert_same_parameters(source.policy, target.policy)
+    assert_same_parameters(source.policy, target.policy)
     _assert_same_optimizer_state(source.policy.optimizer, target.policy.optimizer)
     np.testing.assert_array_equal(target.predict(obs, deterministic=True)[0], source.predict(obs, deterministic=True)[0])
 
@@ -346,7 +342,7 @@ def test_get_set_parameters(make_model, cls, tmp_path):
         make_model(cls, _cartpole(), seed=2).set_parameters(without_optimizer, exact_match=True)
     partial = make_model(cls, _cartpole(), seed=2)
     partial.set_parameters(without_optimizer, exact_match=False)
-    _assert_same_parameters(source.policy, partial.policy)
+    assert_same_parameters(source.policy, partial.policy)
     last_key = list(params["policy"])[-1]
     missing_tensor = {"policy": {k: v for k, v in params["policy"].items() if k != last_key}}
     with pytest.raises(RuntimeError, match="Missing key"):
@@ -360,7 +356,7 @@ def test_get_set_parameters(make_model, cls, tmp_path):
     source.save(tmp_path / "source")
     from_file = make_model(cls, _cartpole(), seed=3)
     from_file.set_parameters(str(tmp_path / "source.zip"), device="cpu")
-    _assert_same_parameters(source.policy, from_file.policy)
+    assert_same_parameters(source.policy, from_file.policy)
     from_file.learn(N_STEPS * 2)  # and it trains on from there
 
 
@@ -370,7 +366,7 @@ def test_policy_save_load(make_model, cls, tmp_path):
     model.policy.save(tmp_path / "policy.pth")
     policy = ActorCriticPolicy.load(tmp_path / "policy.pth", device="cpu")
     assert type(policy) is type(model.policy)
-    _assert_same_parameters(model.policy, policy)
+    assert_same_parameters(model.policy, policy)
     obs = np.stack([model.observation_space.sample() for _ in range(8)])
     np.testing.assert_array_equal(policy.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
     with th.no_grad():
@@ -462,7 +458,7 @@ def test_save_load_bytes_buffer(make_model, cls):
     buffer.seek(0)
     loaded = cls.load(buffer, env=_cartpole(), device="cpu")
     assert type(loaded) is cls
-    _assert_same_parameters(model.policy, loaded.policy)
+    assert_same_parameters(model.policy, loaded.policy)
     _assert_same_optimizer_state(model.policy.optimizer, loaded.policy.optimizer)
     for attribute in ("num_timesteps", "_n_updates", *STATE[cls]):
         assert getattr(loaded, attribute) == getattr(model, attribute), attribute
@@ -555,7 +551,7 @@ def test_reproducible_parameters_and_logged_losses(make_model, cls):
     a, logged_a = _trained(make_model, cls, seed=0)
     b, logged_b = _trained(make_model, cls, seed=0)
     c, logged_c = _trained(make_model, cls, seed=1)
-    _assert_same_parameters(a.policy, b.policy)
+    assert_same_parameters(a.policy, b.policy)
     _assert_same_optimizer_state(a.policy.optimizer, b.policy.optimizer)
     assert any(k.startswith("train/") and "loss" in k for k in logged_a[-1])
     assert len(logged_a) == len(logged_b) == 5

@@ -30,7 +30,7 @@ from sb3_ppo_variants._lean.adam import ClippedAdamStep, fused_adam_available
 from sb3_ppo_variants._lean.structure import PolicyStructure
 from sb3_ppo_variants.core import internals
 from sb3_ppo_variants.reinforce.buffers import RewardToGoRolloutBuffer
-from tests.conftest import assert_same_next_update
+from tests.conftest import TINY_NET, assert_same_next_update, assert_same_parameters
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 N_STEPS = 32
@@ -38,7 +38,7 @@ N_STEPS = 32
 EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
 #: our classes' switch to SB3's arithmetic (the fused Adam and the NumPy paths off)
 SB3_NUMERICS = dict(numerics="sb3")
-TINY = dict(net_arch=[16])
+TINY = TINY_NET
 OURS = (ClipPPO, KLPenaltyPPO, REINFORCE)
 #: each of ours, SB3's algorithm it stands in for, and the settings under which their computations coincide:
 #: ClipPPO = PPO; KLPenaltyPPO and PPO share rollouts, value loss and entropy (one epoch, one minibatch);
@@ -213,11 +213,6 @@ def _train_ppo(**policy_kwargs: Any) -> PPO:
     return _train_pendulum(PPO, **policy_kwargs)
 
 
-def _assert_same_parameters(a: Any, b: Any) -> None:
-    for (name, pa), pb in zip(a.policy.named_parameters(), b.policy.parameters(), strict=True):
-        assert th.equal(pa, pb), name
-
-
 def _hide(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     """Make :func:`internals.private` answer None for these attribute names (a release that renamed them)."""
     original = internals.private
@@ -234,7 +229,7 @@ def test_without_the_fused_adam_kernel_the_optimizer_is_sb3s(monkeypatch: pytest
         group = ours.policy.optimizer.param_groups[0]
         assert not group["fused"]
         assert not ClippedAdamStep(ours.policy, ours.policy.optimizer).direct
-        _assert_same_parameters(ours, _train_ppo())  # SB3's own Adam: bit-identical
+        assert_same_parameters(ours, _train_ppo())  # SB3's own Adam: bit-identical
     finally:
         fused_adam_available.cache_clear()
 
@@ -259,7 +254,7 @@ def test_without_a_kernel_or_hook_registry_the_step_is_sb3s(monkeypatch: pytest.
     monkeypatch.setattr(gate, "_numpy_declined", lambda algo, structure: "off in this test")
     ours = _train_clip_ppo()
     assert not ClippedAdamStep(ours.policy, ours.policy.optimizer).direct
-    _assert_same_parameters(ours, reference)
+    assert_same_parameters(ours, reference)
 
 
 @pytest.mark.parametrize("names", [("_forward_hooks",), ("_global_backward_hooks",)])
@@ -269,7 +264,7 @@ def test_without_a_module_hook_registry_the_policy_calls_are_sb3s(
     _hide(monkeypatch, *names)
     ours = _train_clip_ppo(**EXACT_ADAM)
     assert not _lean(ours.policy)
-    _assert_same_parameters(ours, _train_ppo(**EXACT_ADAM))
+    assert_same_parameters(ours, _train_ppo(**EXACT_ADAM))
 
 
 def test_without_the_validation_flag_validation_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,7 +274,7 @@ def test_without_the_validation_flag_validation_is_left_alone(monkeypatch: pytes
     try:
         with distributions_module.no_distribution_validation():
             assert th.distributions.Distribution._validate_args is True
-        _assert_same_parameters(_train_clip_ppo(**EXACT_ADAM), _train_ppo(**EXACT_ADAM))
+        assert_same_parameters(_train_clip_ppo(**EXACT_ADAM), _train_ppo(**EXACT_ADAM))
     finally:
         th.distributions.Distribution.set_default_validate_args(previous)
 
@@ -298,7 +293,7 @@ def test_lean_distributions_check_themselves_and_fall_back(monkeypatch: pytest.M
     monkeypatch.undo()
     # with the lean classes off, SB3's construction runs and training equals SB3's
     monkeypatch.setattr(distributions_module, "lean_distributions_available", lambda: False)
-    _assert_same_parameters(_train_clip_ppo(**EXACT_ADAM), _train_ppo(**EXACT_ADAM))
+    assert_same_parameters(_train_clip_ppo(**EXACT_ADAM), _train_ppo(**EXACT_ADAM))
 
 
 # ---------------------------------------------------------------------- save / load: what the user passed
@@ -386,7 +381,7 @@ def test_clip_ppo_with_a_users_buffer_trains_exactly_as_ppo(buffer_class: type) 
     sb3 = PPO("MlpPolicy", "CartPole-v1", **kwargs).learn(2 * N_STEPS)
     assert type(ours.rollout_buffer) is buffer_class
     np.testing.assert_array_equal(ours.rollout_buffer.returns, sb3.rollout_buffer.returns)
-    _assert_same_parameters(ours, sb3)
+    assert_same_parameters(ours, sb3)
 
 
 def test_kl_penalty_with_a_sample_estimator_takes_any_buffer() -> None:
@@ -455,7 +450,7 @@ def test_batch_larger_than_the_rollout_is_ppos_computation() -> None:
         warnings.simplefilter("ignore", UserWarning)
         ours = ClipPPO("MlpPolicy", "CartPole-v1", **SB3_NUMERICS, **kwargs).learn(48)
         sb3 = PPO("MlpPolicy", "CartPole-v1", **kwargs).learn(48)
-    _assert_same_parameters(ours, sb3)
+    assert_same_parameters(ours, sb3)
 
 
 def test_sb3_error_wording_is_kept(tmp_path: Path) -> None:

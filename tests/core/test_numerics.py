@@ -12,8 +12,9 @@ from stable_baselines3 import PPO
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants._lean import gate
+from tests.conftest import TINY_NET
 
-TINY = dict(net_arch=[16])
+TINY = TINY_NET
 
 
 @pytest.mark.parametrize("value", ["exact", "", None, 1])

@@ -9,9 +9,9 @@ from stable_baselines3 import PPO
 
 from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants._lean import twins
-from tests.conftest import SHORT_RUN, assert_same_next_update
+from tests.conftest import ALGORITHMS, SHORT_RUN, assert_same_next_update
 
-ALL = (ClipPPO, KLPenaltyPPO, REINFORCE)
+ALL = ALGORITHMS
 # overrides of conftest's short-run settings: three epochs, the default network, REINFORCE's learning rate
 KWARGS = {
     ClipPPO: dict(n_epochs=3, policy_kwargs=None),

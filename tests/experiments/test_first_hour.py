@@ -84,10 +84,6 @@ def test_zoo_train_budget_left_to_rl_zoo3(args):
 # ---------------------------------------------------------------------------------------------------- learn()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 28, common/base.py (the lead's): learn('10000') should say 'a number of steps', not 'a float'",
-)
 def test_learn_with_a_string_budget_names_what_is_expected(make_model):
     model = make_model(ClipPPO)
     with pytest.raises(TypeError, match=r"`total_timesteps` must be a number of steps"):
