@@ -8,7 +8,7 @@ file as each run finishes, so an interrupted run resumes with only the missing j
     python benchmarks/learning.py --algo kl_ppo --env Pendulum-v1 --seeds 0
     python benchmarks/learning.py --report                 # print the table of what is in the results file
 
-The slow tests (``tests/test_learning.py``) call :func:`train_and_evaluate` for one seed each.
+The slow tests (``benchmarks/tests/test_learning.py``) call :func:`train_and_evaluate` for one seed each.
 """
 
 from __future__ import annotations

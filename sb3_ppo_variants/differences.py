@@ -3,7 +3,7 @@
 Each :class:`Difference` says which call and parameter it concerns, what SB3 (``PPO``, ``A2C``, ``MaskablePPO``)
 does, what we do instead, and why. The registry is read in two places, so that they cannot drift apart:
 
-- the differential tests (``tests/test_differential.py``) call SB3's class and ours side by side with generated
+- the differential tests (``tests/core/test_differential.py``) call SB3's class and ours side by side with generated
   arguments and accept a disagreement only where :meth:`Difference.covers` says an entry explains it;
 - the Differences page (``docs/differences.md``) shows every entry in its table (a test checks that it does).
 

@@ -74,7 +74,7 @@ def assert_same_next_update(model: Any, loaded: Any) -> None:
         assert getattr(model, attribute, None) == getattr(loaded, attribute, None), attribute
 
 
-# Hypothesis (the differential tests, tests/test_differential.py): a small default run, a deeper one for CI.
+# Hypothesis (the differential tests, tests/core/test_differential.py): a small default run, a deeper one for CI.
 # HYPOTHESIS_PROFILE=ci selects the deeper one. No example database: the failing example is printed instead.
 settings.register_profile(
     "default", max_examples=10, deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]

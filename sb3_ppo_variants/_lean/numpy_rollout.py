@@ -28,7 +28,7 @@ is seen at the next one):
 What differs from SB3's torch computation is float rounding: NumPy's matrix products and ``tanh`` may round the last
 bit differently from torch's. The random draws are the same numbers, so a seeded run takes the same actions
 up to that rounding (a categorical draw could only flip where the uniform number falls within rounding of a
-probability boundary). ``tests/test_numpy_policy.py`` compares the step with SB3's ``policy.forward`` on the same
+probability boundary). ``tests/lean/test_numpy_policy.py`` compares the step with SB3's ``policy.forward`` on the same
 draws.
 
 It runs only where the lean path runs (the policy is exactly SB3's, no hooks: see

@@ -131,7 +131,7 @@ def test_save_load_keeps_beta_and_continues_from_it(tmp_path):
 
 
 # The loaded model making exactly the same update from the same batch (parameters, current_beta, _n_updates) is
-# tested for every class in tests/test_reliability.py::test_loaded_model_makes_exactly_the_same_update.
+# tested for every class in tests/core/test_reliability.py::test_loaded_model_makes_exactly_the_same_update.
 
 
 def test_load_with_config_beta_keeps_the_adapted_beta(tmp_path):

@@ -249,8 +249,8 @@ def test_without_a_kernel_or_hook_registry_the_step_is_sb3s(monkeypatch: pytest.
     assert ClippedAdamStep(reference.policy, reference.policy.optimizer).direct
     _hide(monkeypatch, *names)
     # this compares the optimizer step bit for bit: keep the rollouts and the loss SB3's torch computation (with
-    # fused Adam the NumPy rollout step and the NumPy update would run, whose rounding tests/test_numpy_policy.py and
-    # tests/test_numpy_update.py check)
+    # fused Adam the NumPy rollout step and the NumPy update would run, whose rounding tests/lean/test_numpy_policy.py and
+    # tests/lean/test_numpy_update.py check)
     monkeypatch.setattr(gate, "_numpy_declined", lambda algo, structure: "off in this test")
     ours = _train_clip_ppo()
     assert not ClippedAdamStep(ours.policy, ours.policy.optimizer).direct

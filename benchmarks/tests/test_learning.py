@@ -6,7 +6,7 @@ arithmetic trains it (ClipPPO, seeds 0-9: seeds 0 and 1 with the NumPy update, s
 gradients agree to 5e-5 relative all along seed 0's run). The median of five seeds fails when learning itself is
 broken, or when three seeds of five are unlucky.
 
-Run with ``make test-slow`` or ``pytest -m slow tests/test_learning.py``; figures for three seeds come from
+Run with ``make test-slow`` or ``pytest -m slow benchmarks/tests/test_learning.py``; figures for three seeds come from
 ``python benchmarks/learning.py`` and are quoted in the README.
 """
 
