@@ -339,6 +339,19 @@ DIFFERENCES: tuple[Difference, ...] = (
         ),
     ),
     Difference(
+        key="threads",
+        what="Threads during `learn()` (`threads`)",
+        sb3="torch's and BLAS's defaults (one thread per core)",
+        ours=(
+            '`threads="auto"` (default): one torch and BLAS thread during `learn()` for a policy of at most 100,0'
+            "00 parameters unless you set a count yourself; an int: that many; `None`: yours. Restored afterwards"
+        ),
+        why=(
+            "speed: small operations gain nothing from more threads and wait for each other, worst beside ot"
+            "her work ([Speed, Threads](speed.md#threads))"
+        ),
+    ),
+    Difference(
         key="tensorboard-name",
         what="Default TensorBoard run name",
         sb3="`PPO_1`, `A2C_1`",

@@ -41,36 +41,20 @@ UNSUPPORTED = (
 )
 
 
-class StepScope:
-    """The scope the core enters around each rollout step or the whole update: ``torch.inference_mode`` (lean calls)
-    or ``torch.no_grad`` (rollouts on SB3's calls) or nothing (the update), and torch's distribution validation off
-    (:func:`~sb3_ppo_variants._lean.distributions.no_distribution_validation`). One instance may be entered again."""
-
-    def __init__(self, grad_mode: Any | None) -> None:
-        self._grad_mode = grad_mode
-        self._validation = no_distribution_validation()
-
-    def __enter__(self) -> None:
-        if self._grad_mode is not None:
-            self._grad_mode.__enter__()
-        self._validation.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._validation.__exit__(*exc_info)
-        if self._grad_mode is not None:
-            self._grad_mode.__exit__(*exc_info)
-
-
 @dataclass
 class Plan:
     """The gate's answer for one rollout or one update."""
 
     #: the rollout's :class:`~sb3_ppo_variants.core.backends.PolicyCalls` or the update's backend
     backend: Any
-    #: the scope to enter (each rollout step; the whole update)
-    scope: StepScope
     #: why each faster backend was declined (empty: the fastest one runs)
     declined: list[str] = field(default_factory=list)
+    #: entered around each rollout step, or once around the update: torch's distribution validation off inside our
+    #: own computations (:func:`~sb3_ppo_variants._lean.distributions.no_distribution_validation`)
+    scope: Any = field(default_factory=no_distribution_validation)
+    #: entered around each rollout step: ``torch.inference_mode()`` for the lean calls (nothing of the user's runs
+    #: inside), else ``torch.no_grad()`` as SB3's rollouts
+    grad_mode: Any = field(default_factory=th.no_grad)
 
     @property
     def name(self) -> str:
@@ -139,15 +123,16 @@ def plan_rollout(algo: Any) -> Plan:
     """The policy calls of one rollout: the NumPy step, the lean calls, or SB3's public calls."""
     structure = PolicyStructure(algo.policy)  # the checks of this rollout read this one walk
     declined: list[str] = []
-    numpy_step = _numpy_step(algo, structure, declined) if not_exact_reason(algo.policy, structure) is None else None
+    numpy_step = _numpy_step(algo, structure, declined)
     calls = _calls(algo, structure, declined, numpy_step)
     # SB3's collect_rollouts runs the policy under no_grad; the lean calls (nothing of the user's inside) may use the
     # faster inference mode
-    return Plan(calls, StepScope(th.inference_mode() if calls.inference_mode else th.no_grad()), declined)
+    return Plan(calls, declined, grad_mode=th.inference_mode() if calls.inference_mode else th.no_grad())
 
 
 def _numpy_update_declined(algo: Any, structure: PolicyStructure) -> str | None:
-    """Why the NumPy update may not stand in for the torch update (None: it may)."""
+    """Why the NumPy update may not stand in for the torch update (None: it may; then :func:`policy_loss_twin` has
+    a twin for ``algo``)."""
     reason = _numpy_declined(algo, structure)
     if reason is not None:
         return reason
@@ -188,4 +173,4 @@ def plan_update(algo: Any) -> Plan:
         declined.append(f"numpy update: {reason}")
         calls = _calls(algo, structure, declined)
         backend = TorchUpdate(algo._minibatch_loss, calls, optimizer_step, algo.max_grad_norm)
-    return Plan(backend, StepScope(None), declined)
+    return Plan(backend, declined)

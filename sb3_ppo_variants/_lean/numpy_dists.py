@@ -30,14 +30,31 @@ LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 GAUSSIAN_ENTROPY = 0.5 + 0.5 * math.log(2 * math.pi)
 
 
-class NumpyCategorical:
+class _LazyGradients:
+    """``grad_out`` (and ``grad_scale``) made, as zeros, on first use: a rollout step needs none."""
+
+    _out: np.ndarray
+    scale: np.ndarray
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name == "grad_out":
+            value = np.zeros_like(self._out)
+        elif name == "grad_scale":
+            value = np.zeros_like(self.scale)
+        else:
+            raise AttributeError(name)
+        setattr(self, name, value)
+        return value
+
+
+class NumpyCategorical(_LazyGradients):
     """``Categorical(logits=out)``: the normalised logits ``log_p`` (SB3/torch: ``z - logsumexp(z)``) and ``p``."""
 
     def __init__(self, out: np.ndarray) -> None:
+        self._out = out
         shifted = out - out.max(axis=1, keepdims=True)
         self.log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.p = np.exp(self.log_p)
-        self.grad_out = np.zeros_like(out)
 
     def log_prob(self, actions: np.ndarray) -> np.ndarray:
         """Log-probability of each sample's action (integer indices)."""
@@ -70,15 +87,13 @@ class NumpyCategorical:
         return None
 
 
-class NumpyGaussian:
+class NumpyGaussian(_LazyGradients):
     """SB3's ``DiagGaussianDistribution``: ``Normal(mean, ones_like(mean) * exp(log_std))``."""
 
     def __init__(self, mean: np.ndarray, log_std: np.ndarray) -> None:
-        self.mean = mean
+        self._out = self.mean = mean
         self.std = np.exp(log_std)
         self.scale = self._scale()
-        self.grad_out = np.zeros_like(mean)
-        self.grad_scale = np.zeros_like(self.scale)
 
     def _scale(self) -> np.ndarray:
         return np.ones_like(self.mean) * self.std

@@ -243,17 +243,23 @@ class Twin:
         return getattr(importlib.import_module(module), name)
 
     def replaced(self) -> dict[str, Any]:
-        """The torch functions this twin stands in for, by method name."""
-        owner = self.owner_class()
-        return {name: getattr(owner, name) for name in self.methods}
+        """The torch functions this twin stands in for, by method name (read once: a method replaced on the owner
+        class later is then not the registered one, and the torch update runs)."""
+        return _replaced(self)
 
     def stands_in_for(self, algo: Any) -> bool:
         """Whether every method it replaces is, on ``algo``, exactly the registered torch function (not overridden
         in a subclass, not replaced on the object)."""
+        attributes, cls = vars(algo), type(algo)
         return all(
-            name not in vars(algo) and getattr(type(algo), name, None) is function
-            for name, function in self.replaced().items()
+            name not in attributes and getattr(cls, name, None) is function for name, function in self.replaced().items()
         )
+
+
+@functools.cache
+def _replaced(twin: Twin) -> dict[str, Any]:
+    owner = twin.owner_class()
+    return {name: getattr(owner, name) for name in twin.methods}
 
 
 #: the twin of the core's minibatch loss (value loss, entropy bonus, minibatch advantage normalisation, approx. KL);

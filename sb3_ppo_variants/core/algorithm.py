@@ -387,7 +387,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
 
-            with plan.scope:  # SB3: th.no_grad()
+            with plan.grad_mode, plan.scope:  # SB3: th.no_grad()
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 actions, values, log_probs, step_kwargs = self._policy_step(calls, obs_tensor, env)
             clipped_actions = self._clip_actions(actions)
@@ -445,9 +445,9 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         values = outputs.values if outputs.values is not None else th.zeros((env.num_envs, 1), device=self.device)
         assert outputs.actions is not None
         # SB3: actions.cpu().numpy() (a view of the tensor's memory on the CPU), then reshaped
-        actions = outputs.actions.numpy() if outputs.actions.device.type == "cpu" else outputs.actions.cpu().numpy()
+        actions = outputs.actions.numpy() if self.device.type == "cpu" else outputs.actions.cpu().numpy()
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[arg-type,misc]
-        return actions, values, outputs.log_prob, {**policy_kwargs, **extras}
+        return actions, values, outputs.log_prob, {**policy_kwargs, **extras} if policy_kwargs else extras
 
     def _clip_actions(self, actions: np.ndarray) -> np.ndarray:
         """The actions sent to the env: Box actions unscaled (squashed policies) or clipped to the bounds, as SB3."""
