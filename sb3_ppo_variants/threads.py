@@ -16,8 +16,8 @@ default threads ran CartPole at a fraction of its one-thread speed (the figures:
 - ``None``: nothing is changed.
 
 Whatever ``learn()`` changed is put back when it returns or raises. The BLAS threads are set through
-`threadpoolctl <https://github.com/joblib/threadpoolctl>`_ when it is installed (``pip install threadpoolctl``; it is
-not a dependency of this package); without it they are left as they are, and ``verbose >= 1`` says so. torch's
+`threadpoolctl <https://github.com/joblib/threadpoolctl>`_, a dependency; where it is missing they are left as they
+are, and ``verbose >= 1`` says so. torch's
 inter-op threads and the environments' worker processes (``SubprocVecEnv``) are never touched. The counts are
 process-wide: two ``learn()`` calls running at once in threads of one process share them.
 
