@@ -118,14 +118,17 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         def __init__(self, seconds: float) -> None:
             super().__init__()
             self.end = time.perf_counter() + seconds
+            self.torch_inside = 0
 
         def _on_step(self) -> bool:
+            self.torch_inside = torch.get_num_threads()  # read inside learn(), where threads= applies
             return time.perf_counter() < self.end
 
     def learn(model: Any, steps: int, seconds: float = float("inf")) -> dict[str, Any]:
         if not wrap:
-            model.learn(steps, callback=Deadline(seconds))
-            return {"torch_inside": torch.get_num_threads()}
+            deadline = Deadline(seconds)
+            model.learn(steps, callback=deadline)
+            return {"torch_inside": deadline.torch_inside}
         with limited_threads("auto", count_parameters(model.policy), owner=algo) as limit:
             model.learn(steps, callback=Deadline(seconds))
         return {"torch_inside": limit.torch_inside, "blas_inside": limit.blas_inside, "reason": limit.reason}
