@@ -33,7 +33,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# the developer's quick loop: the default run without the integration tests (subprocess kill/resume, docs build)
+# the developer's quick loop (about 1.5 min on 2 cores): the default run without the integration tests (subprocess
+# runs, end-to-end runs of a command or a long training, the docs build)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not integration"
 

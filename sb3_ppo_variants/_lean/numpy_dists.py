@@ -35,6 +35,9 @@ class _LazyGradients:
 
     _out: np.ndarray
     scale: np.ndarray
+    #: annotations only (no class value), so that the first read reaches __getattr__
+    grad_out: np.ndarray
+    grad_scale: np.ndarray
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name == "grad_out":

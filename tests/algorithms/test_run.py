@@ -117,6 +117,7 @@ def test_callbacks_progress_bar_tensorboard(make_model, cls, tmp_path):
     assert list((tmp_path / "tb").glob(f"{cls.__name__}_1/events.out.tfevents.*"))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cls", ALL)
 def test_vecnormalize_and_subproc(make_model, cls, tmp_path):
     env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, vec_env_cls=SubprocVecEnv))

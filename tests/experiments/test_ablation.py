@@ -297,6 +297,7 @@ def test_storage_resolution(tmp_path):
 # ---------------------------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.integration
 def test_tiny_preset_end_to_end(tmp_path):
     """The tiny preset writes the results file (one record per job), the table and the plots."""
     spec = GRIDS["tiny"].spec

@@ -193,6 +193,7 @@ class _CountIllegal(gym.Wrapper):
         return self.env.step(action)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 @pytest.mark.parametrize("env_name", ["discrete", "multi_discrete"])
 def test_never_an_illegal_action_in_training_and_predict(algo, env_name):
