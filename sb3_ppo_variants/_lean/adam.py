@@ -28,6 +28,7 @@ from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
 from sb3_ppo_variants.core import internals
+from sb3_ppo_variants.core.backends import OptimizerStep
 
 #: The private torch functions of the direct step
 DIRECT_STEP_KERNELS = ("_foreach_norm", "_foreach_mul_", "_foreach_add_", "_fused_adam_")
@@ -72,8 +73,9 @@ def fused_adam_available(device_type: str) -> bool:
     return True
 
 
-class ClippedAdamStep:
-    """SB3's ``optimizer.zero_grad()``, ``clip_grad_norm_(policy.parameters(), max_grad_norm)``, ``optimizer.step()``.
+class ClippedAdamStep(OptimizerStep):
+    """The twin of the core's :class:`~sb3_ppo_variants.core.backends.OptimizerStep` (SB3's ``zero_grad``,
+    ``clip_grad_norm_`` and ``step``), whose calls it makes where the direct path does not apply.
 
     :meth:`__call__` clips and steps and returns the gradients' total norm before clipping. The direct path of the
     module docstring runs where :meth:`supports` the optimizer, decided once, here (our algorithms build one
@@ -86,8 +88,7 @@ class ClippedAdamStep:
     def __init__(
         self, policy: nn.Module, optimizer: th.optim.Optimizer, policy_parameters: Sequence[th.Tensor] | None = None
     ) -> None:
-        self.policy = policy
-        self.optimizer = optimizer
+        super().__init__(policy, optimizer)
         self.parameters: list[th.Tensor] = [p for group in optimizer.param_groups for p in group["params"]]
         self.direct = self.supports(optimizer, policy, policy_parameters)
         self._cached_lists: tuple[list[th.Tensor | None], tuple[list[th.Tensor], ...]] | None = None
@@ -156,7 +157,7 @@ class ClippedAdamStep:
     def zero_grad(self) -> None:
         """``optimizer.zero_grad()`` (direct path: its effect, ``set_to_none=True``, without its profiling hooks)."""
         if not self.direct:
-            self.optimizer.zero_grad()
+            super().zero_grad()
             return
         for parameter in self.parameters:
             parameter.grad = None
@@ -168,9 +169,7 @@ class ClippedAdamStep:
         direct path then clips them with two NumPy calls (the same norm and scaling, a dozen torch calls fewer; float
         rounding may differ)."""
         if not self.direct:
-            norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), max_grad_norm)
-            self.optimizer.step()
-            return norm
+            return super().__call__(max_grad_norm)
         group = self.optimizer.param_groups[0]
         params, grads, exp_avgs, exp_avg_sqs, steps = self._adam_lists()
         if not params:

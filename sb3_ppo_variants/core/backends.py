@@ -106,7 +106,9 @@ class PolicyCalls:
 
 
 class OptimizerStep:
-    """SB3's ``optimizer.zero_grad()``, ``clip_grad_norm_(policy.parameters(), max_grad_norm)``, ``optimizer.step()``."""
+    """SB3's ``optimizer.zero_grad()``, ``clip_grad_norm_(policy.parameters(), max_grad_norm)``, ``optimizer.step()``
+    (the fast wing's direct fused-Adam step, :class:`~sb3_ppo_variants._lean.adam.ClippedAdamStep`, falls back to
+    these calls)."""
 
     def __init__(self, policy: Any, optimizer: th.optim.Optimizer) -> None:
         self.policy = policy
