@@ -4,7 +4,6 @@ hooks, policies and modules that are not exactly SB3's)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -22,9 +21,8 @@ from sb3_ppo_variants._lean.numpy_net import MAX_LAYER_WORK, MAX_PIECES, matmul
 from sb3_ppo_variants._lean.numpy_update import numpy_policy_gradient
 from sb3_ppo_variants.core import internals, losses
 from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
-from sb3_ppo_variants.core.backends import PolicyCalls
 from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl, dist_params
-from tests.lean.cases import FUSED
+from tests.lean.cases import FUSED, assert_numpy_minibatch_matches_torch, perturbed_model
 from tests.lean.cases import UPDATE_POLICIES as POLICIES
 
 EXACT_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
@@ -226,19 +224,6 @@ def test_parameters_the_loss_does_not_reach_keep_no_gradient() -> None:
 # ---------------------------------------------------------------- whole minibatches of each algorithm
 
 
-def _perturbed_model(cls: type, env_id: str, **kwargs: Any) -> PolicyGradientAlgorithm:
-    """A model after one rollout, with its parameters moved so that the ratios spread over every clipping branch."""
-    n_steps = 256 if cls is REINFORCE else 64
-    model = cls("MlpPolicy", env_id, n_steps=n_steps, batch_size=32, seed=0, device="cpu", **kwargs)
-    model.learn(n_steps)
-    with th.no_grad():
-        for parameter in model.policy.parameters():
-            parameter.add_(0.3 * th.randn_like(parameter))
-    model.policy.set_training_mode(True)
-    model._on_update_start()
-    return model
-
-
 CASES = [
     (ClipPPO, "CartPole-v1", {}),
     (ClipPPO, "CartPole-v1", dict(ent_coef=0.01, clip_range_vf=0.2, dual_clip=2.0)),
@@ -260,42 +245,10 @@ CASES = [
 def test_numpy_minibatch_matches_the_torch_minibatch(cls: type, env_id: str, kwargs: dict[str, Any]) -> None:
     """Loss, logged statistics, approximate KL and every parameter gradient of the NumPy minibatch against the torch
     minibatch and autograd, on the same batch."""
-    model = _perturbed_model(cls, env_id, **kwargs)
-    calls = PolicyCalls(model.policy)  # SB3's public calls: the torch reference
-    backend = gate.plan_update(model).backend
-    assert backend.name == "numpy"
-    clip_range_vf = 0.2 if kwargs.get("clip_range_vf") else None
-    batch = next(iter(model.rollout_buffer.get(32)))
-    torch_stats: dict[str, list[th.Tensor]] = defaultdict(list)
-    numpy_stats: dict[str, list[th.Tensor]] = defaultdict(list)
-
-    model.policy.zero_grad(set_to_none=True)
-    loss, approx_kl = model._minibatch_loss(batch, calls, clip_range_vf, torch_stats)
-    loss.backward()
-    expected = {name: None if p.grad is None else p.grad.clone() for name, p in model.policy.named_parameters()}
-    np_loss, np_approx_kl = backend.loss(batch, clip_range_vf, numpy_stats)
-    backend.backward()  # as _train runs it, after the early-stop check
-
-    assert float(np_loss) == pytest.approx(float(loss.detach()), rel=1e-4, abs=1e-5)
-    assert float(np_approx_kl) == pytest.approx(float(approx_kl), rel=1e-3, abs=1e-6)
-    assert torch_stats.keys() == numpy_stats.keys()
-    for key, values in torch_stats.items():
-        assert float(numpy_stats[key][0]) == pytest.approx(float(values[0]), rel=1e-4, abs=1e-5), key
+    model = perturbed_model(cls, env_id, **kwargs)
+    torch_stats = assert_numpy_minibatch_matches_torch(model, 0.2 if kwargs.get("clip_range_vf") else None)
     if "clip_fraction" in torch_stats:  # the perturbation reached the clipped branch
         assert 0 < float(torch_stats["clip_fraction"][0]) < 1
-    for name, parameter in model.policy.named_parameters():
-        if expected[name] is None:
-            assert parameter.grad is None, name
-            continue
-        assert parameter.grad is not None, name
-        scale = float(expected[name].abs().max()) + 1e-3  # type: ignore[union-attr]
-        np.testing.assert_allclose(
-            parameter.grad.numpy(),
-            expected[name].numpy(),
-            rtol=1e-3,
-            atol=1e-4 * scale,
-            err_msg=name,  # type: ignore[union-attr]
-        )
 
 
 @pytest.mark.parametrize("cls", [ClipPPO, KLPenaltyPPO, REINFORCE])

@@ -7,15 +7,13 @@ NumPy backward pass on the same minibatch of a model whose ratios spread over ev
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
-import numpy as np
 import pytest
-import torch as th
 
+from sb3_ppo_variants import ClipPPO
 from sb3_ppo_variants._lean import gate, twins
-from sb3_ppo_variants.core.backends import PolicyCalls
+from tests.lean.cases import assert_numpy_minibatch_matches_torch, perturbed_model
 
 #: settings per twin owner that reach each branch of its twin (the minibatch twin is in every case)
 CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
@@ -56,49 +54,10 @@ def test_every_registered_twin_has_cases_and_stands_in_for_real_methods() -> Non
 def test_twin_equals_autograd_on_the_torch_method(twin: twins.Twin, env_id: str, kwargs: dict[str, Any]) -> None:
     assert env_id != "missing", f"no test case for the twin of {twin.owner}"
     owner = twin.owner_class()
-    cls = owner if twin is not twins.MINIBATCH_TWIN else __import__("sb3_ppo_variants").ClipPPO
-    n_steps = 256 if cls.__name__ == "REINFORCE" else 64
-    model = cls("MlpPolicy", env_id, n_steps=n_steps, batch_size=32, seed=0, device="cpu", **kwargs)
-    model.learn(n_steps)
-    with th.no_grad():  # move the policy so that the ratios spread over every branch
-        for parameter in model.policy.parameters():
-            parameter.add_(0.3 * th.randn_like(parameter))
-    model.policy.set_training_mode(True)
-    model._on_update_start()
+    cls = owner if twin is not twins.MINIBATCH_TWIN else ClipPPO  # the minibatch twin on a concrete algorithm
+    model = perturbed_model(cls, env_id, **kwargs)
     assert twin.stands_in_for(model)
-    backend = gate.plan_update(model).backend
-    assert backend.name == "numpy"
-    clip_range_vf = 0.2 if kwargs.get("clip_range_vf") else None
-    batch = next(iter(model.rollout_buffer.get(32)))
-
-    torch_stats: dict[str, list[Any]] = defaultdict(list)
-    model.policy.zero_grad(set_to_none=True)
-    loss, approx_kl = model._minibatch_loss(batch, PolicyCalls(model.policy), clip_range_vf, torch_stats)
-    loss.backward()
-    expected = {name: None if p.grad is None else p.grad.clone() for name, p in model.policy.named_parameters()}
-
-    numpy_stats: dict[str, list[Any]] = defaultdict(list)
-    np_loss, np_approx_kl = backend.loss(batch, clip_range_vf, numpy_stats)
-    backend.backward()
-
-    assert float(np_loss) == pytest.approx(float(loss.detach()), rel=1e-4, abs=1e-5)
-    assert float(np_approx_kl) == pytest.approx(float(approx_kl), rel=1e-3, abs=1e-6)
-    assert torch_stats.keys() == numpy_stats.keys()
-    for key, values in torch_stats.items():
-        assert float(numpy_stats[key][0]) == pytest.approx(float(values[0]), rel=1e-4, abs=1e-5), key
-    for name, parameter in model.policy.named_parameters():
-        if expected[name] is None:
-            assert parameter.grad is None, name
-            continue
-        assert parameter.grad is not None, name
-        scale = float(expected[name].abs().max()) + 1e-3  # type: ignore[union-attr]
-        np.testing.assert_allclose(
-            parameter.grad.numpy(),
-            expected[name].numpy(),
-            rtol=1e-3,
-            atol=1e-4 * scale,
-            err_msg=name,  # type: ignore[union-attr]
-        )
+    assert_numpy_minibatch_matches_torch(model, 0.2 if kwargs.get("clip_range_vf") else None)
 
 
 def test_a_subclass_replacing_a_replaced_method_loses_its_twin() -> None:
