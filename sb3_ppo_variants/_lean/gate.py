@@ -82,13 +82,16 @@ def not_exact_reason(policy: Any, structure: PolicyStructure) -> str | None:
     return None
 
 
-def _calls(algo: Any, structure: PolicyStructure, declined: list[str], numpy_step: Any = None) -> PolicyCalls:
+def _calls(
+    algo: Any, structure: PolicyStructure, declined: list[str], reason: str | None, numpy_step: Any = None
+) -> PolicyCalls:
+    """The policy calls for ``reason``, the policy's :func:`not_exact_reason` (None: an exact SB3 or sb3-contrib
+    maskable policy, whichever its class is)."""
     policy = algo.policy
-    reason = not_exact_reason(policy, structure)
     if reason is not None:
         declined.append(f"lean calls: {reason}")
         return PolicyCalls(policy)
-    if is_exact_sb3_contrib_maskable_policy(policy, structure):
+    if type(policy) not in SB3_POLICY_CLASSES:  # exact, and not SB3's: one of sb3-contrib's maskable policies
         return LeanMaskablePolicyCalls(policy, structure)
     return LeanPolicyCalls(policy, structure, numpy_step)
 
@@ -123,8 +126,9 @@ def plan_rollout(algo: Any) -> Plan:
     """The policy calls of one rollout: the NumPy step, the lean calls, or SB3's public calls."""
     structure = PolicyStructure(algo.policy)  # the checks of this rollout read this one walk
     declined: list[str] = []
-    numpy_step = _numpy_step(algo, structure, declined)
-    calls = _calls(algo, structure, declined, numpy_step)
+    reason = not_exact_reason(algo.policy, structure)
+    numpy_step = _numpy_step(algo, structure, declined) if reason is None else None
+    calls = _calls(algo, structure, declined, reason, numpy_step)
     # SB3's collect_rollouts runs the policy under no_grad; the lean calls (nothing of the user's inside) may use the
     # faster inference mode
     return Plan(calls, declined, grad_mode=th.inference_mode() if calls.inference_mode else th.no_grad())
@@ -171,6 +175,6 @@ def plan_update(algo: Any) -> Plan:
         backend: Any = NumpyUpdate(gradient, bound_minibatch_loss(algo, twin), optimizer_step, algo.max_grad_norm, calls)
     else:
         declined.append(f"numpy update: {reason}")
-        calls = _calls(algo, structure, declined)
+        calls = _calls(algo, structure, declined, not_exact_reason(policy, structure))
         backend = TorchUpdate(algo._minibatch_loss, calls, optimizer_step, algo.max_grad_norm)
     return Plan(backend, declined)
