@@ -16,7 +16,11 @@ An algorithm plugs in through these hooks, so a fix to the loop lands once for a
 - :meth:`~PolicyGradientAlgorithm._rollout_extras`: extra per-step fields for the rollout buffer;
 - :meth:`~PolicyGradientAlgorithm._rollout_policy_kwargs` / :meth:`~PolicyGradientAlgorithm._minibatch_policy_kwargs`:
   extra arguments of the policy calls (the masked algorithms' ``action_masks``);
-- :meth:`~PolicyGradientAlgorithm._bootstrap_truncations`: what to do with time-limit truncations;
+- :meth:`~PolicyGradientAlgorithm._bootstrap_truncations`, :meth:`~PolicyGradientAlgorithm._terminal_values` and
+  :meth:`~PolicyGradientAlgorithm._last_values`: time-limit truncations and the values that bootstrap them and GAE;
+- :meth:`~PolicyGradientAlgorithm._after_policy_step` and :attr:`~PolicyGradientAlgorithm._call_only_kwargs`: state
+  carried from one rollout step to the next (the recurrent algorithms' hidden states);
+- :meth:`~PolicyGradientAlgorithm._batch_mean`: a mean over the whole rollout under the current policy;
 - :meth:`~PolicyGradientAlgorithm._required_rollout_buffer`, :meth:`~PolicyGradientAlgorithm._required_rollout_buffer_reason`
   and :meth:`~PolicyGradientAlgorithm._rollout_buffer_extra_kwargs`: the buffer the algorithm needs.
 
@@ -90,6 +94,8 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     }
     #: the class a ``policy`` given as a class must subclass (the masked algorithms: sb3-contrib's maskable policy)
     policy_base: ClassVar[type[BasePolicy]] = ActorCriticPolicy
+    #: keys of :meth:`_rollout_policy_kwargs` passed to the policy call but not stored by ``rollout_buffer.add``
+    _call_only_kwargs: ClassVar[tuple[str, ...]] = ()
     policy: ActorCriticPolicy
     rollout_buffer: RolloutBuffer
 
@@ -240,20 +246,34 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
     # ------------------------------------------------------------------ set-up
 
     def _setup_model(self) -> None:
+        """SB3's ``OnPolicyAlgorithm._setup_model`` (learning-rate schedule, seeding, policy, rollout buffer), with the
+        policy built before the buffer so that the buffer can be sized from it (the recurrent buffers' hidden-state
+        shape, :meth:`_rollout_buffer_extra_kwargs`); SB3 builds the buffer first, and neither draws random numbers."""
         dict_obs = isinstance(self.observation_space, spaces.Dict)
         if self.rollout_buffer_class is None:
             self.rollout_buffer_class = DictTensorRolloutBuffer if dict_obs else TensorRolloutBuffer
         else:
             self._check_rollout_buffer_class(self.rollout_buffer_class, dict_obs)
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
         # The policy is built with the fused-Adam choice and the buffer with the algorithm's own arguments, while
         # `policy_kwargs` and `rollout_buffer_kwargs` (what save() stores and load() compares) stay what the user passed.
-        user_policy_kwargs, user_buffer_kwargs = self.policy_kwargs, self.rollout_buffer_kwargs
-        self.policy_kwargs = policy_kwargs_for(getattr(self, "numerics", "fast"), user_policy_kwargs, self.device)
-        self.rollout_buffer_kwargs = {**user_buffer_kwargs, **self._rollout_buffer_extra_kwargs()}
-        try:
-            super()._setup_model()
-        finally:
-            self.policy_kwargs, self.rollout_buffer_kwargs = user_policy_kwargs, user_buffer_kwargs
+        policy_kwargs = policy_kwargs_for(getattr(self, "numerics", "fast"), self.policy_kwargs, self.device)
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **policy_kwargs
+        )
+        self.policy = self.policy.to(self.device)
+        self._maybe_recommend_cpu()
+        self.rollout_buffer = self.rollout_buffer_class(
+            self.n_steps,
+            self.observation_space,  # type: ignore[arg-type]
+            self.action_space,
+            device=self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+            **{**self.rollout_buffer_kwargs, **self._rollout_buffer_extra_kwargs()},
+        )
         if self.clip_range_vf is not None:
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
 
@@ -343,9 +363,21 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
             self._remember_truncations(rewards, dones, infos)
         truncated = _truncated_envs(dones, infos)
         if truncated:
-            calls = getattr(self, "_rollout_calls", None) or PolicyCalls(self.policy)
-            values = calls.terminal_values([infos[idx]["terminal_observation"] for idx in truncated])
+            values = self._terminal_values([infos[idx]["terminal_observation"] for idx in truncated], truncated)
             rewards[truncated] += (self.gamma * values).cpu().numpy()
+
+    def _terminal_values(self, observations: list[Any], envs: list[int]) -> th.Tensor:
+        """V(terminal observation) of the truncated ``envs``, ``(len(envs),)``, for bootstrapping (the recurrent
+        algorithms evaluate them with each env's hidden state)."""
+        calls = getattr(self, "_rollout_calls", None) or PolicyCalls(self.policy)
+        return calls.terminal_values(observations)
+
+    def _last_values(self, observations: Any, dones: np.ndarray) -> th.Tensor:
+        """V(s_T) of the observations after a rollout's last step, ``(n_envs, 1)``, for GAE (call under no_grad)."""
+        return self.policy.predict_values(obs_as_tensor(observations, self.device))  # type: ignore[arg-type]
+
+    def _after_policy_step(self, outputs: PolicyOutputs) -> None:
+        """Called after each rollout step's policy call (the recurrent algorithms keep the new hidden states)."""
 
     def _remember_truncations(self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
         """For ``recompute_advantage``: this step's truncated envs, their terminal observation and raw reward."""
@@ -421,7 +453,7 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
         with th.no_grad():
             if self.uses_critic:
-                values = self.policy.predict_values(obs_as_tensor(new_obs, self.device))  # type: ignore[arg-type]
+                values = self._last_values(new_obs, dones)
             else:
                 values = th.zeros((env.num_envs, 1), device=self.device)
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
@@ -441,13 +473,15 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
         except RuntimeError as exc:  # torch's sampling error; SB3's distribution validation raises a ValueError first
             _raise_if_parameters_not_finite(type(self).__name__, self.policy, exc)
             raise
+        self._after_policy_step(outputs)
         extras = self._rollout_extras(outputs)
         values = outputs.values if outputs.values is not None else th.zeros((env.num_envs, 1), device=self.device)
         assert outputs.actions is not None
         # SB3: actions.cpu().numpy() (a view of the tensor's memory on the CPU), then reshaped
         actions = outputs.actions.numpy() if self.device.type == "cpu" else outputs.actions.cpu().numpy()
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[arg-type,misc]
-        return actions, values, outputs.log_prob, {**policy_kwargs, **extras} if policy_kwargs else extras
+        stored = {key: value for key, value in policy_kwargs.items() if key not in self._call_only_kwargs}
+        return actions, values, outputs.log_prob, {**stored, **extras} if stored else extras
 
     def _clip_actions(self, actions: np.ndarray) -> np.ndarray:
         """The actions sent to the env: Box actions unscaled (squashed policies) or clipped to the bounds, as SB3."""
@@ -630,13 +664,18 @@ class PolicyGradientAlgorithm(OnPolicyAlgorithm):
 
     def _batch_approx_kl(self) -> float:
         """Mean approximate KL[pi_rollout, pi_now] over the whole batch, the estimator of ``train/approx_kl``."""
+        return self._batch_mean(controls.approx_kl_per_sample)
+
+    def _batch_mean(self, per_sample: Any) -> float:
+        """The mean of ``per_sample(batch, log_prob, distribution)`` over the whole rollout, with the current policy
+        and no gradient (:func:`~sb3_ppo_variants.core.controls.batch_mean`)."""
         return controls.batch_mean(
             self.policy,
             self.rollout_buffer,
             self._chunk_size(),
             isinstance(self.action_space, spaces.Discrete),
             self._minibatch_policy_kwargs,
-            controls.approx_kl_per_sample,
+            per_sample,
         )
 
     # ------------------------------------------------------------------ logs

@@ -39,6 +39,7 @@ class PolicyOutputs:
         actions: th.Tensor | None = None,
         entropy: th.Tensor | None = None,
         flat_params: Callable[[], th.Tensor] | None = None,
+        states: Any = None,
     ) -> None:
         self.values = values
         self.log_prob = log_prob
@@ -48,6 +49,8 @@ class PolicyOutputs:
         #: the distribution's parameters flat per sample where a fast path has them at hand (None: read the
         #: distribution; the layout of :func:`sb3_ppo_variants.kl_penalty_ppo.kl.dist_params`)
         self.flat_params = flat_params
+        #: the recurrent policies' hidden states after this call (sb3-contrib's ``RNNStates``; None without memory)
+        self.states = states
 
     @property
     def distribution(self) -> Distribution:

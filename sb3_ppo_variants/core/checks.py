@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.utils import LinearSchedule, is_vectorized_observation
 
 from sb3_ppo_variants.core.controls import ADVANTAGE_SCOPES, VALUE_CLIP_FORMS
 
@@ -372,3 +373,16 @@ def check_env_fit(
             f"Info: (n_steps={n_steps} and n_envs={env.num_envs})",
             stacklevel=4,
         )
+
+
+def n_observations(observation: Any, observation_space: spaces.Space) -> int | None:
+    """The number of observations in ``observation`` (1 if not vectorized); None when it cannot be told here."""
+    try:
+        if isinstance(observation_space, spaces.Dict) and isinstance(observation, dict):
+            key = next(iter(observation_space.spaces))
+            vectorized = is_vectorized_observation(np.asarray(observation[key]), observation_space.spaces[key])
+            return len(observation[key]) if vectorized else 1
+        array = np.asarray(observation)
+        return len(array) if is_vectorized_observation(array, observation_space) else 1
+    except (ValueError, TypeError, KeyError, StopIteration):
+        return None  # the policy's own checks report a malformed observation

@@ -17,7 +17,7 @@ from stable_baselines3.common.utils import FloatSchedule
 from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 from sb3_ppo_variants.core.backends import PolicyOutputs
 from sb3_ppo_variants.core.checks import check_choice, check_dual_clip, check_float, check_schedule
-from sb3_ppo_variants.core.controls import batch_mean, kl_band
+from sb3_ppo_variants.core.controls import kl_band
 from sb3_ppo_variants.core.losses import clip_fraction, dual_clip_fraction, kl_penalty_loss
 from sb3_ppo_variants.kl_penalty_ppo.buffers import DictDistParamsRolloutBuffer, DistParamsRolloutBuffer
 from sb3_ppo_variants.kl_penalty_ppo.kl import (
@@ -358,14 +358,7 @@ class KLPenaltyPPO(PolicyGradientAlgorithm):
         ``pi_old`` is the policy that collected the rollout; call after :meth:`train`'s epochs.
         """
         assert self.rollout_buffer.generator_ready, "measure_kl() reads the rollout buffer after train() has flattened it"
-        return batch_mean(
-            self.policy,
-            self.rollout_buffer,
-            self._chunk_size(),
-            isinstance(self.action_space, spaces.Discrete),
-            self._minibatch_policy_kwargs,
-            self._kl,
-        )
+        return self._batch_mean(self._kl)
 
     def _on_update_end(self) -> None:
         kl = self.measure_kl()

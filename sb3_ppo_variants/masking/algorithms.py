@@ -33,11 +33,11 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
-from stable_baselines3.common.utils import is_vectorized_observation
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.core.backends import PolicyOutputs
+from sb3_ppo_variants.core.checks import n_observations
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking.buffers import (
     MaskableDictDistParamsRolloutBuffer,
@@ -79,6 +79,9 @@ class MaskableAlgorithmMixin:
         MaskableTensorRolloutBuffer,
         MaskableDictTensorRolloutBuffer,
     )
+    #: the class the policy must be (a subclass of): sb3-contrib's maskable policy (the masked recurrent algorithms:
+    #: our :class:`~sb3_ppo_variants.recurrent.policies.MaskableRecurrentActorCriticPolicy`)
+    _maskable_policy: ClassVar[type[BasePolicy]] = MaskableActorCriticPolicy
     #: whether the current ``learn()`` reads and applies the environment's masks
     _use_masking: bool = True
 
@@ -102,7 +105,7 @@ class MaskableAlgorithmMixin:
             mask_dim(self.action_space)
         except ValueError as exc:
             raise ValueError(f"{owner}: the action space of `env` is not maskable: {exc}") from None
-        _check_maskable_policy(owner, self.policy_class, self.policy_aliases)
+        _check_maskable_policy(owner, self.policy_class, self.policy_aliases, self._maskable_policy)
         if getattr(self, "use_sde", False):
             raise ValueError(f"{owner}: `use_sde=True` (gSDE) is for continuous actions; masked policies are categorical")
         if self.rollout_buffer_class is None:
@@ -116,10 +119,11 @@ class MaskableAlgorithmMixin:
             super()._setup_model()  # type: ignore[misc]
         finally:
             self.policy_class = policy_class
-        if not isinstance(self.policy, MaskableActorCriticPolicy):
+        required = self._maskable_policy.__name__
+        if not isinstance(self.policy, self._maskable_policy):
             raise MaskablePolicyError(
-                f"{owner}: `policy` must be sb3-contrib's MaskableActorCriticPolicy or a subclass of it, "
-                f"got {type(self.policy).__name__} (Policy must subclass MaskableActorCriticPolicy)"
+                f"{owner}: `policy` must be a {required} or a subclass of it, "
+                f"got {type(self.policy).__name__} (Policy must subclass {required})"
             )
 
     def _default_mask_buffer(self, dict_obs: bool) -> type[RolloutBuffer]:
@@ -201,20 +205,22 @@ class MaskableAlgorithmMixin:
             action_masks = check_action_masks(
                 action_masks,
                 self.action_space,
-                _n_observations(observation, self.observation_space),
+                n_observations(observation, self.observation_space),
                 owner=type(self).__name__,
             )
         return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
 
 
-def _check_maskable_policy(owner: str, policy_class: Any, aliases: dict[str, type[BasePolicy]]) -> None:
-    """Raise :class:`MaskablePolicyError` unless ``policy_class`` is a MaskableActorCriticPolicy subclass."""
-    if isinstance(policy_class, type) and issubclass(policy_class, MaskableActorCriticPolicy):
+def _check_maskable_policy(
+    owner: str, policy_class: Any, aliases: dict[str, type[BasePolicy]], required: type[BasePolicy]
+) -> None:
+    """Raise :class:`MaskablePolicyError` unless ``policy_class`` is a subclass of ``required``."""
+    if isinstance(policy_class, type) and issubclass(policy_class, required):
         return
     got = policy_class.__name__ if isinstance(policy_class, type) else repr(policy_class)
     raise MaskablePolicyError(
-        f"{owner}: `policy` must be a MaskableActorCriticPolicy subclass or one of {sorted(aliases)}, got {got} "
-        "(Policy must subclass MaskableActorCriticPolicy)"
+        f"{owner}: `policy` must be a {required.__name__} subclass or one of {sorted(aliases)}, got {got} "
+        f"(Policy must subclass {required.__name__})"
     )
 
 
@@ -226,19 +232,6 @@ def _without_use_sde(policy_class: type[BasePolicy]) -> Any:
 
     build.__name__ = policy_class.__name__
     return build
-
-
-def _n_observations(observation: Any, observation_space: spaces.Space) -> int | None:
-    """The number of observations in ``observation`` (1 if not vectorized); None when it cannot be told here."""
-    try:
-        if isinstance(observation_space, spaces.Dict) and isinstance(observation, dict):
-            key = next(iter(observation_space.spaces))
-            vectorized = is_vectorized_observation(np.asarray(observation[key]), observation_space.spaces[key])
-            return len(observation[key]) if vectorized else 1
-        array = np.asarray(observation)
-        return len(array) if is_vectorized_observation(array, observation_space) else 1
-    except (ValueError, TypeError, KeyError, StopIteration):
-        return None  # the policy's own checks report a malformed observation
 
 
 class MaskableClipPPO(MaskableAlgorithmMixin, ClipPPO):  # type: ignore[misc]  # learn() takes use_masking, as MaskablePPO's
