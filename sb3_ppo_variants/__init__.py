@@ -5,11 +5,20 @@
 - :class:`REINFORCE`: normalised reward-to-go policy gradient, optional learned baseline
 - :class:`MaskableClipPPO`, :class:`MaskableKLPenaltyPPO`, :class:`MaskableREINFORCE`: the same with invalid-action
   masking (sb3-contrib's maskable policies, buffers and ``action_masks()`` environments)
+- :class:`RecurrentClipPPO`, :class:`RecurrentKLPenaltyPPO`, :class:`RecurrentREINFORCE`: the same with an LSTM policy
+  (sb3-contrib's recurrent policies and buffers), and :class:`MaskableRecurrentClipPPO`,
+  :class:`MaskableRecurrentKLPenaltyPPO`, :class:`MaskableRecurrentREINFORCE` with masking as well
 """
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
+from sb3_ppo_variants.recurrent.algorithms import RecurrentClipPPO, RecurrentKLPenaltyPPO, RecurrentREINFORCE
+from sb3_ppo_variants.recurrent.maskable import (
+    MaskableRecurrentClipPPO,
+    MaskableRecurrentKLPenaltyPPO,
+    MaskableRecurrentREINFORCE,
+)
 from sb3_ppo_variants.registry import ALGOS
 from sb3_ppo_variants.reinforce import REINFORCE
 
@@ -23,5 +32,11 @@ __all__ = [
     "MaskableClipPPO",
     "MaskableKLPenaltyPPO",
     "MaskableREINFORCE",
+    "MaskableRecurrentClipPPO",
+    "MaskableRecurrentKLPenaltyPPO",
+    "MaskableRecurrentREINFORCE",
+    "RecurrentClipPPO",
+    "RecurrentKLPenaltyPPO",
+    "RecurrentREINFORCE",
     "__version__",
 ]

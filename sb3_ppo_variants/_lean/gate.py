@@ -29,10 +29,12 @@ from sb3_ppo_variants._lean.distributions import lean_distributions_available, n
 from sb3_ppo_variants._lean.maskable import LeanMaskablePolicyCalls, is_exact_sb3_contrib_maskable_policy
 from sb3_ppo_variants._lean.numpy_rollout import NumpyRolloutStep, numpy_rollout_step
 from sb3_ppo_variants._lean.numpy_update import NumpyUpdate, numpy_policy_gradient
+from sb3_ppo_variants._lean.recurrent import LeanRecurrentPolicyCalls, not_exact_recurrent_reason
 from sb3_ppo_variants._lean.structure import REPLACED_METHODS, SB3_POLICY_CLASSES, PolicyStructure, StructureCache
 from sb3_ppo_variants._lean.torch_calls import LeanPolicyCalls
 from sb3_ppo_variants._lean.twins import MINIBATCH_TWIN, bound_minibatch_loss, policy_loss_twin
 from sb3_ppo_variants.core.backends import PolicyCalls, TorchUpdate
+from sb3_ppo_variants.recurrent.calls import RecurrentPolicyCalls
 
 #: why the NumPy network declined a policy the exact-class rule accepts (:func:`~._lean.numpy_net.supported_policy`)
 UNSUPPORTED = (
@@ -88,12 +90,29 @@ def _calls(
     """The policy calls for ``reason``, the policy's :func:`not_exact_reason` (None: an exact SB3 or sb3-contrib
     maskable policy, whichever its class is)."""
     policy = algo.policy
+    if getattr(algo, "_public_calls", PolicyCalls) is RecurrentPolicyCalls:
+        return _recurrent_calls(algo, structure, declined)
     if reason is not None:
         declined.append(f"lean calls: {reason}")
         return PolicyCalls(policy)
     if type(policy) not in SB3_POLICY_CLASSES:  # exact, and not SB3's: one of sb3-contrib's maskable policies
         return LeanMaskablePolicyCalls(policy, structure)
     return LeanPolicyCalls(policy, structure, numpy_step)
+
+
+def _recurrent_calls(algo: Any, structure: PolicyStructure, declined: list[str]) -> PolicyCalls:
+    """sb3-contrib's recurrent calls (:mod:`sb3_ppo_variants.recurrent.calls`), or their lean twin where the policy is
+    exactly one of sb3-contrib's recurrent classes (or our masked one) with no method replaced and no module hook;
+    one LSTM call per minibatch only with ``numerics="fast"`` (:mod:`sb3_ppo_variants._lean.recurrent`)."""
+    policy = algo.policy
+    reason = not_exact_recurrent_reason(policy, structure)
+    if reason is not None:
+        declined.append(f"lean recurrent calls: {reason}")
+        return RecurrentPolicyCalls(policy)
+    whole_sequences = algo.numerics == "fast"
+    if not whole_sequences:
+        declined.append("one LSTM call per minibatch: numerics='sb3' keeps sb3-contrib's step-by-step LSTM")
+    return LeanRecurrentPolicyCalls(policy, structure, whole_sequences)
 
 
 def _numpy_declined(algo: Any, structure: PolicyStructure) -> str | None:
