@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.utils import LinearSchedule, is_vectorized_observation
@@ -249,6 +250,16 @@ def check_argument_types(
 
 
 def _check_policy(owner: str, policy_aliases: dict[str, type[BasePolicy]], policy_base: type[BasePolicy], policy: Any) -> None:
+    if (
+        isinstance(policy, type)
+        and issubclass(policy, RecurrentActorCriticPolicy)
+        and not issubclass(policy_base, RecurrentActorCriticPolicy)
+    ):
+        # an LSTM policy is an ActorCriticPolicy subclass whose calls take and return hidden states
+        raise TypeError(
+            f"{owner}: `policy` {policy.__name__} is a recurrent (LSTM) policy; {owner} needs a memoryless one. Use "
+            "the algorithm's recurrent variant (RecurrentClipPPO, MaskableRecurrentClipPPO, ...: docs/recurrent.md)"
+        )
     if isinstance(policy, type) and not issubclass(policy, policy_base):
         article = "an" if policy_base.__name__[0] in "AEIOU" else "a"
         raise TypeError(
