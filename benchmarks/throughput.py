@@ -124,7 +124,7 @@ WORKER_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
 }
 
-ALL_ENVS = ("CartPole-v1", "Pendulum-v1", "HalfCheetah-v5")
+ALL_ENVS = ("CartPole-v1", "Pendulum-v1", "HalfCheetah-v5", "CartPoleNoVel-v1", "PendulumNoVel-v1")
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1")
 
 #: the performance issue's targets: (family, algorithm label, env) -> minimal ratio of steps/s to the baseline
@@ -133,6 +133,8 @@ DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1")
 SPEED_TARGETS: dict[tuple[str, str, str], float] = {
     **{("ppo", "ClipPPO", env): 2.0 for env in ALL_ENVS},
     **{("ppo", "KLPenaltyPPO", env): 1.8 for env in ALL_ENVS},
+    # the recurrent issue's target: RecurrentClipPPO >= 2x sb3-contrib's RecurrentPPO
+    **{("recurrent", "RecurrentClipPPO", env): 2.0 for env in ("CartPoleNoVel-v1", "PendulumNoVel-v1")},
     ("a2c", "REINFORCE", "CartPole-v1"): 2.0,
 }
 #: the label of SBX's PPO in the tables
@@ -221,6 +223,26 @@ def _a2c_family(
     )
 
 
+def _recurrent_family(name: str, env_id: str, n_envs: int, common: dict[str, Any], timesteps: int) -> Setting:
+    """sb3-contrib's RecurrentPPO vs RecurrentClipPPO vs RecurrentKLPenaltyPPO (``clip_range=None``), same kwargs."""
+    common = {**common, "policy": "MlpLstmPolicy"}
+    n_steps = int(common["n_steps"])
+    return Setting(
+        name=name,
+        family="recurrent",
+        env_id=env_id,
+        n_envs=n_envs,
+        n_steps=n_steps,
+        timesteps=timesteps,
+        quick_timesteps=2 * n_steps * n_envs,
+        algos=(
+            AlgoSpec("RecurrentPPO", "RecurrentPPO", dict(common)),
+            AlgoSpec("RecurrentClipPPO", "RecurrentClipPPO", dict(common)),
+            AlgoSpec("RecurrentKLPenaltyPPO", "RecurrentKLPenaltyPPO", {**common, "clip_range": None}),
+        ),
+    )
+
+
 #: SB3 A2C's defaults of the parameters REINFORCE shares with it (passed to both)
 A2C_SHARED_DEFAULTS: dict[str, Any] = {
     "learning_rate": 7e-4,
@@ -245,6 +267,18 @@ def build_settings(envs: Sequence[str], families: Sequence[str], reinforce_basel
             settings.append(_ppo_family("Pendulum-v1 PPO-zoo", "Pendulum-v1", 4, zoo, timesteps=16_384))
         if "HalfCheetah-v5" in envs:
             settings.append(_ppo_family("HalfCheetah-v5 PPO-defaults", "HalfCheetah-v5", 1, {}, timesteps=20_480))
+    if "recurrent" in families:
+        # rl_zoo3's ppo_lstm.yml (its `normalize: True` left out for all algorithms, as above)
+        lstm = {"ortho_init": False, "activation_fn": "ReLU", "lstm_hidden_size": 64, "enable_critic_lstm": True}
+        lstm["net_arch"] = {"pi": [64], "vf": [64]}
+        if "CartPoleNoVel-v1" in envs:
+            zoo = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0)
+            zoo.update(learning_rate="lin_0.001", clip_range="lin_0.2", policy_kwargs=lstm)
+            settings.append(_recurrent_family("CartPoleNoVel-v1 PPO-LSTM-zoo", "CartPoleNoVel-v1", 8, zoo, 20_480))
+        if "PendulumNoVel-v1" in envs:
+            zoo = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3)
+            zoo.update(clip_range=0.2, use_sde=True, sde_sample_freq=4, policy_kwargs=lstm)
+            settings.append(_recurrent_family("PendulumNoVel-v1 PPO-LSTM-zoo", "PendulumNoVel-v1", 4, zoo, 8_192))
     if "a2c" in families:
         if "CartPole-v1" in envs:
             for n_steps, timesteps in ((5, 60_000), (32, 81_920)):
@@ -316,23 +350,33 @@ class LinearSchedule:
 
 
 def materialise_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs from their JSON form: ``"lin_<float>"`` strings become :class:`LinearSchedule`.
+    """Constructor kwargs from their JSON form: ``"lin_<float>"`` strings become :class:`LinearSchedule`, and a
+    ``policy_kwargs`` ``activation_fn`` name (``"ReLU"``) the ``torch.nn`` class.
 
     The same callable goes to every algorithm (SB3's PPO does not parse ``lin_`` strings, ours would).
     """
-    return {
+    out = {
         key: LinearSchedule(float(value[len("lin_") :])) if isinstance(value, str) and value.startswith("lin_") else value
         for key, value in kwargs.items()
     }
+    activation = out.get("policy_kwargs", {}).get("activation_fn")
+    if isinstance(activation, str):
+        from torch import nn
+
+        out["policy_kwargs"] = {**out["policy_kwargs"], "activation_fn": getattr(nn, activation)}
+    return out
 
 
 def algorithm_classes() -> dict[str, type]:
     """The algorithm classes by the ``algo`` keys of :class:`AlgoSpec` (imported in the worker only)."""
     from stable_baselines3 import A2C, PPO
 
-    from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+    from sb3_contrib import RecurrentPPO
+
+    from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO, RecurrentClipPPO, RecurrentKLPenaltyPPO
 
     classes = {"PPO": PPO, "A2C": A2C, "ClipPPO": ClipPPO, "KLPenaltyPPO": KLPenaltyPPO, "REINFORCE": REINFORCE}
+    classes.update(RecurrentPPO=RecurrentPPO, RecurrentClipPPO=RecurrentClipPPO, RecurrentKLPenaltyPPO=RecurrentKLPenaltyPPO)
     try:  # SBX (SB3's JAX port): the optional comparison row of --sbx (pip install "sb3-ppo-variants[bench]")
         from sbx import PPO as SBXPPO
 
@@ -417,9 +461,14 @@ def build_model(spec: dict[str, Any], seed: int) -> Any:
     """The algorithm of a worker ``spec`` (``algo``, ``kwargs``, ``env_id``, ``n_envs``) on a fresh ``make_vec_env``."""
     from stable_baselines3.common.env_util import make_vec_env
 
+    if "NoVel" in spec["env_id"]:
+        import rl_zoo3.import_envs  # noqa: F401  (registers the NoVel environments)
+
     cls = algorithm_classes()[spec["algo"]]
     env = make_vec_env(spec["env_id"], n_envs=spec["n_envs"], seed=seed)
-    return cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **materialise_kwargs(spec["kwargs"]))
+    kwargs = materialise_kwargs(spec["kwargs"])
+    policy = kwargs.pop("policy", "MlpPolicy")
+    return cls(policy, env, seed=seed, device="cpu", verbose=0, **kwargs)
 
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -1237,9 +1286,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--comparisons",
         nargs="+",
-        choices=("ppo", "a2c"),
+        choices=("ppo", "a2c", "recurrent"),
         default=["ppo", "a2c"],
-        help="ppo: SB3 PPO vs ClipPPO vs KLPenaltyPPO; a2c: SB3 A2C vs REINFORCE",
+        help="ppo: SB3 PPO vs ClipPPO vs KLPenaltyPPO; a2c: SB3 A2C vs REINFORCE; recurrent: sb3-contrib's RecurrentPPO "
+        "vs RecurrentClipPPO vs RecurrentKLPenaltyPPO (on CartPoleNoVel-v1, PendulumNoVel-v1)",
     )
     parser.add_argument(
         "--only", nargs="+", metavar="TEXT", help="only the settings whose name contains one of these (e.g. 'n_steps=5')"
