@@ -463,4 +463,47 @@ DIFFERENCES: tuple[Difference, ...] = (
         ours="SB3's plus `_algorithm_name`",
         why="lets `load()` refuse another algorithm's file",
     ),
+    Difference(
+        key="recurrent-sequences",
+        what="Recurrent classes: the LSTM pass over a training minibatch, against `RecurrentPPO`",
+        sb3="one LSTM call per time step whenever the minibatch holds an episode start (nearly always)",
+        ours=(
+            'with `numerics="fast"` (default), for sb3-contrib\'s exact recurrent policy classes: the first states '
+            "zeroed where a sequence starts an episode, then one LSTM call for the whole padded minibatch; "
+            '`numerics="sb3"`, or any other policy class: sb3-contrib\'s `_process_sequence`'
+        ),
+        why=(
+            "speed; the buffer cuts sequences at every episode start, so a reset can only fall on a first step and "
+            "the two compute the same recurrence (parameters within 3e-8 after three updates, float rounding; "
+            '`numerics="sb3"` gives `RecurrentPPO`\'s bit for bit)'
+        ),
+    ),
+    Difference(
+        key="recurrent-squash",
+        what="Recurrent classes: Box actions of a policy with `squash_output=True` in rollouts",
+        sb3="`RecurrentPPO` clips the squashed action to the bounds",
+        ours="unscaled to the bounds, as SB3's `PPO` (and `RecurrentPPO.predict`) do",
+        why="the action the environment gets in training is then the one `predict` gives",
+    ),
+    Difference(
+        key="recurrent-predict-state",
+        what="Recurrent classes: `predict(state=..., episode_start=...)` of the wrong shape",
+        sb3="an error from inside torch's LSTM (state), or broadcast silently (episode starts)",
+        ours="`ValueError` naming the argument and the shape expected, `(n_lstm_layers, n_envs, lstm_hidden_size)`",
+        why="a state of the wrong env count or episode starts of the wrong length are bugs that look plausible",
+    ),
+    Difference(
+        key="recurrent-options",
+        what="Recurrent classes: `recompute_advantage=True`",
+        sb3="n/a (`RecurrentPPO` has no such option)",
+        ours="`ValueError` at construction",
+        why="it evaluates the critic on the whole rollout without the LSTM states, which would give wrong values",
+    ),
+    Difference(
+        key="lstm-policy-for-memoryless",
+        what="A recurrent (LSTM) policy class for a memoryless class (`PPO(RecurrentActorCriticPolicy, ...)`)",
+        sb3="accepted; the first rollout fails (its `forward` needs the LSTM states)",
+        ours="`TypeError` at construction naming the recurrent classes; loading a `RecurrentPPO` file into `ClipPPO` too",
+        why="the same reason as for bad arguments; a `RecurrentPPO` file loads into `RecurrentClipPPO`",
+    ),
 )

@@ -11,9 +11,9 @@ Beside those they store, pad and return what the objectives need per step:
 
 These two are padded with the values of the sequence's last real step rather than zeros (a zero standard deviation or
 a mask with no legal action would make the padded steps' KL or log-probability infinite, and an infinity reaches the
-gradient even where no loss term reads it).
-- :class:`RecurrentRewardToGoRolloutBuffer`: REINFORCE's normalised reward-to-go over whole episodes instead of GAE,
-  with the steps whose return is unknown (episode unfinished, no baseline) left out of ``mask``.
+gradient even where no loss term reads it). :class:`RecurrentRewardToGoRolloutBuffer` computes REINFORCE's
+normalised reward-to-go over whole episodes instead of GAE, with the steps whose return is unknown (episode
+unfinished, no baseline) left out of ``mask``.
 
 The padding is one NumPy gather per field (sb3-contrib pads with one tensor per sequence); the values are the same:
 ``tests/recurrent/test_buffers.py`` compares them with sb3-contrib's buffer field by field.

@@ -21,7 +21,11 @@ CASES = [("CartPoleNoVel-v1", {}), ("PendulumNoVel-v1", {}), ("PendulumNoVel-v1"
 
 def _model(env_id, layout, **kwargs):
     return RecurrentClipPPO(
-        "MlpLstmPolicy", env_id, policy_kwargs=dict(lstm_hidden_size=8, net_arch=[8], n_lstm_layers=2, **layout), seed=0, **kwargs
+        "MlpLstmPolicy",
+        env_id,
+        policy_kwargs=dict(lstm_hidden_size=8, net_arch=[8], n_lstm_layers=2, **layout),
+        seed=0,
+        **kwargs,
     )
 
 

@@ -25,14 +25,25 @@ def _fill(buffers, observation_space, action_space, seed=0, **extra):
     rng = np.random.default_rng(seed)
     for _ in range(N_STEPS):
         if isinstance(observation_space, spaces.Dict):
-            obs = {key: rng.normal(size=(N_ENVS, *space.shape)).astype(np.float32) for key, space in observation_space.spaces.items()}
+            obs = {
+                key: rng.normal(size=(N_ENVS, *space.shape)).astype(np.float32)
+                for key, space in observation_space.spaces.items()
+            }
         else:
             obs = rng.normal(size=(N_ENVS, *observation_space.shape)).astype(np.float32)
         action = rng.integers(0, action_space.n, size=(N_ENVS, 1))
         reward = rng.normal(size=N_ENVS).astype(np.float32)
         start = rng.random(N_ENVS) < 0.3
-        value, log_prob = th.as_tensor(rng.normal(size=(N_ENVS, 1)), dtype=th.float32), th.as_tensor(rng.normal(size=N_ENVS), dtype=th.float32)
-        states = RNNStates(*(tuple(th.as_tensor(rng.normal(size=(LAYERS, N_ENVS, HIDDEN)), dtype=th.float32) for _ in range(2)) for _ in range(2)))
+        value, log_prob = (
+            th.as_tensor(rng.normal(size=(N_ENVS, 1)), dtype=th.float32),
+            th.as_tensor(rng.normal(size=N_ENVS), dtype=th.float32),
+        )
+        states = RNNStates(
+            *(
+                tuple(th.as_tensor(rng.normal(size=(LAYERS, N_ENVS, HIDDEN)), dtype=th.float32) for _ in range(2))
+                for _ in range(2)
+            )
+        )
         step_extra = {key: make(rng) for key, make in extra.items()}
         for buffer in buffers:
             kwargs = {} if type(buffer) in (RecurrentRolloutBuffer, RecurrentDictRolloutBuffer) else step_extra

@@ -25,7 +25,7 @@ from sb3_ppo_variants import (
     RecurrentKLPenaltyPPO,
     RecurrentREINFORCE,
 )
-from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl, dist_params
+from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl
 from sb3_ppo_variants.masking.masks import ActionMaskError
 from tests.conftest import assert_same_next_update
 
@@ -154,7 +154,14 @@ def test_reinforce_with_a_baseline_bootstraps_and_uses_every_step():
 @pytest.mark.parametrize("cls", [MaskableRecurrentClipPPO, MaskableRecurrentKLPenaltyPPO, MaskableRecurrentREINFORCE])
 def test_masked_recurrent_variants_train_and_evaluate_with_masks(cls):
     env = make_vec_env(lambda: ActionMasker(gym.make("CartPoleNoVel-v1"), lambda e: np.array([True, False])), n_envs=2)
-    model = cls("MlpLstmPolicy", env, n_steps=32, policy_kwargs=LSTM, seed=0, **({} if "REINFORCE" in cls.__name__ else {"batch_size": 16}))
+    model = cls(
+        "MlpLstmPolicy",
+        env,
+        n_steps=32,
+        policy_kwargs=LSTM,
+        seed=0,
+        **({} if "REINFORCE" in cls.__name__ else {"batch_size": 16}),
+    )
     model.learn(128)
     actions = model.rollout_buffer.actions
     assert np.all(actions == 0)  # action 1 is never legal
@@ -169,16 +176,18 @@ def test_predict_carries_the_state_and_evaluate_policy_runs():
     model = RecurrentClipPPO("MlpLstmPolicy", "CartPoleNoVel-v1", n_steps=32, batch_size=32, policy_kwargs=LSTM, seed=0)
     model.learn(64)
     obs = model.get_env().reset()
-    action, state = model.predict(obs, deterministic=True)
+    _, state = model.predict(obs, deterministic=True)
     assert state[0].shape == (1, 1, 16)
-    action_again, state_again = model.predict(obs, state=state, episode_start=np.array([False]), deterministic=True)
+    _, state_again = model.predict(obs, state=state, episode_start=np.array([False]), deterministic=True)
     assert not np.array_equal(state[0], state_again[0])  # the state moved on
     mean_reward, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=2)
     assert mean_reward > 0
 
 
 def test_save_and_load_keep_the_training_state(tmp_path):
-    model = RecurrentKLPenaltyPPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), n_steps=32, batch_size=16, policy_kwargs=LSTM, seed=0)
+    model = RecurrentKLPenaltyPPO(
+        "MlpLstmPolicy", _env("CartPoleNoVel-v1"), n_steps=32, batch_size=16, policy_kwargs=LSTM, seed=0
+    )
     model.learn(128)
     model.save(tmp_path / "model.zip")
     loaded = RecurrentKLPenaltyPPO.load(tmp_path / "model.zip", env=_env("CartPoleNoVel-v1"))
@@ -210,7 +219,7 @@ def test_a_recurrent_ppo_file_loads_where_the_shapes_agree(tmp_path):
     # refused with the reason: another observation space; a memoryless algorithm
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="Observation spaces do not match"):
         RecurrentClipPPO.load(tmp_path / "rppo.zip", env=make_vec_env("PendulumNoVel-v1"))
-    with pytest.warns(UserWarning), pytest.raises(TypeError, match="recurrent .LSTM. policy"):
+    with pytest.warns(UserWarning), pytest.raises(TypeError, match=r"recurrent \(LSTM\) policy"):
         ClipPPO.load(tmp_path / "rppo.zip")
 
 
@@ -222,7 +231,7 @@ def test_a_memoryless_policy_is_refused():
         RecurrentClipPPO("MlpPolicy", "CartPoleNoVel-v1")
     with pytest.raises(TypeError, match="RecurrentActorCriticPolicy subclass"):
         RecurrentREINFORCE(ActorCriticPolicy, "CartPoleNoVel-v1")
-    with pytest.raises(TypeError, match="recurrent .LSTM. policy"):
+    with pytest.raises(TypeError, match=r"recurrent \(LSTM\) policy"):
         MaskableClipPPO(RecurrentActorCriticPolicy, _all_legal("CartPole-v1")())
     with pytest.raises(TypeError, match="MaskableRecurrentActorCriticPolicy"):
         MaskableRecurrentClipPPO(RecurrentActorCriticPolicy, _all_legal("CartPole-v1")())
