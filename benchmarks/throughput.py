@@ -369,9 +369,8 @@ def materialise_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def algorithm_classes() -> dict[str, type]:
     """The algorithm classes by the ``algo`` keys of :class:`AlgoSpec` (imported in the worker only)."""
-    from stable_baselines3 import A2C, PPO
-
     from sb3_contrib import RecurrentPPO
+    from stable_baselines3 import A2C, PPO
 
     from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO, RecurrentClipPPO, RecurrentKLPenaltyPPO
 
