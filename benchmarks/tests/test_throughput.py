@@ -6,6 +6,7 @@ import cProfile
 from pathlib import Path
 
 import pytest
+import torch as th
 from stable_baselines3 import PPO
 
 from benchmarks import throughput
@@ -135,3 +136,15 @@ def test_scaling_plot_only_for_sweeps(tmp_path: Path) -> None:
     assert (tmp_path / "sweep_scaling.png").stat().st_size > 0
     assert not throughput.plot_scaling([row("CartPole-v1 PPO-zoo", "SB3 PPO", 1.0)], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_recurrent_settings_build_every_algorithm_at_the_zoo_settings() -> None:
+    settings = throughput.build_settings(["CartPoleNoVel-v1", "PendulumNoVel-v1"], ["recurrent"], reinforce_baseline=False)
+    assert [s.env_id for s in settings] == ["CartPoleNoVel-v1", "PendulumNoVel-v1"]
+    for setting in settings:
+        assert [algo.label for algo in setting.algos] == ["RecurrentPPO", "RecurrentClipPPO", "RecurrentKLPenaltyPPO"]
+        spec = {"algo": "RecurrentClipPPO", "kwargs": setting.algos[1].kwargs, "env_id": setting.env_id, "n_envs": 2}
+        model = throughput.build_model(spec, seed=0)
+        assert type(model).__name__ == "RecurrentClipPPO"
+        assert model.policy.lstm_actor.hidden_size == 64 and model.policy.activation_fn is th.nn.ReLU
+    assert ("recurrent", "RecurrentClipPPO", "CartPoleNoVel-v1") in throughput.SPEED_TARGETS
