@@ -993,8 +993,12 @@ COLLECT = "collect"
 TRAIN = "train"
 #: the roots of the scopes: (file suffix, function name)
 SCOPE_ROOTS: dict[str, tuple[tuple[str, str], ...]] = {
-    COLLECT: (("on_policy_algorithm.py", "collect_rollouts"), ("core/algorithm.py", "collect_rollouts")),
-    TRAIN: (("ppo/ppo.py", "train"), ("core/algorithm.py", "train")),
+    COLLECT: (
+        ("on_policy_algorithm.py", "collect_rollouts"),
+        ("core/algorithm.py", "collect_rollouts"),
+        ("ppo_recurrent/ppo_recurrent.py", "collect_rollouts"),
+    ),
+    TRAIN: (("ppo/ppo.py", "train"), ("core/algorithm.py", "train"), ("ppo_recurrent/ppo_recurrent.py", "train")),
 }
 #: a scope holds its roots and, transitively, the functions of these files they call (the algorithms' own helper
 #: methods, whatever they are named: the code may be refactored between runs), except :data:`SCOPE_STOP`
@@ -1005,6 +1009,10 @@ SCOPE_FILES = (
     "_lean/numpy_update.py",
     "_lean/twins.py",
     "ppo/ppo.py",
+    "ppo_recurrent/ppo_recurrent.py",
+    "recurrent/algorithms.py",
+    "recurrent/calls.py",
+    "_lean/recurrent.py",
     "on_policy_algorithm.py",
     "clip_ppo.py",
     "kl_penalty_ppo.py",
@@ -1032,7 +1040,11 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
     ProfileRow("learn() total", (("on_policy_algorithm.py", "learn", None),)),
     ProfileRow(
         "collect_rollouts",
-        (("on_policy_algorithm.py", "collect_rollouts", None), ("core/algorithm.py", "collect_rollouts", None)),
+        (
+            ("on_policy_algorithm.py", "collect_rollouts", None),
+            ("core/algorithm.py", "collect_rollouts", None),
+            ("ppo_recurrent/ppo_recurrent.py", "collect_rollouts", None),
+        ),
         parent="learn() total",
     ),
     ProfileRow("env.step (DummyVecEnv, Monitor, the env)", (("base_vec_env.py", "step", COLLECT),), parent="collect_rollouts"),
@@ -1041,6 +1053,9 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
         (
             ("stable_baselines3/common/policies.py", "forward", None),  # SB3's forward, through Module.__call__
             ("sb3_ppo_variants/_lean/torch_calls.py", "act", COLLECT),  # ours: PolicyCalls.act
+            ("sb3_contrib/common/recurrent/policies.py", "forward", None),  # sb3-contrib's recurrent forward
+            ("sb3_ppo_variants/recurrent/calls.py", "act", COLLECT),  # ours, recurrent: the public and lean calls
+            ("sb3_ppo_variants/_lean/recurrent.py", "act", COLLECT),
             ("distributions.py", "get_actions", COLLECT),
             ("distributions.py", "log_prob", COLLECT),
             ("kl_penalty_ppo.py", "_rollout_extras", COLLECT),
@@ -1053,7 +1068,15 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
     ProfileRow(
         "compute_returns_and_advantage", (("buffers.py", "compute_returns_and_advantage", COLLECT),), parent="collect_rollouts"
     ),
-    ProfileRow("train", (("ppo/ppo.py", "train", None), ("core/algorithm.py", "train", None)), parent="learn() total"),
+    ProfileRow(
+        "train",
+        (
+            ("ppo/ppo.py", "train", None),
+            ("core/algorithm.py", "train", None),
+            ("ppo_recurrent/ppo_recurrent.py", "train", None),
+        ),
+        parent="learn() total",
+    ),
     ProfileRow("minibatch sampling (rollout_buffer.get)", (("buffers.py", "get", TRAIN),), parent="train"),
     ProfileRow(
         "policy forward + log_prob + entropy",
@@ -1065,6 +1088,9 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
             ("_lean/numpy_update.py", "forward", TRAIN),  # ours, the NumPy update: both MLPs and the heads
             ("_lean/numpy_dists.py", "log_prob", TRAIN),
             ("_lean/numpy_dists.py", "entropy", TRAIN),
+            ("sb3_contrib/common/recurrent/policies.py", "evaluate_actions", TRAIN),  # sb3-contrib's recurrent policy
+            ("sb3_ppo_variants/recurrent/calls.py", "evaluate", TRAIN),  # ours, recurrent
+            ("sb3_ppo_variants/_lean/recurrent.py", "evaluate", TRAIN),
         ),
         parent="train",
     ),
@@ -1119,6 +1145,13 @@ PROFILE_ROWS: tuple[ProfileRow, ...] = (
             ("stable_baselines3/common/policies.py", "_get_action_dist_from_latent", None),
             ("sb3_ppo_variants/_lean/distributions.py", "action_distribution", None),
         ),
+        parent="learn() total",
+        in_sum=False,
+    ),
+    ProfileRow(
+        # sb3-contrib steps the LSTM one time step at a time in training; ours makes one call per minibatch
+        "torch's LSTM kernel (all calls: rollouts, train, measure_kl; see its call count below)",
+        (("~", "<built-in method torch.lstm>", None),),
         parent="learn() total",
         in_sum=False,
     ),
@@ -1209,7 +1242,8 @@ def _setting_kwargs(setting: Setting) -> str:
 def run_profile(out: Path, env_id: str, timesteps: int, seed: int, pythonpath: Path | None) -> str:
     """cProfile of ``learn()`` of PPO, ClipPPO, KLPenaltyPPO at the benchmark's setting of ``env_id``;
     ``profile_<env>.md`` (``profile_cartpole.md``, ``profile_halfcheetah.md``, ...)."""
-    setting = build_settings([env_id], ["ppo"], reinforce_baseline=False)[0]
+    family = "recurrent" if "NoVel" in env_id else "ppo"
+    setting = build_settings([env_id], [family], reinforce_baseline=False)[0]
     budget = -(-timesteps // setting.rollout_size) * setting.rollout_size
     stem = "profile_" + env_id.split("-")[0].lower()
     tmp = out / "tmp"
@@ -1225,7 +1259,7 @@ def run_profile(out: Path, env_id: str, timesteps: int, seed: int, pythonpath: P
     rows, table = profile_table(prof_paths)
     labels = list(prof_paths)
     lines = [
-        f"# Where the time goes: PPO vs ClipPPO vs KLPenaltyPPO, setting `{setting.name}`",
+        f"# Where the time goes: {' vs '.join(algo.label for algo in setting.algos)}, setting `{setting.name}`",
         "",
         f"cProfile of one `learn()` of {budget} steps per algorithm (n_envs {setting.n_envs}; the settings are the "
         f"benchmark's, listed in benchmarks/README.md: {_setting_kwargs(setting)}), each in a fresh process after a "
