@@ -335,12 +335,16 @@ class Runner:
         returncode = self._call(argv, log)
         return command, round(time.perf_counter() - start, 2), returncode
 
+    def config_file(self, job: Job) -> str | None:
+        """The ``--conf-file`` of ``job``'s training: :func:`baseline_config_file` for SB3's own algorithms, none (the
+        package's ``zoo_configs/<algo>.yml``) for ours."""
+        return baseline_config_file(self.out, job.algo, job.env_id) if job.algo in SB3_BASELINES else None
+
     def _train_and_evaluate(self, job: Job, log: Any, record: dict[str, Any]) -> dict[str, Any]:
         folder = os.path.join(self.out, "runs", job.name)
         algo_folder = os.path.join(folder, job.algo)
         before = set(os.listdir(algo_folder)) if os.path.isdir(algo_folder) else set()
-        config_file = baseline_config_file(self.out, job.algo, job.env_id) if job.algo in SB3_BASELINES else None
-        train = train_command(job, folder, config_file)
+        train = train_command(job, folder, self.config_file(job))
         record["command"], record["wall_time_s"], returncode = self._run_stage("train", train, log)
         if returncode != 0:
             return {"status": "error", "stage": "train", "returncode": returncode, "error": "training failed"}
@@ -390,7 +394,7 @@ def log_tail(path: str, offset: int, lines: int = LOG_TAIL_LINES) -> list[str]:
 def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int) -> dict[str, Any]:
     """Evaluate the final model of an rl_zoo3 run folder the way ``rl_zoo3.enjoy`` loads it (runs in a child process).
 
-    :param algo: Our algorithm name (``sb3_ppo_variants.ALGOS``) or SB3's (:data:`SB3_BASELINES`)
+    :param algo: Our algorithm name (``sb3_ppo_variants.registry.ZOO_ALGOS``) or SB3's (:data:`SB3_BASELINES`)
     :param env_id: The environment id
     :param run_dir: The folder rl_zoo3's train created (``<log folder>/<algo>/<env>_<id>``)
     :param seed: Seed of the test environment
@@ -398,6 +402,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
     :return: Raw-return mean and std over the episodes, the episodes' returns and lengths, the model's step count,
         and whether VecNormalize statistics were loaded
     """
+    import rl_zoo3.import_envs  # noqa: F401  (registers the *NoVel ids, as rl_zoo3.enjoy does)
     import torch as th
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import ALGOS as ZOO_CLASSES
@@ -407,7 +412,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import unwrap_vec_normalize
 
-    from sb3_ppo_variants import ALGOS as CLASSES
+    from sb3_ppo_variants.registry import ZOO_ALGOS as CLASSES
 
     th.set_num_threads(1)
     env_name = EnvironmentName(env_id)
