@@ -12,7 +12,9 @@ seeded ``SEED + 1000``, VecNormalize statistics frozen, raw returns) and appends
 figures are those of the files in this tree, also when another checkout is the installed one), and for the
 memoryless baseline ``clip_ppo`` a file written under ``OUT/configs/`` that holds ``zoo_configs/clip_ppo.yml``'s
 (= rl_zoo3's ppo.yml's) entry for the task with velocities (CartPole-v1, Pendulum-v1) under the NoVel id: the same
-budget, an MLP policy that sees only the current observation.
+budget, an MLP policy that sees only the current observation. ``ppo_lstm`` trains sb3-contrib's RecurrentPPO with
+``python -m rl_zoo3.train`` and rl_zoo3's own ppo_lstm.yml: the same-machine figure of the algorithm the zoo's
+benchmark measured, next to ours.
 
 The report (``--table``, default ``benchmarks/results/recurrent_learning.md``) has one row per (env, algo): mean ±
 std over seeds of the per-seed evaluation means, the per-seed figures, the threshold of :data:`THRESHOLDS` and
@@ -20,7 +22,7 @@ the verdict. The memoryless row passes when it stays below the recurrent ClipPPO
 
 Usage (from the repository root; one training process at a time)::
 
-    .venv/bin/python benchmarks/recurrent_learning.py                                   # 4 algos x 2 envs x 3 seeds
+    .venv/bin/python benchmarks/recurrent_learning.py                                   # 5 algos x 2 envs x 3 seeds
     .venv/bin/python benchmarks/recurrent_learning.py --algos clip_ppo_lstm clip_ppo --envs CartPoleNoVel-v1
     .venv/bin/python benchmarks/recurrent_learning.py --max-timesteps 512 --seeds 0 --out /tmp/rl_smoke  # smoke test
     .venv/bin/python benchmarks/recurrent_learning.py --report                          # only rebuild the table
@@ -43,17 +45,29 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.zoo_results import Job, Runner, git_state, latest_results, load_records, now, steps_text, versions
+from benchmarks.zoo_results import (
+    Job,
+    Runner,
+    baseline_config_file,
+    git_state,
+    latest_results,
+    load_records,
+    now,
+    steps_text,
+    versions,
+)
 from sb3_ppo_variants.cli_args import int_argument
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "benchmarks", "results", "recurrent_learning")
-DEFAULT_TABLE = os.path.join(REPO, "benchmarks", "results", "recurrent_learning.md")
 
 RECURRENT = ("clip_ppo_lstm", "kl_ppo_lstm", "reinforce_lstm")
 #: The memoryless baseline: ClipPPO with ppo.yml's settings for the task with velocities.
 MEMORYLESS = "clip_ppo"
-ALGOS = (*RECURRENT, MEMORYLESS)
+#: sb3-contrib's RecurrentPPO trained by ``rl_zoo3.train`` with rl_zoo3's own ppo_lstm.yml: the same-machine figure of
+#: the algorithm the zoo's benchmark measured (RecurrentClipPPO does its computation).
+SB3_RECURRENT = "ppo_lstm"
+ALGOS = (*RECURRENT, SB3_RECURRENT, MEMORYLESS)
 ENVS = ("CartPoleNoVel-v1", "PendulumNoVel-v1")
 #: The memoryless baseline's entry: the task with velocities of zoo_configs/clip_ppo.yml (rl_zoo3's ppo.yml).
 FULL_OBSERVATION_ENV = {"CartPoleNoVel-v1": "CartPole-v1", "PendulumNoVel-v1": "Pendulum-v1"}
@@ -89,6 +103,8 @@ def config_file(out: str, algo: str, env_id: str) -> str:
     """The ``--conf-file`` a job of ``algo`` on ``env_id`` trains with (see the module docstring)."""
     if algo in RECURRENT:
         return os.path.join(REPO, "zoo_configs", f"{algo}.yml")
+    if algo == SB3_RECURRENT:
+        return baseline_config_file(out, algo, env_id)
     with open(os.path.join(REPO, "zoo_configs", f"{algo}.yml")) as f:
         entry = yaml.safe_load(f)[FULL_OBSERVATION_ENV[env_id]]
     path = os.path.join(out, "configs", f"{algo}_{env_id}.yml")
@@ -119,7 +135,7 @@ def verdict(algo: str, env_id: str, mean: float, seeds: int, reduced: bool) -> s
     if algo == MEMORYLESS:
         passed = mean < THRESHOLDS[("clip_ppo_lstm", env_id)].value
         return ("clearly worse: yes" if passed else "clearly worse: NO") + (f" ({seeds} of 3 seeds)" if seeds < 3 else "")
-    passed = mean >= THRESHOLDS[(algo, env_id)].value
+    passed = mean >= THRESHOLDS[("clip_ppo_lstm" if algo == SB3_RECURRENT else algo, env_id)].value
     return ("pass" if passed else "FAIL") + (f" ({seeds} of 3 seeds)" if seeds < 3 else "")
 
 
@@ -134,9 +150,9 @@ def table_row(algo: str, env_id: str, runs: list[dict[str, Any]]) -> str:
         threshold = f"< {THRESHOLDS[('clip_ppo_lstm', env_id)].value:g} (the recurrent ClipPPO threshold)"
         name = "clip_ppo (memoryless, ppo.yml's " + FULL_OBSERVATION_ENV[env_id] + " entry)"
     else:
-        t = THRESHOLDS[(algo, env_id)]
+        t = THRESHOLDS[("clip_ppo_lstm" if algo == SB3_RECURRENT else algo, env_id)]
         threshold = f"≥ {t.value:g}: {t.source}"
-        name = algo
+        name = "SB3 ppo_lstm (sb3-contrib RecurrentPPO, rl_zoo3's config)" if algo == SB3_RECURRENT else algo
     minutes = statistics.fmean(float(r["wall_time_s"]) for r in runs) / 60
     return (
         f"| {env_id} | {name} | {steps_text(int(runs[0]['timesteps']))} | {len(runs)} | {mean:.1f} ± {spread:.1f} "
@@ -166,7 +182,8 @@ def report(out: str, command: str) -> str:
         f"- versions: {' | '.join(version_sets) or '?'}",
         "- training per job (exact commands in `recurrent_learning/results.jsonl`): `python -m sb3_ppo_variants.zoo "
         "train --algo ALGO --env ENV --seed SEED -f OUT/runs/JOB -n STEPS --num-threads 1 --eval-freq -1 --device cpu "
-        "--conf-file zoo_configs/ALGO.yml`; the memoryless clip_ppo with ppo.yml's entry for the task with velocities",
+        "--conf-file zoo_configs/ALGO.yml`; the memoryless clip_ppo with ppo.yml's entry for the task with velocities; "
+        "SB3 ppo_lstm with `python -m rl_zoo3.train` and rl_zoo3's own ppo_lstm.yml entry",
         "- evaluation: per seed, the mean raw return of "
         f"{'/'.join(sorted({str(r['n_eval_episodes']) for r in ok})) or '?'} deterministic episodes of the final "
         "model, loaded as rl_zoo3.enjoy loads it (VecNormalize statistics frozen, no reward normalisation, test env "
@@ -196,7 +213,7 @@ _positive_int = int_argument(1)
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: all four)")
+    parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: all five)")
     parser.add_argument("--envs", nargs="+", choices=ENVS, default=list(ENVS), help="environments (default: both)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     parser.add_argument("--max-timesteps", type=_positive_int, default=None, help="train min(config budget, N) steps")
