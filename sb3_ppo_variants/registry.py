@@ -39,17 +39,14 @@ RECURRENT_ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {
     "reinforce_lstm_mask": MaskableRecurrentREINFORCE,
 }
 
-#: short name -> the short name in :data:`ALGOS` whose hyperparameters (and so Optuna sampler and converter) it takes:
-#: the masked and the recurrent variants add no hyperparameter of their own to search (rl_zoo3's own
-#: ``sample_ppo_lstm_params`` is its PPO sampler too, its LSTM options left out)
-BASE_NAME: dict[str, str] = {
+#: short name -> the name of its Optuna sampler and converter in ``sb3_ppo_variants.zoo.samplers.SAMPLERS`` where
+#: that is another algorithm's: a masked variant adds no hyperparameter to search, so it takes the unmasked one's
+#: (the recurrent samplers are the memoryless ones without ``recompute_advantage``, which a recurrent policy refuses)
+SAMPLER_NAME: dict[str, str] = {
     **UNMASKED_NAME,
-    "clip_ppo_lstm": "clip_ppo",
-    "kl_ppo_lstm": "kl_ppo",
-    "reinforce_lstm": "reinforce",
-    "clip_ppo_lstm_mask": "clip_ppo",
-    "kl_ppo_lstm_mask": "kl_ppo",
-    "reinforce_lstm_mask": "reinforce",
+    "clip_ppo_lstm_mask": "clip_ppo_lstm",
+    "kl_ppo_lstm_mask": "kl_ppo_lstm",
+    "reinforce_lstm_mask": "reinforce_lstm",
 }
 
 #: every algorithm registered in rl_zoo3 by ``sb3-ppo-variants-zoo``
