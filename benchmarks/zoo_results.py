@@ -78,6 +78,9 @@ ALGOS = ("clip_ppo", "kl_ppo", "reinforce")
 #: SB3's own algorithms, trained by rl_zoo3's own ``rl_zoo3.train`` with rl_zoo3's own ``hyperparams/<algo>.yml``: the
 #: same-machine baseline for the rows of ours (PPO for clip_ppo/kl_ppo, A2C for reinforce).
 SB3_BASELINES = ("ppo", "a2c")
+#: Every SB3 algorithm a job may train through ``rl_zoo3.train`` (``benchmarks/recurrent_learning.py`` adds
+#: sb3-contrib's RecurrentPPO, rl_zoo3's ``ppo_lstm``, as the baseline of the recurrent variants).
+SB3_ALGOS = (*SB3_BASELINES, "ppo_lstm")
 ENVS = CONFIG_ENVS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "benchmarks", "results", "zoo")
@@ -157,8 +160,8 @@ class Job:
 
 def config_path(algo: str) -> str:
     """The hyperparameter file a job of ``algo`` trains with: our packaged ``zoo_configs/<algo>.yml``, or rl_zoo3's own
-    ``hyperparams/<algo>.yml`` for SB3's algorithms (:data:`SB3_BASELINES`)."""
-    if algo in SB3_BASELINES:
+    ``hyperparams/<algo>.yml`` for SB3's algorithms (:data:`SB3_ALGOS`)."""
+    if algo in SB3_ALGOS:
         import rl_zoo3
 
         return os.path.join(os.path.dirname(rl_zoo3.__file__), "hyperparams", f"{algo}.yml")
@@ -179,7 +182,7 @@ def config_entry(algo: str, env_id: str) -> dict[str, Any]:
     path = config_path(algo)
     with open(path) as f:
         config = yaml.safe_load(f)
-    if algo in SB3_BASELINES and env_id not in config and rl_zoo3_env_id(env_id) in config:
+    if algo in SB3_ALGOS and env_id not in config and rl_zoo3_env_id(env_id) in config:
         return dict(config[rl_zoo3_env_id(env_id)])
     entry = config.get(env_id, config.get("default"))
     if entry is None:
@@ -201,7 +204,7 @@ def train_command(job: Job, folder: str, config_file: str | None = None) -> list
     """The training command of ``job``: ours through ``sb3_ppo_variants.zoo train`` (our configs by default), SB3's
     own algorithms through ``rl_zoo3.train`` with ``config_file`` (:func:`baseline_config_file`); same arguments
     otherwise."""
-    module = ("rl_zoo3.train",) if job.algo in SB3_BASELINES else ("sb3_ppo_variants.zoo", "train")
+    module = ("rl_zoo3.train",) if job.algo in SB3_ALGOS else ("sb3_ppo_variants.zoo", "train")
     return [
         *(sys.executable, "-m", *module, "--algo", job.algo, "--env", job.env_id),
         *("--seed", str(job.seed), "-f", folder, "-n", str(job.timesteps)),
@@ -335,12 +338,16 @@ class Runner:
         returncode = self._call(argv, log)
         return command, round(time.perf_counter() - start, 2), returncode
 
+    def config_file(self, job: Job) -> str | None:
+        """The ``--conf-file`` of ``job``'s training: :func:`baseline_config_file` for SB3's own algorithms, none (the
+        package's ``zoo_configs/<algo>.yml``) for ours."""
+        return baseline_config_file(self.out, job.algo, job.env_id) if job.algo in SB3_ALGOS else None
+
     def _train_and_evaluate(self, job: Job, log: Any, record: dict[str, Any]) -> dict[str, Any]:
         folder = os.path.join(self.out, "runs", job.name)
         algo_folder = os.path.join(folder, job.algo)
         before = set(os.listdir(algo_folder)) if os.path.isdir(algo_folder) else set()
-        config_file = baseline_config_file(self.out, job.algo, job.env_id) if job.algo in SB3_BASELINES else None
-        train = train_command(job, folder, config_file)
+        train = train_command(job, folder, self.config_file(job))
         record["command"], record["wall_time_s"], returncode = self._run_stage("train", train, log)
         if returncode != 0:
             return {"status": "error", "stage": "train", "returncode": returncode, "error": "training failed"}
@@ -390,7 +397,7 @@ def log_tail(path: str, offset: int, lines: int = LOG_TAIL_LINES) -> list[str]:
 def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int) -> dict[str, Any]:
     """Evaluate the final model of an rl_zoo3 run folder the way ``rl_zoo3.enjoy`` loads it (runs in a child process).
 
-    :param algo: Our algorithm name (``sb3_ppo_variants.ALGOS``) or SB3's (:data:`SB3_BASELINES`)
+    :param algo: Our algorithm name (``sb3_ppo_variants.registry.ZOO_ALGOS``) or SB3's (:data:`SB3_ALGOS`)
     :param env_id: The environment id
     :param run_dir: The folder rl_zoo3's train created (``<log folder>/<algo>/<env>_<id>``)
     :param seed: Seed of the test environment
@@ -398,6 +405,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
     :return: Raw-return mean and std over the episodes, the episodes' returns and lengths, the model's step count,
         and whether VecNormalize statistics were loaded
     """
+    import rl_zoo3.import_envs  # noqa: F401  (registers the *NoVel ids, as rl_zoo3.enjoy does)
     import torch as th
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import ALGOS as ZOO_CLASSES
@@ -407,7 +415,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import unwrap_vec_normalize
 
-    from sb3_ppo_variants import ALGOS as CLASSES
+    from sb3_ppo_variants.registry import ZOO_ALGOS as CLASSES
 
     th.set_num_threads(1)
     env_name = EnvironmentName(env_id)
@@ -436,7 +444,7 @@ def evaluate_run(algo: str, env_id: str, run_dir: str, seed: int, episodes: int)
         raise RuntimeError(f"{run_dir}: VecNormalize statistics not loaded in evaluation mode")
     if not env.env_is_wrapped(Monitor)[0]:
         raise RuntimeError("the test environment has no Monitor wrapper: the returns would not be the raw ones")
-    algo_class = cast("type[BaseAlgorithm]", ZOO_CLASSES[algo] if algo in SB3_BASELINES else CLASSES[algo])
+    algo_class = cast("type[BaseAlgorithm]", ZOO_CLASSES[algo] if algo in SB3_ALGOS else CLASSES[algo])
     model = algo_class.load(os.path.join(run_dir, f"{env_name}.zip"), device="cpu")
     returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True)
     env.close()

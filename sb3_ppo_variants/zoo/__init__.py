@@ -1,7 +1,8 @@
 """rl_zoo3 integration: registration, Optuna samplers and converters, the ``sb3-ppo-variants-zoo`` command.
 
-- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo`` and ``reinforce`` known to rl_zoo3 (algorithms, samplers,
-  converters); :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``, ``python -m sb3_ppo_variants.zoo``) calls it
+- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo`` and ``reinforce`` and their masked (``_mask``), recurrent
+  (``_lstm``) and masked recurrent (``_lstm_mask``) variants known to rl_zoo3 (algorithms, samplers, converters);
+  :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``, ``python -m sb3_ppo_variants.zoo``) calls it
   and then runs rl_zoo3's own train/enjoy/... code.
 - :mod:`sb3_ppo_variants.zoo.samplers` holds the samplers and converters; they need Optuna only, not rl_zoo3.
 - :func:`zoo_config` locates the hyperparameter files shipped with the package (the repository's top-level
@@ -14,11 +15,15 @@ from sb3_ppo_variants.zoo.registration import register_zoo, zoo_config
 from sb3_ppo_variants.zoo.samplers import (
     CONVERTERS,
     SAMPLERS,
+    convert_clip_ppo_lstm_params,
     convert_clip_ppo_params,
+    convert_kl_ppo_lstm_params,
     convert_kl_ppo_params,
     convert_reinforce_params,
     rollout_search_space,
+    sample_clip_ppo_lstm_params,
     sample_clip_ppo_params,
+    sample_kl_ppo_lstm_params,
     sample_kl_ppo_params,
     sample_reinforce_params,
 )
@@ -49,13 +54,17 @@ __all__ = [
     "CONFIG_ENVS",
     "CONVERTERS",
     "SAMPLERS",
+    "convert_clip_ppo_lstm_params",
     "convert_clip_ppo_params",
+    "convert_kl_ppo_lstm_params",
     "convert_kl_ppo_params",
     "convert_reinforce_params",
     "register_zoo",
     "rl_zoo3_env_id",
     "rollout_search_space",
+    "sample_clip_ppo_lstm_params",
     "sample_clip_ppo_params",
+    "sample_kl_ppo_lstm_params",
     "sample_kl_ppo_params",
     "sample_reinforce_params",
     "zoo_config",

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from sb3_ppo_variants.masking.envs import register_masking_envs
-from sb3_ppo_variants.registry import UNMASKED_NAME, ZOO_ALGOS
+from sb3_ppo_variants.registry import SAMPLER_NAME, ZOO_ALGOS
 from sb3_ppo_variants.zoo.samplers import CONVERTERS, SAMPLERS
 
 if sys.version_info >= (3, 11):
@@ -48,8 +48,11 @@ def _insert(registry: dict[str, Any], name: str, value: Any, registry_name: str)
 
 def register_zoo() -> None:
     """Register ClipPPO, KLPenaltyPPO and REINFORCE in rl_zoo3 as ``clip_ppo``, ``kl_ppo`` and ``reinforce``, and
-    their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask`` and ``reinforce_mask`` (with the unmasked algorithm's
-    sampler and converter, and the gymnasium ids of :mod:`sb3_ppo_variants.masking.envs`).
+    their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask`` and ``reinforce_mask``, their recurrent (LSTM) variants
+    as ``clip_ppo_lstm``, ``kl_ppo_lstm``, ``reinforce_lstm`` and the masked recurrent ones as ``clip_ppo_lstm_mask``,
+    ``kl_ppo_lstm_mask``, ``reinforce_lstm_mask`` (the masked ones with the unmasked algorithm's sampler and converter,
+    :data:`~sb3_ppo_variants.registry.SAMPLER_NAME`), and the gymnasium ids of :mod:`sb3_ppo_variants.masking.envs`
+    (rl_zoo3 registers the ``*NoVel`` ids itself, in ``rl_zoo3.import_envs``).
 
     Inserts the classes into ``rl_zoo3.utils.ALGOS`` and our samplers and converters into
     ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``, in place. Idempotent: calling it
@@ -66,10 +69,10 @@ def register_zoo() -> None:
             'The rl_zoo3 integration needs rl_zoo3: install it with `pip install "sb3-ppo-variants[zoo]"`'
         ) from exc
     for name, algo_class in ZOO_ALGOS.items():
-        unmasked = UNMASKED_NAME.get(name, name)
+        sampler = SAMPLER_NAME.get(name, name)
         _insert(zoo_utils.ALGOS, name, algo_class, "ALGOS")
-        _insert(hyperparams_opt.HYPERPARAMS_SAMPLER, name, SAMPLERS[unmasked], "HYPERPARAMS_SAMPLER")
-        _insert(hyperparams_opt.HYPERPARAMS_CONVERTER, name, CONVERTERS[unmasked], "HYPERPARAMS_CONVERTER")
+        _insert(hyperparams_opt.HYPERPARAMS_SAMPLER, name, SAMPLERS[sampler], "HYPERPARAMS_SAMPLER")
+        _insert(hyperparams_opt.HYPERPARAMS_CONVERTER, name, CONVERTERS[sampler], "HYPERPARAMS_CONVERTER")
     register_masking_envs()
 
 
@@ -78,8 +81,8 @@ def zoo_config(algo: str) -> Traversable:
 
     Use :func:`importlib.resources.as_file` for a path on disk (it is one already in a normal install).
 
-    :param algo: One of ``clip_ppo``, ``kl_ppo``, ``reinforce`` and the masked ``clip_ppo_mask``, ``kl_ppo_mask``,
-        ``reinforce_mask``
+    :param algo: A name of :data:`~sb3_ppo_variants.registry.ZOO_ALGOS`: ``clip_ppo``, ``kl_ppo``, ``reinforce``,
+        their masked (``_mask``), recurrent (``_lstm``) and masked recurrent (``_lstm_mask``) variants
     :raises ValueError: for another name
     :raises FileNotFoundError: if the installed package lacks the file (a broken build)
     """

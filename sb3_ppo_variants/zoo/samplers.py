@@ -102,6 +102,7 @@ TRIAL_KEYS: dict[str, frozenset[str]] = {
     "kl_ppo": _PPO_KEYS | {"kl_target", "beta"},
     "reinforce": _COMMON_KEYS | {"n_steps_pow", "use_baseline"},
 }
+TRIAL_KEYS.update({f"{algo}_lstm": keys for algo, keys in TRIAL_KEYS.items()})
 _CONTROL_KEYS = frozenset(
     {
         "adaptive_lr",
@@ -119,6 +120,13 @@ CONTROL_TRIAL_KEYS: dict[str, frozenset[str]] = {
     "kl_ppo": _CONTROL_KEYS,
     "reinforce": frozenset(),
 }
+#: The controls a recurrent policy cannot take: the recurrent algorithms refuse ``recompute_advantage=True`` (it would
+#: evaluate the critic on the whole rollout without the LSTM states), so their samplers do not search it.
+RECURRENT_EXCLUDED_CONTROLS = frozenset({"recompute_advantage"})
+CONTROL_TRIAL_KEYS.update(
+    {f"{algo}_lstm": keys - RECURRENT_EXCLUDED_CONTROLS for algo, keys in CONTROL_TRIAL_KEYS.items() if keys}
+)
+CONTROL_TRIAL_KEYS["reinforce_lstm"] = frozenset()
 #: Choices of the categorical control dimensions.
 DUAL_CLIP_CHOICES = (None, 2.0, 3.0, 5.0)
 CLIP_RANGE_VF_CHOICES = (None, 0.1, 0.2, 0.5, 1.0)
@@ -171,8 +179,9 @@ def _convert_controls(params: Mapping[str, Any]) -> dict[str, Any]:
         "value_clip_form": params["value_clip_form"],
         "normalize_advantage": normalization != "off",
         "normalize_advantage_scope": "batch" if normalization == "batch" else "minibatch",
-        "recompute_advantage": bool(params["recompute_advantage"]),
     }
+    if "recompute_advantage" in params:  # not searched for the recurrent algorithms (off)
+        hyperparams["recompute_advantage"] = bool(params["recompute_advantage"])
     # None (no value clipping) is the default: left out, because rl_zoo3 reads clip_range_vf as a schedule and
     # rejects None ("Invalid value for clip_range_vf: None") when it trains from a stored trial (--trial-id)
     if params["clip_range_vf"] is not None:
@@ -238,16 +247,18 @@ def _suggest_ppo_family(trial: BaseTrial, n_envs: int) -> dict[str, Any]:
     return params
 
 
-def _suggest_controls(trial: BaseTrial, dual_clip: bool) -> dict[str, Any]:
-    """The PPO controls (docs/controls.md); ``dual_clip`` only where the objective is clipped (ClipPPO)."""
+def _suggest_controls(trial: BaseTrial, dual_clip: bool, recurrent: bool = False) -> dict[str, Any]:
+    """The PPO controls (docs/controls.md); ``dual_clip`` only where the objective is clipped (ClipPPO), and
+    ``recompute_advantage`` only for a memoryless policy (:data:`RECURRENT_EXCLUDED_CONTROLS`)."""
     params: dict[str, Any] = {
         "adaptive_lr": trial.suggest_categorical("adaptive_lr", [False, True]),
         "adaptive_lr_target_kl": trial.suggest_float("adaptive_lr_target_kl", *ADAPTIVE_LR_TARGET_KL_RANGE, log=True),
         "clip_range_vf": trial.suggest_categorical("clip_range_vf", list(CLIP_RANGE_VF_CHOICES)),
         "value_clip_form": trial.suggest_categorical("value_clip_form", ["prediction", "max"]),
         "advantage_normalization": trial.suggest_categorical("advantage_normalization", list(ADVANTAGE_NORMALIZATIONS)),
-        "recompute_advantage": trial.suggest_categorical("recompute_advantage", [False, True]),
     }
+    if not recurrent:
+        params["recompute_advantage"] = trial.suggest_categorical("recompute_advantage", [False, True])
     if dual_clip:
         params["dual_clip"] = trial.suggest_categorical("dual_clip", list(DUAL_CLIP_CHOICES))
     return params
@@ -282,11 +293,15 @@ def sample_clip_ppo_params(
     :param additional_args: rl_zoo3's extra arguments (unused)
     :return: Keyword arguments for :class:`~sb3_ppo_variants.ClipPPO`
     """
+    return _sample_clip_ppo(trial, n_envs, "clip_ppo")
+
+
+def _sample_clip_ppo(trial: BaseTrial, n_envs: int, algo: str) -> dict[str, Any]:
     n_envs = _check_n_envs(n_envs)
     params = _suggest_ppo_family(trial, n_envs)
     params["clip_range"] = trial.suggest_float("clip_range", 0.05, 0.4)
-    params.update(_suggest_controls(trial, dual_clip=True))
-    return _finish(trial, params, "clip_ppo", n_envs)
+    params.update(_suggest_controls(trial, dual_clip=True, recurrent=algo.endswith("_lstm")))
+    return _finish(trial, params, algo, n_envs)
 
 
 def sample_kl_ppo_params(
@@ -305,12 +320,17 @@ def sample_kl_ppo_params(
     :param additional_args: rl_zoo3's extra arguments (unused)
     :return: Keyword arguments for :class:`~sb3_ppo_variants.KLPenaltyPPO`
     """
+    return _sample_kl_ppo(trial, n_envs, "kl_ppo")
+
+
+def _sample_kl_ppo(trial: BaseTrial, n_envs: int, algo: str) -> dict[str, Any]:
     n_envs = _check_n_envs(n_envs)
     params = _suggest_ppo_family(trial, n_envs)
     params["kl_target"] = trial.suggest_float("kl_target", 1e-3, 0.05, log=True)
     params["beta"] = trial.suggest_float("beta", 0.1, 10.0, log=True)
-    params.update(_suggest_controls(trial, dual_clip=False))  # no clip_range here, so no dual-clip
-    return _finish(trial, params, "kl_ppo", n_envs)
+    # no clip_range here, so no dual-clip
+    params.update(_suggest_controls(trial, dual_clip=False, recurrent=algo.endswith("_lstm")))
+    return _finish(trial, params, algo, n_envs)
 
 
 def sample_reinforce_params(
@@ -336,11 +356,46 @@ def sample_reinforce_params(
     return _finish(trial, params, "reinforce", n_envs)
 
 
-#: The samplers by rl_zoo3 algorithm name.
+def sample_clip_ppo_lstm_params(
+    trial: BaseTrial, n_actions: int, n_envs: int, additional_args: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Sample RecurrentClipPPO hyperparameters: :func:`sample_clip_ppo_params`'s space without ``recompute_advantage``
+    (:data:`RECURRENT_EXCLUDED_CONTROLS`). The LSTM's own options (``lstm_hidden_size``, ``enable_critic_lstm``, ...)
+    are not searched, as in rl_zoo3 2.9.2's ``sample_ppo_lstm_params``, which is its PPO sampler with those dimensions
+    commented out; a config's ``policy_kwargs`` sets them. The parameters are :func:`sample_clip_ppo_params`'s.
+    """
+    return _sample_clip_ppo(trial, n_envs, "clip_ppo_lstm")
+
+
+def sample_kl_ppo_lstm_params(
+    trial: BaseTrial, n_actions: int, n_envs: int, additional_args: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Sample RecurrentKLPenaltyPPO hyperparameters: :func:`sample_kl_ppo_params`'s space without
+    ``recompute_advantage``, the LSTM's options left to the config, as :func:`sample_clip_ppo_lstm_params`. The
+    parameters are :func:`sample_kl_ppo_params`'s.
+    """
+    return _sample_kl_ppo(trial, n_envs, "kl_ppo_lstm")
+
+
+def convert_clip_ppo_lstm_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """RecurrentClipPPO keyword arguments from the raw parameters of a :func:`sample_clip_ppo_lstm_params` trial."""
+    return _convert(params, "clip_ppo_lstm")
+
+
+def convert_kl_ppo_lstm_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """RecurrentKLPenaltyPPO keyword arguments from the raw parameters of a :func:`sample_kl_ppo_lstm_params` trial."""
+    return _convert(params, "kl_ppo_lstm")
+
+
+#: The samplers by rl_zoo3 algorithm name. REINFORCE searches no PPO control: its recurrent variant takes its
+#: sampler unchanged. The masked variants take the unmasked algorithm's (``registry.SAMPLER_NAME``).
 SAMPLERS: dict[str, Sampler] = {
     "clip_ppo": sample_clip_ppo_params,
     "kl_ppo": sample_kl_ppo_params,
     "reinforce": sample_reinforce_params,
+    "clip_ppo_lstm": sample_clip_ppo_lstm_params,
+    "kl_ppo_lstm": sample_kl_ppo_lstm_params,
+    "reinforce_lstm": sample_reinforce_params,
 }
 
 #: The converters by rl_zoo3 algorithm name.
@@ -348,4 +403,7 @@ CONVERTERS: dict[str, Converter] = {
     "clip_ppo": convert_clip_ppo_params,
     "kl_ppo": convert_kl_ppo_params,
     "reinforce": convert_reinforce_params,
+    "clip_ppo_lstm": convert_clip_ppo_lstm_params,
+    "kl_ppo_lstm": convert_kl_ppo_lstm_params,
+    "reinforce_lstm": convert_reinforce_params,
 }

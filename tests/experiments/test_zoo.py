@@ -222,7 +222,8 @@ def test_the_wheel_ships_the_repository_files(tmp_path: Path) -> None:
 
 
 def test_zoo_config_unknown_algo() -> None:
-    shipped = "clip_ppo, clip_ppo_mask, kl_ppo, kl_ppo_mask, reinforce, reinforce_mask"
+    shipped = "clip_ppo, clip_ppo_lstm, clip_ppo_lstm_mask, clip_ppo_mask, kl_ppo, kl_ppo_lstm, kl_ppo_lstm_mask, kl_ppo_mask, "
+    shipped += "reinforce, reinforce_lstm, reinforce_lstm_mask, reinforce_mask"
     with pytest.raises(ValueError, match=f"ships one for {shipped}"):
         zoo_config("ppo")
 
