@@ -5,21 +5,33 @@ from __future__ import annotations
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
-from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
+from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO
 from sb3_ppo_variants.reinforce import REINFORCE
+from sb3_ppo_variants.spo import SPO
 
 #: short name -> algorithm class (the unmasked algorithms: the tuning, ablation and zoo-results code iterates these)
-ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {"clip_ppo": ClipPPO, "kl_ppo": KLPenaltyPPO, "reinforce": REINFORCE}
+ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {
+    "clip_ppo": ClipPPO,
+    "kl_ppo": KLPenaltyPPO,
+    "reinforce": REINFORCE,
+    "spo": SPO,
+}
 
 #: short name -> masked algorithm class (need an environment with ``action_masks()``; see docs/masking.md)
 MASKABLE_ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {
     "clip_ppo_mask": MaskableClipPPO,
     "kl_ppo_mask": MaskableKLPenaltyPPO,
     "reinforce_mask": MaskableREINFORCE,
+    "spo_mask": MaskableSPO,
 }
 
 #: masked short name -> the unmasked algorithm's short name (same hyperparameters, so the same Optuna sampler)
-UNMASKED_NAME: dict[str, str] = {"clip_ppo_mask": "clip_ppo", "kl_ppo_mask": "kl_ppo", "reinforce_mask": "reinforce"}
+UNMASKED_NAME: dict[str, str] = {
+    "clip_ppo_mask": "clip_ppo",
+    "kl_ppo_mask": "kl_ppo",
+    "reinforce_mask": "reinforce",
+    "spo_mask": "spo",
+}
 
 #: every algorithm registered in rl_zoo3 by ``sb3-ppo-variants-zoo``
 ZOO_ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {**ALGOS, **MASKABLE_ALGOS}

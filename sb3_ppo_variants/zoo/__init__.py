@@ -1,8 +1,8 @@
 """rl_zoo3 integration: registration, Optuna samplers and converters, the ``sb3-ppo-variants-zoo`` command.
 
-- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo`` and ``reinforce`` known to rl_zoo3 (algorithms, samplers,
-  converters); :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``, ``python -m sb3_ppo_variants.zoo``) calls it
-  and then runs rl_zoo3's own train/enjoy/... code.
+- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo``, ``reinforce`` and ``spo`` (and the masked ``*_mask``) known
+  to rl_zoo3 (algorithms, samplers, converters); :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``,
+  ``python -m sb3_ppo_variants.zoo``) calls it and then runs rl_zoo3's own train/enjoy/... code.
 - :mod:`sb3_ppo_variants.zoo.samplers` holds the samplers and converters; they need Optuna only, not rl_zoo3.
 - :func:`zoo_config` locates the hyperparameter files shipped with the package (the repository's top-level
   ``zoo_configs/<algo>.yml``, installed as ``sb3_ppo_variants.zoo_configs``).
@@ -17,10 +17,12 @@ from sb3_ppo_variants.zoo.samplers import (
     convert_clip_ppo_params,
     convert_kl_ppo_params,
     convert_reinforce_params,
+    convert_spo_params,
     rollout_search_space,
     sample_clip_ppo_params,
     sample_kl_ppo_params,
     sample_reinforce_params,
+    sample_spo_params,
 )
 
 #: The environments every ``zoo_configs/<algo>.yml`` has a tuned or starting entry for (what the tuned-results
@@ -52,11 +54,13 @@ __all__ = [
     "convert_clip_ppo_params",
     "convert_kl_ppo_params",
     "convert_reinforce_params",
+    "convert_spo_params",
     "register_zoo",
     "rl_zoo3_env_id",
     "rollout_search_space",
     "sample_clip_ppo_params",
     "sample_kl_ppo_params",
     "sample_reinforce_params",
+    "sample_spo_params",
     "zoo_config",
 ]

@@ -47,8 +47,9 @@ def _insert(registry: dict[str, Any], name: str, value: Any, registry_name: str)
 
 
 def register_zoo() -> None:
-    """Register ClipPPO, KLPenaltyPPO and REINFORCE in rl_zoo3 as ``clip_ppo``, ``kl_ppo`` and ``reinforce``, and
-    their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask`` and ``reinforce_mask`` (with the unmasked algorithm's
+    """Register ClipPPO, KLPenaltyPPO, REINFORCE and SPO in rl_zoo3 as ``clip_ppo``, ``kl_ppo``, ``reinforce`` and
+    ``spo``, and their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask``, ``reinforce_mask`` and ``spo_mask`` (with
+    the unmasked algorithm's
     sampler and converter, and the gymnasium ids of :mod:`sb3_ppo_variants.masking.envs`).
 
     Inserts the classes into ``rl_zoo3.utils.ALGOS`` and our samplers and converters into
@@ -78,8 +79,8 @@ def zoo_config(algo: str) -> Traversable:
 
     Use :func:`importlib.resources.as_file` for a path on disk (it is one already in a normal install).
 
-    :param algo: One of ``clip_ppo``, ``kl_ppo``, ``reinforce`` and the masked ``clip_ppo_mask``, ``kl_ppo_mask``,
-        ``reinforce_mask``
+    :param algo: One of ``clip_ppo``, ``kl_ppo``, ``reinforce``, ``spo`` and the masked ``clip_ppo_mask``,
+        ``kl_ppo_mask``, ``reinforce_mask``, ``spo_mask``
     :raises ValueError: for another name
     :raises FileNotFoundError: if the installed package lacks the file (a broken build)
     """

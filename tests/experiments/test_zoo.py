@@ -451,7 +451,7 @@ def test_sampler_fixed_points_build_valid_models(algo: str, env_id: str, where: 
 #: Every value of each control dimension of the PPO samplers (docs/controls.md).
 CONTROL_VALUES = [("clip_ppo", "dual_clip", value) for value in (None, 2.0, 3.0, 5.0)] + [
     (algo, name, value)
-    for algo in ("clip_ppo", "kl_ppo")
+    for algo in ("clip_ppo", "kl_ppo", "spo")
     for name, values in (
         ("adaptive_lr", (False, True)),
         ("clip_range_vf", (None, 0.1, 1.0)),
