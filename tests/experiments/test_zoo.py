@@ -277,6 +277,17 @@ def test_kl_ppo_config_is_ppo_with_the_kl_penalty() -> None:
         assert entry == {**base, **KL_PPO_TUNED.get(env_id, {}), "kl_target": 0.01, "beta": 1.0}, env_id
 
 
+def test_spo_config_is_clip_ppos_with_epsilon_for_clip_range() -> None:
+    """zoo_configs/spo.yml is clip_ppo.yml (rl_zoo3's ppo.yml) with SPO's epsilon where PPO has a clip range: its value,
+    or the start value of a lin_ schedule (SPO refuses a decay to 0)."""
+    assert set(CONFIGS["spo"]) == set(CONFIGS["clip_ppo"])
+    for env_id, entry in CONFIGS["spo"].items():
+        base = dict(CONFIGS["clip_ppo"][env_id])
+        clip_range = base.pop("clip_range", None)
+        expected = {**base} if clip_range is None else {**base, "epsilon": float(str(clip_range).removeprefix("lin_"))}
+        assert entry == expected, env_id
+
+
 def test_presets_are_the_zoo_config_entries() -> None:
     """The presets (demo, learning checks) are read from zoo_configs/: every pair exists and carries its entry."""
     from sb3_ppo_variants.presets import PRESET_PAIRS, get_preset
