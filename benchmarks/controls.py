@@ -108,19 +108,22 @@ def run(env_id: str, variant: str, seed: int) -> dict[str, Any]:
     n_envs = settings.pop("n_envs")
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     model = ClipPPO("MlpPolicy", env, seed=seed, device="cpu", **settings, **VARIANTS[variant])
+    return {"env": env_id, "variant": variant, "seed": seed, **train_and_evaluate(model, env_id, budget, seed)}
+
+
+def train_and_evaluate(model: Any, env_id: str, budget: int, seed: int) -> dict[str, Any]:
+    """Train ``model`` for ``budget`` steps with the learning-curve callback, then evaluate it deterministically on 10
+    episodes of a fresh ``env_id`` (seed + 1000); closes both envs. Also used by :mod:`benchmarks.objectives`."""
     curve = _Curve()
     start = time.perf_counter()
     model.learn(budget, callback=curve)
     seconds = time.perf_counter() - start
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 1000)
     returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=10, deterministic=True, return_episode_rewards=True)
-    env.close()
+    model.get_env().close()
     eval_env.close()
     last = [r for t, r in curve.episodes if t > 0.9 * budget]
     return {
-        "env": env_id,
-        "variant": variant,
-        "seed": seed,
         "timesteps": model.num_timesteps,
         "eval_mean": float(np.mean(returns)),
         "train_last10pct": float(np.mean(last)) if last else float("nan"),

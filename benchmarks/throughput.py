@@ -136,6 +136,8 @@ SPEED_TARGETS: dict[tuple[str, str, str], float] = {
     # the recurrent issue's target: RecurrentClipPPO >= 2x sb3-contrib's RecurrentPPO
     **{("recurrent", "RecurrentClipPPO", env): 2.0 for env in ("CartPoleNoVel-v1", "PendulumNoVel-v1")},
     ("a2c", "REINFORCE", "CartPole-v1"): 2.0,
+    # issue 27: the objectives SPO and clip-higher cost at most 5% of ClipPPO's steps/s
+    **{("objectives", label, env): 0.95 for label in ("SPO", "ClipPPO clip-higher") for env in ALL_ENVS},
 }
 #: the label of SBX's PPO in the tables
 SBX_LABEL = "SBX PPO"
@@ -178,22 +180,36 @@ class Setting:
 
 def _ppo_family(name: str, env_id: str, n_envs: int, common: dict[str, Any], timesteps: int) -> Setting:
     """PPO vs ClipPPO vs KLPenaltyPPO with the same ``common`` kwargs (KLPenaltyPPO: ``clip_range=None``)."""
-    kl_kwargs = {**common, "clip_range": None}
-    n_steps = int(common.get("n_steps", 2048))
-    return Setting(
-        name=name,
-        family="ppo",
-        env_id=env_id,
-        n_envs=n_envs,
-        n_steps=n_steps,
-        timesteps=timesteps,
-        quick_timesteps=2 * n_steps * n_envs,
-        algos=(
-            AlgoSpec("SB3 PPO", "PPO", dict(common)),
-            AlgoSpec("ClipPPO", "ClipPPO", dict(common)),
-            AlgoSpec("KLPenaltyPPO", "KLPenaltyPPO", kl_kwargs),
-        ),
+    algos = (
+        AlgoSpec("SB3 PPO", "PPO", dict(common)),
+        AlgoSpec("ClipPPO", "ClipPPO", dict(common)),
+        AlgoSpec("KLPenaltyPPO", "KLPenaltyPPO", {**common, "clip_range": None}),
     )
+    return _ppo_setting(name, "ppo", env_id, n_envs, common, timesteps, algos)
+
+
+def _objectives_family(name: str, env_id: str, n_envs: int, common: dict[str, Any], timesteps: int) -> Setting:
+    """ClipPPO vs SPO vs ClipPPO with DAPO's clip-higher (issue 27) with the same ``common`` kwargs: SPO's ``epsilon``
+    is ClipPPO's clip range (its start value where that is a ``lin_`` schedule: SPO refuses a decay to 0), and
+    clip-higher widens the upper side by DAPO's 0.08 (``(0.2, 0.28)``; a ``lin_`` range decays both sides)."""
+    clip_range = common.get("clip_range", 0.2)
+    linear = isinstance(clip_range, str)
+    eps = float(clip_range[len("lin_") :]) if linear else float(clip_range)
+    spo = {key: value for key, value in common.items() if key != "clip_range"} | {"epsilon": eps}
+    higher = [f"lin_{eps:g}", f"lin_{eps + 0.08:g}"] if linear else [eps, eps + 0.08]
+    algos = (
+        AlgoSpec("ClipPPO", "ClipPPO", dict(common)),
+        AlgoSpec("SPO", "SPO", spo),
+        AlgoSpec("ClipPPO clip-higher", "ClipPPO", {**common, "clip_range": higher}),
+    )
+    return _ppo_setting(name, "objectives", env_id, n_envs, common, timesteps, algos)
+
+
+def _ppo_setting(
+    name: str, family: str, env_id: str, n_envs: int, common: dict[str, Any], timesteps: int, algos: tuple[AlgoSpec, ...]
+) -> Setting:
+    n_steps = int(common.get("n_steps", 2048))
+    return Setting(name, family, env_id, n_envs, n_steps, timesteps, quick_timesteps=2 * n_steps * n_envs, algos=algos)
 
 
 def _a2c_family(
@@ -256,17 +272,20 @@ A2C_SHARED_DEFAULTS: dict[str, Any] = {
 def build_settings(envs: Sequence[str], families: Sequence[str], reinforce_baseline: bool) -> list[Setting]:
     """The settings of the benchmark for the chosen environments and comparison families."""
     settings: list[Setting] = []
-    if "ppo" in families:
+    for family, build in (("ppo", _ppo_family), ("objectives", _objectives_family)):
+        if family not in families:
+            continue
+        suffix = "" if family == "ppo" else " objectives"
         if "CartPole-v1" in envs:
             zoo: dict[str, Any] = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0)
             zoo.update(learning_rate="lin_0.001", clip_range="lin_0.2")
-            settings.append(_ppo_family("CartPole-v1 PPO-zoo", "CartPole-v1", 8, zoo, timesteps=40_960))
+            settings.append(build(f"CartPole-v1 PPO-zoo{suffix}", "CartPole-v1", 8, zoo, timesteps=40_960))
         if "Pendulum-v1" in envs:
             zoo = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3)
             zoo.update(clip_range=0.2, use_sde=True, sde_sample_freq=4)
-            settings.append(_ppo_family("Pendulum-v1 PPO-zoo", "Pendulum-v1", 4, zoo, timesteps=16_384))
+            settings.append(build(f"Pendulum-v1 PPO-zoo{suffix}", "Pendulum-v1", 4, zoo, timesteps=16_384))
         if "HalfCheetah-v5" in envs:
-            settings.append(_ppo_family("HalfCheetah-v5 PPO-defaults", "HalfCheetah-v5", 1, {}, timesteps=20_480))
+            settings.append(build(f"HalfCheetah-v5 PPO-defaults{suffix}", "HalfCheetah-v5", 1, {}, timesteps=20_480))
     if "recurrent" in families:
         # rl_zoo3's ppo_lstm.yml (its `normalize: True` left out for all algorithms, as above)
         lstm = {"ortho_init": False, "activation_fn": "ReLU", "lstm_hidden_size": 64, "enable_critic_lstm": True}
@@ -372,10 +391,22 @@ def algorithm_classes() -> dict[str, type]:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3 import A2C, PPO
 
-    from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO, RecurrentClipPPO, RecurrentKLPenaltyPPO
+    from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
 
     classes = {"PPO": PPO, "A2C": A2C, "ClipPPO": ClipPPO, "KLPenaltyPPO": KLPenaltyPPO, "REINFORCE": REINFORCE}
-    classes.update(RecurrentPPO=RecurrentPPO, RecurrentClipPPO=RecurrentClipPPO, RecurrentKLPenaltyPPO=RecurrentKLPenaltyPPO)
+    classes["RecurrentPPO"] = RecurrentPPO
+    try:  # the recurrent classes exist from release 0.2.0 (issue 26): --compare-ref to an older commit has none
+        from sb3_ppo_variants import RecurrentClipPPO, RecurrentKLPenaltyPPO
+
+        classes.update(RecurrentClipPPO=RecurrentClipPPO, RecurrentKLPenaltyPPO=RecurrentKLPenaltyPPO)
+    except ImportError:
+        pass
+    try:  # SPO exists from release 0.2.0 (issue 27): --compare-ref to an older commit has no SPO row
+        from sb3_ppo_variants import SPO
+
+        classes["SPO"] = SPO
+    except ImportError:
+        pass
     try:  # SBX (SB3's JAX port): the optional comparison row of --sbx (pip install "sb3-ppo-variants[bench]")
         from sbx import PPO as SBXPPO
 
@@ -1319,10 +1350,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--comparisons",
         nargs="+",
-        choices=("ppo", "a2c", "recurrent"),
+        choices=("ppo", "a2c", "objectives", "recurrent"),
         default=["ppo", "a2c"],
-        help="ppo: SB3 PPO vs ClipPPO vs KLPenaltyPPO; a2c: SB3 A2C vs REINFORCE; recurrent: sb3-contrib's RecurrentPPO "
-        "vs RecurrentClipPPO vs RecurrentKLPenaltyPPO (on CartPoleNoVel-v1, PendulumNoVel-v1)",
+        help="ppo: SB3 PPO vs ClipPPO vs KLPenaltyPPO; a2c: SB3 A2C vs REINFORCE; objectives: ClipPPO vs SPO vs "
+        "ClipPPO with clip-higher (issue 27); recurrent: sb3-contrib's RecurrentPPO vs RecurrentClipPPO vs "
+        "RecurrentKLPenaltyPPO (on CartPoleNoVel-v1, PendulumNoVel-v1)",
     )
     parser.add_argument(
         "--only", nargs="+", metavar="TEXT", help="only the settings whose name contains one of these (e.g. 'n_steps=5')"

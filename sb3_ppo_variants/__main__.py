@@ -61,7 +61,7 @@ def _config_path(algo: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     pairs = ", ".join(f"{a}/{e}" for a, e in sorted(PRESET_PAIRS))
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", default="clip_ppo", help="clip_ppo, kl_ppo or reinforce (default: clip_ppo)")
+    parser.add_argument("--algo", default="clip_ppo", help="clip_ppo, kl_ppo, reinforce or spo (default: clip_ppo)")
     parser.add_argument("--env", default="CartPole-v1", help=f"environment id; presets exist for: {pairs}")
     parser.add_argument(
         "--timesteps", type=timesteps_argument, default=None, help="training budget, >= 1 (1e5 works; default: the preset's)"

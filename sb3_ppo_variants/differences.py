@@ -256,6 +256,22 @@ DIFFERENCES: tuple[Difference, ...] = (
         rules=(Rule(("__init__",), ("clip_range",), Behaviour((AssertionError,)), ACCEPTS, lambda value: value is None),),
     ),
     Difference(
+        key="clip-range-pair",
+        what="`clip_range=(eps_low, eps_high)`",
+        sb3="`assert` (`PPO`, `MaskablePPO`: not a float or a callable)",
+        ours="the asymmetric clip `[1 - eps_low, 1 + eps_high]` (eps_high >= eps_low)",
+        why="DAPO's clip-higher (Yu et al. 2025); one parameter holds the whole clip, as TorchRL's `clip_epsilon`",
+        rules=(
+            Rule(
+                ("__init__",),
+                ("clip_range",),
+                Behaviour((AssertionError,)),
+                ACCEPTS,
+                lambda value: isinstance(value, (tuple, list)) and len(value) == 2,
+            ),
+        ),
+    ),
+    Difference(
         key="rollout-buffer-class",
         what="`rollout_buffer_class` of the wrong kind",
         sb3="accepted; fails at the first rollout or sample, or trains with the wrong buffer",

@@ -28,6 +28,10 @@ PRESET_PAIRS: tuple[tuple[str, str], ...] = (
     ("kl_ppo", "Pendulum-v1"),
     ("reinforce", "CartPole-v1"),
     ("reinforce", "Acrobot-v1"),
+    ("clip_ppo", "LunarLander-v3"),
+    ("spo", "CartPole-v1"),
+    ("spo", "Pendulum-v1"),
+    ("spo", "LunarLander-v3"),
 )
 
 
@@ -35,7 +39,7 @@ PRESET_PAIRS: tuple[tuple[str, str], ...] = (
 class Preset:
     """Hyperparameters of one algorithm on one environment, as an entry of ``zoo_configs/<algo>.yml``.
 
-    :param algo: short name (``clip_ppo``, ``kl_ppo``, ``reinforce``)
+    :param algo: short name (``clip_ppo``, ``kl_ppo``, ``reinforce``, ``spo``)
     :param env_id: Gymnasium id
     :param n_envs: parallel environments (DummyVecEnv)
     :param n_timesteps: training budget in environment steps

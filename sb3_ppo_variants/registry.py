@@ -5,7 +5,7 @@ from __future__ import annotations
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
-from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
+from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO
 from sb3_ppo_variants.recurrent.algorithms import RecurrentClipPPO, RecurrentKLPenaltyPPO, RecurrentREINFORCE
 from sb3_ppo_variants.recurrent.maskable import (
     MaskableRecurrentClipPPO,
@@ -13,19 +13,31 @@ from sb3_ppo_variants.recurrent.maskable import (
     MaskableRecurrentREINFORCE,
 )
 from sb3_ppo_variants.reinforce import REINFORCE
+from sb3_ppo_variants.spo import SPO
 
 #: short name -> algorithm class (the unmasked algorithms: the tuning, ablation and zoo-results code iterates these)
-ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {"clip_ppo": ClipPPO, "kl_ppo": KLPenaltyPPO, "reinforce": REINFORCE}
+ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {
+    "clip_ppo": ClipPPO,
+    "kl_ppo": KLPenaltyPPO,
+    "reinforce": REINFORCE,
+    "spo": SPO,
+}
 
 #: short name -> masked algorithm class (need an environment with ``action_masks()``; see docs/masking.md)
 MASKABLE_ALGOS: dict[str, type[PolicyGradientAlgorithm]] = {
     "clip_ppo_mask": MaskableClipPPO,
     "kl_ppo_mask": MaskableKLPenaltyPPO,
     "reinforce_mask": MaskableREINFORCE,
+    "spo_mask": MaskableSPO,
 }
 
 #: masked short name -> the unmasked algorithm's short name (same hyperparameters, so the same Optuna sampler)
-UNMASKED_NAME: dict[str, str] = {"clip_ppo_mask": "clip_ppo", "kl_ppo_mask": "kl_ppo", "reinforce_mask": "reinforce"}
+UNMASKED_NAME: dict[str, str] = {
+    "clip_ppo_mask": "clip_ppo",
+    "kl_ppo_mask": "kl_ppo",
+    "reinforce_mask": "reinforce",
+    "spo_mask": "spo",
+}
 
 #: short name -> recurrent (LSTM) algorithm class, masked ones included (docs/recurrent.md). Kept out of
 #: :data:`ALGOS`: they need a recurrent policy (``MlpLstmPolicy``, ...), which the tuning, ablation and zoo-results

@@ -13,7 +13,7 @@ import torch as th
 from hypothesis import HealthCheck, settings
 from stable_baselines3.common.logger import configure
 
-from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants import REINFORCE, SPO, ClipPPO, KLPenaltyPPO
 
 #: per-class settings of a short run (no if/elif on classes in the tests). REINFORCE without a baseline learns only
 #: from episodes that end inside a rollout: 64 steps hold several CartPole episodes of a random policy.
@@ -21,11 +21,12 @@ SHORT_RUN: dict[type, dict[str, Any]] = {
     ClipPPO: dict(n_steps=64, batch_size=32, n_epochs=2),
     KLPenaltyPPO: dict(n_steps=64, batch_size=32, n_epochs=2),
     REINFORCE: dict(n_steps=64),
+    SPO: dict(n_steps=64, batch_size=32, n_epochs=2),
 }
 #: a tiny network: the tests check behaviour, not learning
 TINY_NET = dict(net_arch=[16])
 #: our unmasked algorithms, for tests parametrised over all of them
-ALGORITHMS = (ClipPPO, KLPenaltyPPO, REINFORCE)
+ALGORITHMS = (ClipPPO, KLPenaltyPPO, REINFORCE, SPO)
 
 
 def assert_same_parameters(a: Any, b: Any) -> None:

@@ -25,6 +25,7 @@ import torch as th
 from gymnasium import spaces
 
 from sb3_ppo_variants._lean.numpy_dists import NumpyDistribution
+from sb3_ppo_variants.core.losses import ClipRange, clip_bounds
 
 
 def _min_grads(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +40,7 @@ def _clamp(x: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarr
 
 
 def surrogate_loss(
-    ratio: np.ndarray, advantages: np.ndarray, clip_range: float | None, dual_clip: float | None = None
+    ratio: np.ndarray, advantages: np.ndarray, clip_range: ClipRange | None, dual_clip: float | None = None
 ) -> tuple[float, np.ndarray]:
     """:func:`sb3_ppo_variants.core.losses.surrogate_loss` and its gradient with respect to ``ratio``."""
     n = len(ratio)
@@ -48,7 +49,7 @@ def surrogate_loss(
             raise ValueError("dual-clip applies on top of the clipped surrogate: it needs a clip_range")
         return float(-(advantages * ratio).mean()), -advantages / n
     unclipped = advantages * ratio
-    clipped_ratio, passes = _clamp(ratio, 1 - clip_range, 1 + clip_range)
+    clipped_ratio, passes = _clamp(ratio, *clip_bounds(clip_range))
     clipped = advantages * clipped_ratio
     objective = np.minimum(unclipped, clipped)
     to_unclipped, to_clipped = _min_grads(unclipped, clipped)
@@ -93,6 +94,22 @@ def value_function_loss(
 def clip_fraction(ratio: np.ndarray, clip_range: float) -> float:
     """:func:`sb3_ppo_variants.core.losses.clip_fraction`."""
     return float((np.abs(ratio - 1) > clip_range).mean())
+
+
+def clip_fractions(ratio: np.ndarray, clip_range: tuple[float, float]) -> dict[str, float]:
+    """:func:`sb3_ppo_variants.core.losses.clip_fractions`."""
+    low, high = clip_range
+    change = ratio - 1
+    below, above = float((change < -low).mean()), float((change > high).mean())
+    return {"clip_fraction": below + above, "clip_fraction_low": below, "clip_fraction_high": above}
+
+
+def spo_loss(ratio: np.ndarray, advantages: np.ndarray, epsilon: float) -> tuple[float, np.ndarray]:
+    """:func:`sb3_ppo_variants.core.losses.spo_loss` and its gradient with respect to ``ratio``:
+    ``d L^SPO / d r = A - |A| (r - 1) / eps``."""
+    change, magnitude = ratio - 1, np.abs(advantages)
+    objective = advantages * ratio - magnitude / (2 * epsilon) * (change * change)
+    return float(-objective.mean()), -(advantages - magnitude * change / epsilon) / len(ratio)
 
 
 def dual_clip_fraction(ratio: np.ndarray, advantages: np.ndarray, dual_clip: float) -> float:
@@ -156,6 +173,15 @@ def kl_penalty_policy_loss(
     return loss + penalty, grad_log_prob, extra
 
 
+def spo_policy_loss(
+    algo: Any, batch: Any, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
+) -> tuple[float, np.ndarray, dict[str, float]]:
+    """Twin of ``SPO._policy_loss``: SPO's penalised surrogate and the fraction of ratios past ``1 +- eps``."""
+    epsilon = algo._current_epsilon
+    loss, grad_ratio = spo_loss(ratio, advantages, epsilon)
+    return loss, grad_ratio * ratio, {"boundary_fraction": clip_fraction(ratio, epsilon)}  # dr/dlog_prob = r
+
+
 def reinforce_policy_loss(
     algo: Any, batch: Any, dist: NumpyDistribution, log_prob: np.ndarray, ratio: np.ndarray, advantages: np.ndarray
 ) -> tuple[float, np.ndarray, dict[str, float]]:
@@ -165,11 +191,14 @@ def reinforce_policy_loss(
 
 
 def _clip_statistics(
-    ratio: np.ndarray, advantages: np.ndarray, clip_range: float | None, dual_clip: float | None
+    ratio: np.ndarray, advantages: np.ndarray, clip_range: ClipRange | None, dual_clip: float | None
 ) -> dict[str, float]:
     if clip_range is None:
         return {}
-    extra = {"clip_fraction": clip_fraction(ratio, clip_range)}
+    if isinstance(clip_range, tuple):
+        extra = clip_fractions(ratio, clip_range)
+    else:
+        extra = {"clip_fraction": clip_fraction(ratio, clip_range)}
     if dual_clip is not None:
         extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, dual_clip)
     return extra
@@ -274,6 +303,7 @@ POLICY_LOSS_TWINS: tuple[Twin, ...] = (
     Twin("sb3_ppo_variants.clip_ppo.clip_ppo:ClipPPO", ("_policy_loss",), clip_ppo_policy_loss),
     Twin("sb3_ppo_variants.kl_penalty_ppo.kl_penalty_ppo:KLPenaltyPPO", ("_policy_loss", "_kl"), kl_penalty_policy_loss),
     Twin("sb3_ppo_variants.reinforce.reinforce:REINFORCE", ("_policy_loss",), reinforce_policy_loss),
+    Twin("sb3_ppo_variants.spo.spo:SPO", ("_policy_loss",), spo_policy_loss),
 )
 #: every registered twin
 TWINS: tuple[Twin, ...] = (MINIBATCH_TWIN, *POLICY_LOSS_TWINS)

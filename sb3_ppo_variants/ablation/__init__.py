@@ -11,6 +11,8 @@ trial of an Optuna grid study, resumable and shareable between machines) and wri
 """
 
 from sb3_ppo_variants.ablation.grid import (
+    ALL_SETTINGS,
+    EXTRA_SETTINGS,
     GRIDS,
     PAPER_ENVS,
     PAPER_HYPERPARAMS,
@@ -36,6 +38,8 @@ from sb3_ppo_variants.ablation.runner import (
 )
 
 __all__ = [
+    "ALL_SETTINGS",
+    "EXTRA_SETTINGS",
     "GRIDS",
     "PAPER_ENVS",
     "PAPER_HYPERPARAMS",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import optuna
 
-from sb3_ppo_variants.ablation.grid import GRIDS, PAPER_ENVS, SETTINGS, GridSpec, estimate_seconds, get_grid
+from sb3_ppo_variants.ablation.grid import ALL_SETTINGS, GRIDS, PAPER_ENVS, GridSpec, estimate_seconds, get_grid
 from sb3_ppo_variants.cli_args import int_argument, timesteps_argument
 from sb3_ppo_variants.workers.loop import PROGRESS_ATTR, sigterm_interrupts
 from sb3_ppo_variants.workers.storage import StorageError, open_storage, resolve_storage
@@ -65,7 +65,7 @@ def _add_location(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_grid(parser: argparse.ArgumentParser) -> None:
-    names = [s.name for s in SETTINGS]
+    names = [s.name for s in ALL_SETTINGS]
     grid = parser.add_argument_group("grid overrides (the stored grid must match on resume)")
     grid.add_argument("--settings", nargs="+", choices=names, metavar="SETTING", help=f"subset of: {' '.join(names)}")
     grid.add_argument("--envs", nargs="+", metavar="ENV", help="Gymnasium ids (e.g. Hopper-v5)")
@@ -271,10 +271,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("Presets:")
     for name, grid in GRIDS.items():
         print(f"  {name:6s} {grid.description}")
-    print("\nSettings (the rows of the paper's Table 1):")
-    for setting in SETTINGS:
+    print("\nSettings (the rows of the paper's Table 1, then rows the paper does not have):")
+    for setting in ALL_SETTINGS:
         kwargs = ", ".join(f"{k}={v}" for k, v in setting.kwargs.items())
-        print(f"  {setting.name:18s} {setting.label:30s} {setting.algo}({kwargs})  paper: {setting.paper_score:.2f}")
+        paper = f"{setting.paper_score:.2f}" if math.isfinite(setting.paper_score) else "-"
+        print(f"  {setting.name:20s} {setting.label:30s} {setting.algo}({kwargs})  paper: {paper}")
     return 0
 
 

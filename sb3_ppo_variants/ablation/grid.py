@@ -8,6 +8,10 @@ on 7 MuJoCo tasks, 1M steps and 3 seeds each, with one set of hyperparameters (:
 - adaptive KL penalty, d_targ in {0.003, 0.01, 0.03}, beta starting at 1: :class:`~sb3_ppo_variants.KLPenaltyPPO`;
 - fixed KL penalty, beta in {0.3, 1, 3, 10}: :class:`~sb3_ppo_variants.KLPenaltyPPO` with ``adaptive_beta=False``.
 
+Beside them, :data:`EXTRA_SETTINGS` holds rows the paper does not have, in a group of their own ("Beyond the paper",
+no paper score) that a grid may name next to the paper's: DAPO's clip-higher (ClipPPO with ``clip_range=(0.2, 0.28)``)
+and SPO (``epsilon=0.2``). The named grids keep the paper's 11 rows.
+
 A job is one (setting, env, seed); a :class:`GridSpec` is the whole grid of a run (settings x envs x seeds, the
 budget and the hyperparameters), and a :class:`Grid` is a named :class:`GridSpec` (``tiny``, ``small``, ``full``: the
 command's ``--preset``).
@@ -114,10 +118,26 @@ SETTINGS: tuple[Setting, ...] = (
     _fixed(10.0, 0.69),
 )
 
-SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+#: The group of the rows the paper does not have.
+EXTRA_GROUP = "Beyond the paper"
+
+#: Objectives published after the paper, as rows to compare with its own (no paper score): DAPO's clip-higher (Yu et al.
+#: 2025, arXiv 2503.14476, eps_low 0.2 and eps_high 0.28) and SPO (Xie et al., ICML 2025, arXiv 2401.16025, the
+#: authors' eps 0.2).
+EXTRA_SETTINGS: tuple[Setting, ...] = (
+    Setting("clip_higher_0.2_0.28", "Clip-higher, ε = (0.2, 0.28)", EXTRA_GROUP, "clip_ppo", {"clip_range": (0.2, 0.28)}),
+    Setting("spo_0.2", "SPO, ε = 0.2", EXTRA_GROUP, "spo", {"epsilon": 0.2}),
+)
+
+#: Every setting a grid may name, in table order: the paper's, then :data:`EXTRA_SETTINGS`.
+ALL_SETTINGS: tuple[Setting, ...] = (*SETTINGS, *EXTRA_SETTINGS)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in ALL_SETTINGS}
 
 #: The row groups of Table 1, in order.
 GROUPS: tuple[str, ...] = ("No clipping or penalty", "Clipping", "Adaptive KL", "Fixed KL")
+#: The row groups of a report: Table 1's, then :data:`EXTRA_GROUP`.
+ALL_GROUPS: tuple[str, ...] = (*GROUPS, EXTRA_GROUP)
 
 
 def get_setting(name: str) -> Setting:
@@ -335,7 +355,7 @@ def get_grid(name: str) -> Grid:
 def settings_in_table_order(names: Iterable[str]) -> list[Setting]:
     """The named settings, sorted in the order of the paper's Table 1."""
     wanted = set(names)
-    return [s for s in SETTINGS if s.name in wanted]
+    return [s for s in ALL_SETTINGS if s.name in wanted]
 
 
 def estimate_seconds(spec: GridSpec, steps_per_s: dict[str, float | dict[str, float]], workers: int = 1) -> float:
@@ -343,7 +363,7 @@ def estimate_seconds(spec: GridSpec, steps_per_s: dict[str, float | dict[str, fl
 
     :param spec: The grid
     :param steps_per_s: Per env, the steps/s of one worker: a number, or per algorithm (``{"clip_ppo": ..., "kl_ppo":
-        ...}``, as ``python -m sb3_ppo_variants.ablation probe`` measures)
+        ...}``, as ``python -m sb3_ppo_variants.ablation probe`` measures; SPO takes ClipPPO's where it has none)
     :param workers: Parallel workers, each on its own core (jobs are assumed to pack evenly)
     :return: Seconds; the real run takes a little longer (process start, random-policy scores, the last jobs' tail)
     """
@@ -351,7 +371,9 @@ def estimate_seconds(spec: GridSpec, steps_per_s: dict[str, float | dict[str, fl
     for job in spec.jobs():
         rate = steps_per_s[job.env_id]
         if isinstance(rate, dict):
-            rate = rate[get_setting(job.setting).algo]
+            algo = get_setting(job.setting).algo
+            # SPO runs at ClipPPO's speed (docs/speed.md, the objectives rows): its rate where none was measured
+            rate = rate.get(algo, rate["clip_ppo"]) if algo == "spo" else rate[algo]
         # SB3 trains whole rollouts: the budget is rounded up to a multiple of n_steps
         n_steps = int(spec.hyperparams.get("n_steps", 2048))
         total += -(-job.timesteps // n_steps) * n_steps / float(rate)

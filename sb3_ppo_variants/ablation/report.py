@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sb3_ppo_variants.ablation.grid import GROUPS, GridSpec, settings_in_table_order
+from sb3_ppo_variants.ablation.grid import ALL_GROUPS, GROUPS, GridSpec, settings_in_table_order
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -243,7 +243,7 @@ def markdown_report(
     spec = GridSpec.from_dict(results["grid"])
     n_done = len(results["jobs"])
     best_ours = max((r.mean for r in rows if math.isfinite(r.mean)), default=math.nan)
-    best_paper = max(r.paper for r in rows)
+    best_paper = max((r.paper for r in rows if math.isfinite(r.paper)), default=math.nan)
     paper_envs = len(spec.envs) == 7 and spec.timesteps == 1_000_000 and len(spec.seeds) == 3
     lines = [
         "## PPO paper, Table 1: surrogate objectives compared",
@@ -268,7 +268,13 @@ def markdown_report(
         if row.group != group and group is not None:
             lines.append("| | | | | |")
         group = row.group
-        paper = f"**{row.paper:.2f}**" if row.paper == best_paper else f"{row.paper:.2f}"
+        paper = (
+            "n/a"
+            if not math.isfinite(row.paper)
+            else f"**{row.paper:.2f}**"
+            if row.paper == best_paper
+            else f"{row.paper:.2f}"
+        )
         ours = _with_ci(row.mean, row.mean_ci)
         if math.isfinite(row.mean) and row.mean == best_ours:
             ours = f"**{ours}**"
@@ -325,9 +331,15 @@ def _colors(settings: Sequence[str]) -> dict[str, Any]:
     """One color family per row group of Table 1, shades within the group."""
     import matplotlib
 
-    cmaps = {"No clipping or penalty": "Greys", "Clipping": "Blues", "Adaptive KL": "Greens", "Fixed KL": "Oranges"}
+    cmaps = {
+        "No clipping or penalty": "Greys",
+        "Clipping": "Blues",
+        "Adaptive KL": "Greens",
+        "Fixed KL": "Oranges",
+        "Beyond the paper": "Purples",
+    }
     colors: dict[str, Any] = {}
-    for group in GROUPS:
+    for group in ALL_GROUPS:
         members = [s for s in settings_in_table_order(settings) if s.group == group]
         cmap = matplotlib.colormaps[cmaps[group]]
         for i, setting in enumerate(members):

@@ -12,8 +12,8 @@ from stable_baselines3.common.utils import FloatSchedule
 
 from sb3_ppo_variants.core.algorithm import PolicyGradientAlgorithm
 from sb3_ppo_variants.core.backends import PolicyOutputs
-from sb3_ppo_variants.core.checks import check_dual_clip, check_schedule
-from sb3_ppo_variants.core.losses import clip_fraction, dual_clip_fraction, surrogate_loss
+from sb3_ppo_variants.core.checks import check_clip_range, check_dual_clip
+from sb3_ppo_variants.core.losses import clip_fraction, clip_fractions, dual_clip_fraction, surrogate_loss
 
 
 class ClipPPO(PolicyGradientAlgorithm):
@@ -22,8 +22,9 @@ class ClipPPO(PolicyGradientAlgorithm):
     Paper: https://arxiv.org/abs/1707.06347 (eq. 7 and 9). The loss of a minibatch is
     ``-L^CLIP + c1 * L^VF - c2 * H``, with ``L^CLIP = E[min(r A, clip(r, 1 - eps, 1 + eps) A)]``.
     ``clip_range=None`` gives the unclipped surrogate ``L^CPI = E[r A]`` (the paper's "no clipping or
-    penalty" baseline). With the same arguments and seed, ClipPPO computes what SB3's ``PPO`` computes;
-    its parameters and defaults are SB3 ``PPO``'s.
+    penalty" baseline); ``clip_range=(eps_low, eps_high)`` clips the ratio to ``[1 - eps_low, 1 + eps_high]``
+    ("clip-higher", DAPO: Yu et al. 2025, https://arxiv.org/abs/2503.14476). With the same arguments and seed,
+    ClipPPO computes what SB3's ``PPO`` computes; its parameters and defaults are SB3 ``PPO``'s.
 
     :param policy: The policy: an alias (``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy``) or a policy class
     :param env: The environment: a Gymnasium env, a VecEnv, or a registered id such as ``"CartPole-v1"``
@@ -35,7 +36,11 @@ class ClipPPO(PolicyGradientAlgorithm):
     :param gamma: Discount factor, in [0, 1]
     :param gae_lambda: The lambda of generalised advantage estimation, in [0, 1] (0: one-step TD, 1: Monte Carlo)
     :param clip_range: Clipping parameter epsilon > 0, it can be a function of the current progress
-        remaining (from 1 to 0) or a ``"lin_<float>"`` string. ``None`` disables clipping (L^CPI).
+        remaining (from 1 to 0) or a ``"lin_<float>"`` string. ``None`` disables clipping (L^CPI). A pair
+        ``(eps_low, eps_high)`` (a tuple or list, each side a float > 0, a schedule or ``"lin_<float>"``, with
+        ``eps_high >= eps_low``) clips asymmetrically to ``[1 - eps_low, 1 + eps_high]`` (DAPO's clip-higher uses
+        ``(0.2, 0.28)``) and logs ``train/clip_range_low``/``_high`` and ``train/clip_fraction_low``/``_high`` beside
+        ``train/clip_fraction`` (both sides); ``(eps, eps)`` trains exactly as ``eps``
     :param clip_range_vf: Keep the new value prediction within this distance of the rollout's value in the value
         loss (a float, a schedule or ``"lin_<float>"``; ``None``, the default: no clipping). The distance is in reward
         units, so a good value depends on the reward scale
@@ -101,7 +106,7 @@ class ClipPPO(PolicyGradientAlgorithm):
         n_epochs: int = 10,
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
-        clip_range: float | Schedule | None = 0.2,
+        clip_range: float | Schedule | tuple[float | Schedule, float | Schedule] | None = 0.2,
         clip_range_vf: float | Schedule | None = None,
         normalize_advantage: bool = True,
         ent_coef: float = 0.0,
@@ -132,7 +137,7 @@ class ClipPPO(PolicyGradientAlgorithm):
         threads: int | str | None = "auto",
         _init_setup_model: bool = True,
     ):
-        clip_range = check_schedule("clip_range", clip_range, allow_none=True, owner=type(self).__name__)
+        clip_range = check_clip_range(clip_range, owner=type(self).__name__)
         dual_clip = check_dual_clip(dual_clip, clip_range, owner=type(self).__name__)
         super().__init__(
             policy,
@@ -172,21 +177,31 @@ class ClipPPO(PolicyGradientAlgorithm):
             numerics=numerics,
             threads=threads,
         )
-        self.clip_range = clip_range
+        self.clip_range: Any = clip_range
         self.dual_clip = dual_clip
-        self._current_clip_range: float | None = None
+        #: this update's clip range: one epsilon, the pair (eps_low, eps_high), or None
+        self._current_clip_range: float | tuple[float, float] | None = None
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        if self.clip_range is not None:
+        if isinstance(self.clip_range, tuple):
+            self.clip_range = tuple(FloatSchedule(side) for side in self.clip_range)
+        elif self.clip_range is not None:
             self.clip_range = FloatSchedule(self.clip_range)
 
     def _on_update_start(self) -> None:
-        self._current_clip_range = None if self.clip_range is None else self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
-        if self._current_clip_range is not None:
-            self.logger.record("train/clip_range", self._current_clip_range)
+        progress = self._current_progress_remaining
+        if isinstance(self.clip_range, tuple):
+            low, high = (side(progress) for side in self.clip_range)
+            self._current_clip_range = (low, high)
+            self.logger.record("train/clip_range_low", low)
+            self.logger.record("train/clip_range_high", high)
+        else:
+            self._current_clip_range = None if self.clip_range is None else self.clip_range(progress)
+            if self._current_clip_range is not None:
+                self.logger.record("train/clip_range", self._current_clip_range)
 
     def _policy_loss(
         self,
@@ -200,7 +215,10 @@ class ClipPPO(PolicyGradientAlgorithm):
         loss = surrogate_loss(ratio, advantages, clip_range, self.dual_clip)
         if clip_range is None:
             return loss, {}
-        extra = {"clip_fraction": clip_fraction(ratio, clip_range)}
+        if isinstance(clip_range, tuple):
+            extra = clip_fractions(ratio, clip_range)
+        else:
+            extra = {"clip_fraction": clip_fraction(ratio, clip_range)}
         if self.dual_clip is not None:
             extra["dual_clip_fraction"] = dual_clip_fraction(ratio, advantages, self.dual_clip)
         return loss, extra

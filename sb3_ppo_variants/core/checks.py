@@ -204,6 +204,56 @@ def check_adaptive_lr(
     }
 
 
+def check_clip_range(clip_range: Any, *, owner: str = "") -> Any:
+    """ClipPPO's ``clip_range``: ``None`` (no clipping), one epsilon (a float > 0, a schedule or ``"lin_<float>"``: the
+    symmetric clip, SB3's), or a pair ``(eps_low, eps_high)`` (a tuple or list of two such values: the asymmetric
+    clip ``[1 - eps_low, 1 + eps_high]``) with ``eps_high >= eps_low``. A pair is returned as a tuple."""
+    prefix = f"{owner}: " if owner else ""
+    if not isinstance(clip_range, (tuple, list)):
+        return check_schedule("clip_range", clip_range, allow_none=True, owner=owner)
+    if len(clip_range) != 2:
+        raise ValueError(
+            f"{prefix}`clip_range` as a sequence must be the pair (eps_low, eps_high), each a float > 0 or a schedule; "
+            f"got {type(clip_range).__name__} of length {len(clip_range)}: {clip_range!r}"
+        )
+    low, high = (_clip_side(prefix, side, value) for side, value in zip(("eps_low", "eps_high"), clip_range, strict=True))
+    for progress in (1.0, 0.0):
+        low_value, high_value = (_value_at(side, progress) for side in (low, high))
+        if high_value < low_value:
+            at = "" if not (callable(low) or callable(high)) else f" at progress {progress}"
+            raise ValueError(
+                f"{prefix}`clip_range` = (eps_low, eps_high) needs eps_high >= eps_low (clip-higher widens the upper "
+                f"side); got eps_low={low_value:g} > eps_high={high_value:g}{at}"
+            )
+    return (low, high)
+
+
+def _clip_side(prefix: str, side: str, value: Any) -> Any:
+    """One side of a ``clip_range`` pair: a float > 0 or a schedule (an error names ``clip_range`` and the side)."""
+    try:
+        return check_schedule(side, value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{prefix}`clip_range` = (eps_low, eps_high): {exc}") from None
+
+
+def _value_at(schedule: Any, progress: float) -> float:
+    """A checked constant or schedule's value at ``progress``."""
+    return float(schedule(progress)) if callable(schedule) else float(schedule)
+
+
+def check_spo_epsilon(epsilon: Any, *, owner: str = "") -> Any:
+    """SPO's ``epsilon``: a float > 0 or a schedule (or ``"lin_<float>"``) that stays > 0, at the end of training too
+    (the penalty divides by it, so a linear decay to 0 is refused)."""
+    prefix = f"{owner}: " if owner else ""
+    epsilon = check_schedule("epsilon", epsilon, owner=owner)
+    if callable(epsilon) and not float(epsilon(0.0)) > 0:
+        raise ValueError(
+            f"{prefix}`epsilon` must stay > 0 over training (SPO's penalty divides by it); the schedule is "
+            f"{float(epsilon(0.0)):g} at the end (progress 0): use a schedule that ends above 0, or a float > 0"
+        )
+    return epsilon
+
+
 def check_dual_clip(dual_clip: Any, clip_range: Any, *, owner: str = "") -> float | None:
     """``dual_clip`` is ``None`` (off) or a float c > 1 (Ye et al. 2020), and needs a ``clip_range``."""
     prefix = f"{owner}: " if owner else ""

@@ -1,4 +1,5 @@
-"""Policy-loss terms of the PPO paper (Schulman et al. 2017, arXiv 1707.06347), as plain functions.
+"""Policy-loss terms of the PPO paper (Schulman et al. 2017, arXiv 1707.06347) and of its successors, as plain
+functions.
 
 They take per-sample tensors and return the quantity to *minimise* (the negated surrogate objective),
 so that each reads like its equation and can be checked against hand-computed values.
@@ -9,13 +10,26 @@ from __future__ import annotations
 import torch as th
 from torch.nn import functional as F
 
+#: a clip range as the losses take it: one epsilon (symmetric, SB3's), or the pair ``(eps_low, eps_high)``
+ClipRange = float | tuple[float, float]
+
+
+def clip_bounds(clip_range: ClipRange) -> tuple[float, float]:
+    """The interval ``[1 - eps_low, 1 + eps_high]`` the ratio is clipped to (one epsilon: ``[1 - eps, 1 + eps]``)."""
+    if isinstance(clip_range, tuple):
+        low, high = clip_range
+        return 1 - low, 1 + high
+    return 1 - clip_range, 1 + clip_range
+
 
 def surrogate_loss(
-    ratio: th.Tensor, advantages: th.Tensor, clip_range: float | None, dual_clip: float | None = None
+    ratio: th.Tensor, advantages: th.Tensor, clip_range: ClipRange | None, dual_clip: float | None = None
 ) -> th.Tensor:
     """``-mean(L)`` with L the clipped surrogate, or the unclipped one when ``clip_range`` is None.
 
     - clipped (paper eq. 7): ``L^CLIP_t = min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)``
+    - asymmetric ("clip-higher", DAPO: Yu et al. 2025, arXiv 2503.14476), ``clip_range=(eps_low, eps_high)``:
+      ``min(r_t A_t, clip(r_t, 1 - eps_low, 1 + eps_high) A_t)``; ``(eps, eps)`` is the symmetric clip
     - unclipped (paper eq. 6, "no clipping or penalty"): ``L^CPI_t = r_t A_t``
     - dual-clip (Ye et al. 2020, "Mastering Complex Control in MOBA Games with Deep RL", arXiv 1912.09729;
       Tianshou's ``dual_clip``), ``c = dual_clip > 1``: ``max(L^CLIP_t, c A_t)`` where ``A_t < 0``, ``L^CLIP_t``
@@ -27,7 +41,7 @@ def surrogate_loss(
         if dual_clip is not None:
             raise ValueError("dual-clip applies on top of the clipped surrogate: it needs a clip_range")
         return -pg_loss1.mean()
-    pg_loss2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    pg_loss2 = advantages * th.clamp(ratio, *clip_bounds(clip_range))
     objective = th.min(pg_loss1, pg_loss2)
     if dual_clip is not None:
         objective = th.where(advantages < 0, th.max(objective, dual_clip * advantages), objective)
@@ -73,6 +87,30 @@ def clip_fraction(ratio: th.Tensor, clip_range: float) -> th.Tensor:
     """Fraction of samples whose ratio lies outside ``[1 - eps, 1 + eps]`` (detached, for logging)."""
     with th.no_grad():
         return (th.abs(ratio - 1) > clip_range).float().mean()
+
+
+def clip_fractions(ratio: th.Tensor, clip_range: tuple[float, float]) -> dict[str, th.Tensor]:
+    """For ``clip_range=(eps_low, eps_high)``: the fraction of samples below ``1 - eps_low`` (``clip_fraction_low``),
+    above ``1 + eps_high`` (``clip_fraction_high``) and outside the interval (``clip_fraction``, their sum) (detached,
+    for logging). With ``eps_low == eps_high`` ``clip_fraction`` is :func:`clip_fraction`'s value."""
+    low, high = clip_range
+    with th.no_grad():
+        change = ratio - 1
+        below = (change < -low).float().mean()
+        above = (change > high).float().mean()
+        return {"clip_fraction": below + above, "clip_fraction_low": below, "clip_fraction_high": above}
+
+
+def spo_loss(ratio: th.Tensor, advantages: th.Tensor, epsilon: float) -> th.Tensor:
+    """``-mean(L^SPO)``, Simple Policy Optimization's objective (Xie et al., ICML 2025, arXiv 2401.16025):
+
+    ``L^SPO_t = r_t A_t - |A_t| / (2 eps) * (r_t - 1)^2``.
+
+    For each sample the objective is a concave parabola in ``r_t`` whose maximum lies at ``r_t = 1 + sign(A_t) eps``,
+    the boundary of PPO's clip; past it the gradient pushes the ratio back (PPO's clip only stops pushing).
+    The fraction of samples past that boundary is :func:`clip_fraction` with ``eps``.
+    """
+    return -(advantages * ratio - advantages.abs() / (2 * epsilon) * (ratio - 1) ** 2).mean()
 
 
 def kl_penalty_loss(

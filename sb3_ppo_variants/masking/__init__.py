@@ -1,6 +1,7 @@
-"""Invalid-action masking for ClipPPO, KLPenaltyPPO and REINFORCE, on sb3-contrib's maskable machinery.
+"""Invalid-action masking for ClipPPO, KLPenaltyPPO, REINFORCE and SPO, on sb3-contrib's maskable machinery.
 
-See ``docs/masking.md``: :class:`MaskableClipPPO`, :class:`MaskableKLPenaltyPPO`, :class:`MaskableREINFORCE`.
+See ``docs/masking.md``: :class:`MaskableClipPPO`, :class:`MaskableKLPenaltyPPO`, :class:`MaskableREINFORCE`,
+:class:`MaskableSPO`.
 """
 
 from sb3_ppo_variants.masking.algorithms import (
@@ -9,6 +10,7 @@ from sb3_ppo_variants.masking.algorithms import (
     MaskableKLPenaltyPPO,
     MaskablePolicyError,
     MaskableREINFORCE,
+    MaskableSPO,
 )
 from sb3_ppo_variants.masking.masks import ActionMaskError, ActionMaskTypeError
 
@@ -20,4 +22,5 @@ __all__ = [
     "MaskableKLPenaltyPPO",
     "MaskablePolicyError",
     "MaskableREINFORCE",
+    "MaskableSPO",
 ]

@@ -1,4 +1,4 @@
-"""MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE: our three algorithms with invalid-action masking.
+"""MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO: our algorithms with invalid-action masking.
 
 Each is its unmasked algorithm (same loss, same shared rollout and training loop) combined with
 :class:`MaskableAlgorithmMixin`, which plugs sb3-contrib's maskable machinery into the loop's hooks:
@@ -50,6 +50,7 @@ from sb3_ppo_variants.masking.buffers import (
 from sb3_ppo_variants.masking.kl import has_masked_closed_form_kl, masked_closed_form_kl, masked_dist_params
 from sb3_ppo_variants.masking.masks import MASKABLE_ACTION_SPACES, check_action_masks, check_masking_env, mask_dim
 from sb3_ppo_variants.reinforce import REINFORCE
+from sb3_ppo_variants.spo import SPO
 
 SelfMaskable = TypeVar("SelfMaskable", bound="MaskableAlgorithmMixin")
 
@@ -299,3 +300,12 @@ class MaskableREINFORCE(MaskableAlgorithmMixin, REINFORCE):  # type: ignore[misc
 
     def _required_rollout_buffer_reason(self) -> str:
         return "(the reward-to-go of REINFORCE with the action masks of each step)"
+
+
+class MaskableSPO(MaskableAlgorithmMixin, SPO):  # type: ignore[misc]  # learn() takes use_masking, as MaskablePPO's
+    """:class:`~sb3_ppo_variants.SPO` with invalid-action masking: SPO's loss on the masked policy's log-probabilities.
+
+    Parameters are SPO's; ``policy`` is a ``MaskableActorCriticPolicy`` (``"MlpPolicy"``, ``"CnnPolicy"``,
+    ``"MultiInputPolicy"``), and the interface (``learn(use_masking=...)``, ``predict(action_masks=...)``) is
+    ``MaskablePPO``'s.
+    """

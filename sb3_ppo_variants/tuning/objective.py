@@ -48,7 +48,7 @@ EVAL_SEED_OFFSET = 10_000
 class TrialSettings:
     """What every trial of a study shares (stored in the study, and checked when a study is continued).
 
-    :param algo: Short name of the algorithm (``clip_ppo``, ``kl_ppo``, ``reinforce``)
+    :param algo: Short name of the algorithm (``clip_ppo``, ``kl_ppo``, ``reinforce``, ``spo``)
     :param env_id: Gymnasium id
     :param n_timesteps: Training budget of one seed of one trial, in environment steps
     :param n_envs: Parallel training environments (DummyVecEnv)

@@ -352,7 +352,7 @@ def run_study(
     Resumable: calling it again with the same arguments continues the study and runs only the missing trials.
     Several processes (or machines, with a database) may call it on the same study at once.
 
-    :param algo: ``clip_ppo``, ``kl_ppo`` or ``reinforce``; its sampler is
+    :param algo: ``clip_ppo``, ``kl_ppo``, ``reinforce`` or ``spo``; its sampler is
         :data:`sb3_ppo_variants.zoo.samplers.SAMPLERS` ``[algo]``
     :param env_id: Gymnasium environment id
     :param n_trials: Number of finished trials (COMPLETE, PRUNED, or FAIL and not retried) the study should hold, all

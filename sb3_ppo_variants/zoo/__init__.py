@@ -1,9 +1,9 @@
 """rl_zoo3 integration: registration, Optuna samplers and converters, the ``sb3-ppo-variants-zoo`` command.
 
-- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo`` and ``reinforce`` and their masked (``_mask``), recurrent
-  (``_lstm``) and masked recurrent (``_lstm_mask``) variants known to rl_zoo3 (algorithms, samplers, converters);
-  :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``, ``python -m sb3_ppo_variants.zoo``) calls it
-  and then runs rl_zoo3's own train/enjoy/... code.
+- :func:`register_zoo` makes ``clip_ppo``, ``kl_ppo``, ``reinforce`` and ``spo`` and their masked (``_mask``)
+  variants, and the recurrent (``_lstm``) and masked recurrent (``_lstm_mask``) variants of the first three known to
+  rl_zoo3 (algorithms, samplers, converters); :mod:`sb3_ppo_variants.zoo.cli` (``sb3-ppo-variants-zoo``,
+  ``python -m sb3_ppo_variants.zoo``) calls it and then runs rl_zoo3's own train/enjoy/... code.
 - :mod:`sb3_ppo_variants.zoo.samplers` holds the samplers and converters; they need Optuna only, not rl_zoo3.
 - :func:`zoo_config` locates the hyperparameter files shipped with the package (the repository's top-level
   ``zoo_configs/<algo>.yml``, installed as ``sb3_ppo_variants.zoo_configs``).
@@ -20,12 +20,14 @@ from sb3_ppo_variants.zoo.samplers import (
     convert_kl_ppo_lstm_params,
     convert_kl_ppo_params,
     convert_reinforce_params,
+    convert_spo_params,
     rollout_search_space,
     sample_clip_ppo_lstm_params,
     sample_clip_ppo_params,
     sample_kl_ppo_lstm_params,
     sample_kl_ppo_params,
     sample_reinforce_params,
+    sample_spo_params,
 )
 
 #: The environments every ``zoo_configs/<algo>.yml`` has a tuned or starting entry for (what the tuned-results
@@ -59,6 +61,7 @@ __all__ = [
     "convert_kl_ppo_lstm_params",
     "convert_kl_ppo_params",
     "convert_reinforce_params",
+    "convert_spo_params",
     "register_zoo",
     "rl_zoo3_env_id",
     "rollout_search_space",
@@ -67,5 +70,6 @@ __all__ = [
     "sample_kl_ppo_lstm_params",
     "sample_kl_ppo_params",
     "sample_reinforce_params",
+    "sample_spo_params",
     "zoo_config",
 ]

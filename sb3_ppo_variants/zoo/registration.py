@@ -47,12 +47,12 @@ def _insert(registry: dict[str, Any], name: str, value: Any, registry_name: str)
 
 
 def register_zoo() -> None:
-    """Register ClipPPO, KLPenaltyPPO and REINFORCE in rl_zoo3 as ``clip_ppo``, ``kl_ppo`` and ``reinforce``, and
-    their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask`` and ``reinforce_mask``, their recurrent (LSTM) variants
-    as ``clip_ppo_lstm``, ``kl_ppo_lstm``, ``reinforce_lstm`` and the masked recurrent ones as ``clip_ppo_lstm_mask``,
-    ``kl_ppo_lstm_mask``, ``reinforce_lstm_mask`` (the masked ones with the unmasked algorithm's sampler and converter,
-    :data:`~sb3_ppo_variants.registry.SAMPLER_NAME`), and the gymnasium ids of :mod:`sb3_ppo_variants.masking.envs`
-    (rl_zoo3 registers the ``*NoVel`` ids itself, in ``rl_zoo3.import_envs``).
+    """Register ClipPPO, KLPenaltyPPO, REINFORCE and SPO in rl_zoo3 as ``clip_ppo``, ``kl_ppo``, ``reinforce`` and
+    ``spo``, their masked variants as ``clip_ppo_mask``, ``kl_ppo_mask``, ``reinforce_mask`` and ``spo_mask``, the
+    recurrent (LSTM) variants as ``clip_ppo_lstm``, ``kl_ppo_lstm``, ``reinforce_lstm`` and the masked recurrent ones
+    as ``clip_ppo_lstm_mask``, ``kl_ppo_lstm_mask``, ``reinforce_lstm_mask`` (the masked ones with the unmasked
+    algorithm's sampler and converter, :data:`~sb3_ppo_variants.registry.SAMPLER_NAME`), and the gymnasium ids of
+    :mod:`sb3_ppo_variants.masking.envs` (rl_zoo3 registers the ``*NoVel`` ids itself, in ``rl_zoo3.import_envs``).
 
     Inserts the classes into ``rl_zoo3.utils.ALGOS`` and our samplers and converters into
     ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``, in place. Idempotent: calling it
@@ -82,7 +82,8 @@ def zoo_config(algo: str) -> Traversable:
     Use :func:`importlib.resources.as_file` for a path on disk (it is one already in a normal install).
 
     :param algo: A name of :data:`~sb3_ppo_variants.registry.ZOO_ALGOS`: ``clip_ppo``, ``kl_ppo``, ``reinforce``,
-        their masked (``_mask``), recurrent (``_lstm``) and masked recurrent (``_lstm_mask``) variants
+        ``spo``, their masked (``_mask``) variants, and the recurrent (``_lstm``) and masked recurrent (``_lstm_mask``)
+        variants of the first three
     :raises ValueError: for another name
     :raises FileNotFoundError: if the installed package lacks the file (a broken build)
     """

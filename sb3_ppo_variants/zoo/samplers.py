@@ -1,4 +1,4 @@
-"""Optuna samplers for ClipPPO, KLPenaltyPPO and REINFORCE, and the converters that map a trial back to hyperparameters.
+"""Optuna samplers for ClipPPO, KLPenaltyPPO, REINFORCE and SPO, and the converters that map a trial back to hyperparameters.
 
 Samplers have rl_zoo3's signature, ``sample_<algo>_params(trial, n_actions, n_envs, additional_args) -> dict``, and
 return keyword arguments for the algorithm's constructor. They suggest values in a transformed space, where a
@@ -8,7 +8,7 @@ uniform or log-uniform search is sensible:
 - ``n_steps_pow`` and ``batch_size_pow``, exponents of powers of two;
 - ``learning_rate``, ``ent_coef``, ``max_grad_norm``, ``kl_target`` and ``beta`` on a log scale;
 - ``net_arch`` and ``activation_fn`` as names (see :data:`NET_ARCHS`, :data:`ACTIVATIONS`);
-- the PPO controls (docs/controls.md) of ClipPPO and KLPenaltyPPO: ``adaptive_lr`` (on/off) with its
+- the PPO controls (docs/controls.md) of ClipPPO, KLPenaltyPPO and SPO: ``adaptive_lr`` (on/off) with its
   ``adaptive_lr_target_kl`` on a log scale, ``dual_clip`` (ClipPPO), ``clip_range_vf`` with ``value_clip_form``,
   ``advantage_normalization`` (``"minibatch"``, ``"batch"`` or ``"off"``) and ``recompute_advantage``, all as plain
   dimensions (no conditional branch: ``adaptive_lr_target_kl`` is drawn whether or not ``adaptive_lr`` is on).
@@ -90,7 +90,18 @@ def rollout_search_space(n_envs: int) -> tuple[tuple[int, int], tuple[int, int]]
 
 #: Raw trial parameters that pass through the converters unchanged.
 _PLAIN = frozenset(
-    {"learning_rate", "ent_coef", "vf_coef", "max_grad_norm", "n_epochs", "clip_range", "kl_target", "beta", "use_baseline"}
+    {
+        "learning_rate",
+        "ent_coef",
+        "vf_coef",
+        "max_grad_norm",
+        "n_epochs",
+        "clip_range",
+        "kl_target",
+        "beta",
+        "use_baseline",
+        "epsilon",
+    }
 )
 _COMMON_KEYS = frozenset(
     {"one_minus_gamma", "learning_rate", "ent_coef", "vf_coef", "max_grad_norm", "net_arch", "activation_fn"}
@@ -101,6 +112,7 @@ TRIAL_KEYS: dict[str, frozenset[str]] = {
     "clip_ppo": _PPO_KEYS | {"clip_range"},
     "kl_ppo": _PPO_KEYS | {"kl_target", "beta"},
     "reinforce": _COMMON_KEYS | {"n_steps_pow", "use_baseline"},
+    "spo": _PPO_KEYS | {"epsilon"},
 }
 TRIAL_KEYS.update({f"{algo}_lstm": keys for algo, keys in TRIAL_KEYS.items()})
 _CONTROL_KEYS = frozenset(
@@ -119,6 +131,7 @@ CONTROL_TRIAL_KEYS: dict[str, frozenset[str]] = {
     "clip_ppo": _CONTROL_KEYS | {"dual_clip"},
     "kl_ppo": _CONTROL_KEYS,
     "reinforce": frozenset(),
+    "spo": _CONTROL_KEYS,
 }
 #: The controls a recurrent policy cannot take: the recurrent algorithms refuse ``recompute_advantage=True`` (it would
 #: evaluate the critic on the whole rollout without the LSTM states), so their samplers do not search it.
@@ -216,6 +229,15 @@ def convert_reinforce_params(params: Mapping[str, Any]) -> dict[str, Any]:
     :return: Keyword arguments for :class:`~sb3_ppo_variants.REINFORCE`
     """
     return _convert(params, "reinforce")
+
+
+def convert_spo_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """SPO keyword arguments from the raw parameters of a :func:`sample_spo_params` trial (``trial.params``).
+
+    :param params: The values the trial recorded, in the sampler's transformed space
+    :return: Keyword arguments for :class:`~sb3_ppo_variants.SPO`
+    """
+    return _convert(params, "spo")
 
 
 # ---------------------------------------------------------------------------------------------------- samplers
@@ -356,6 +378,26 @@ def sample_reinforce_params(
     return _finish(trial, params, "reinforce", n_envs)
 
 
+def sample_spo_params(
+    trial: BaseTrial, n_actions: int, n_envs: int, additional_args: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Sample SPO hyperparameters: the PPO search space, SPO's ``epsilon`` in [0.05, 0.4] (the range of ClipPPO's
+    ``clip_range``, whose role it takes: the ratio's distance from 1 where each sample's objective peaks), and the PPO
+    controls except dual-clip (SPO has no clip).
+
+    :param trial: The Optuna trial (or :class:`optuna.trial.FixedTrial`)
+    :param n_actions: Dimension of a Box action space (rl_zoo3's signature; unused by on-policy samplers)
+    :param n_envs: Number of parallel environments the trial trains with (bounds the minibatch size)
+    :param additional_args: rl_zoo3's extra arguments (unused)
+    :return: Keyword arguments for :class:`~sb3_ppo_variants.SPO`
+    """
+    n_envs = _check_n_envs(n_envs)
+    params = _suggest_ppo_family(trial, n_envs)
+    params["epsilon"] = trial.suggest_float("epsilon", 0.05, 0.4)
+    params.update(_suggest_controls(trial, dual_clip=False))
+    return _finish(trial, params, "spo", n_envs)
+
+
 def sample_clip_ppo_lstm_params(
     trial: BaseTrial, n_actions: int, n_envs: int, additional_args: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -396,6 +438,7 @@ SAMPLERS: dict[str, Sampler] = {
     "clip_ppo_lstm": sample_clip_ppo_lstm_params,
     "kl_ppo_lstm": sample_kl_ppo_lstm_params,
     "reinforce_lstm": sample_reinforce_params,
+    "spo": sample_spo_params,
 }
 
 #: The converters by rl_zoo3 algorithm name.
@@ -406,4 +449,5 @@ CONVERTERS: dict[str, Converter] = {
     "clip_ppo_lstm": convert_clip_ppo_lstm_params,
     "kl_ppo_lstm": convert_kl_ppo_lstm_params,
     "reinforce_lstm": convert_reinforce_params,
+    "spo": convert_spo_params,
 }

@@ -16,7 +16,7 @@ from stable_baselines3.common.envs import (
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants import REINFORCE, SPO, ClipPPO, KLPenaltyPPO
 from tests.conftest import ALGORITHMS
 
 ALL = ALGORITHMS
@@ -53,7 +53,7 @@ def _learn(model, steps: int):
 
 
 #: Pendulum's episodes last 200 steps: REINFORCE without a baseline needs one to end inside its rollout to learn
-PENDULUM_ROLLOUT = {ClipPPO: 64, KLPenaltyPPO: 64, REINFORCE: 256}
+PENDULUM_ROLLOUT = {ClipPPO: 64, KLPenaltyPPO: 64, REINFORCE: 256, SPO: 64}
 
 
 @pytest.mark.parametrize("cls", ALL)
@@ -72,7 +72,12 @@ def test_multi_input_policy(make_model, cls):
 
 
 #: FakeImageEnv's rewards are all 0, so REINFORCE's normalised weights are 0: its entropy bonus makes the gradient
-CNN_EXTRA: dict[type, dict] = {ClipPPO: dict(batch_size=16), KLPenaltyPPO: dict(batch_size=16), REINFORCE: dict(ent_coef=0.01)}
+CNN_EXTRA: dict[type, dict] = {
+    ClipPPO: dict(batch_size=16),
+    KLPenaltyPPO: dict(batch_size=16),
+    REINFORCE: dict(ent_coef=0.01),
+    SPO: dict(batch_size=16),
+}
 
 
 @pytest.mark.parametrize("cls", ALL)

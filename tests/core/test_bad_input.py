@@ -8,7 +8,7 @@ import pytest
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants import REINFORCE, SPO, ClipPPO, KLPenaltyPPO
 from tests.conftest import ALGORITHMS
 
 ALL = ALGORITHMS
@@ -75,6 +75,20 @@ PER_CLASS_CASES = {
         ("clip_range", -0.2, ValueError, "> 0"),
         ("clip_range", "0.2", TypeError, "lin_"),
         ("clip_range", {"eps": 0.2}, TypeError, "callable"),
+        # the asymmetric pair (eps_low, eps_high) of clip-higher
+        ("clip_range", (0.3, 0.2), ValueError, "got eps_low=0.3 > eps_high=0.2"),
+        ("clip_range", ["lin_0.3", "lin_0.2"], ValueError, "eps_high >= eps_low"),
+        ("clip_range", (0.2, "lin_0.28"), ValueError, "eps_low=0.2 > eps_high=0 at progress 0.0"),
+        (
+            "clip_range",
+            (0.2,),
+            ValueError,
+            "the pair (eps_low, eps_high), each a float > 0 or a schedule; got tuple of length 1",
+        ),
+        ("clip_range", [0.1, 0.2, 0.3], ValueError, "got list of length 3"),
+        ("clip_range", (0.0, 0.2), ValueError, "`eps_low` must be > 0.0"),
+        ("clip_range", (0.2, -0.1), ValueError, "`eps_high` must be > 0.0"),
+        ("clip_range", (None, 0.2), TypeError, "`eps_low` must be a float"),
         ("clip_range_vf", 0.0, ValueError, "> 0"),
         ("gae_lambda", 1.01, ValueError, "<= 1.0"),
         ("normalize_advantage", 1, TypeError, "bool"),
@@ -94,6 +108,15 @@ PER_CLASS_CASES = {
         ("adaptive_beta", "yes", TypeError, "bool"),
         ("clip_range", 0.0, ValueError, "> 0"),
     ],
+    SPO: [
+        *(case for case in CONTROL_CASES if case[0] != "dual_clip"),
+        ("epsilon", 0.0, ValueError, "must be > 0.0, got 0.0"),
+        ("epsilon", -0.2, ValueError, "must be > 0.0, got -0.2"),
+        ("epsilon", "lin_0.2", ValueError, "must stay > 0 over training"),
+        ("epsilon", lambda progress: 0.2 * progress, ValueError, "must stay > 0 over training"),
+        ("epsilon", None, TypeError, "must be a float or a schedule"),
+        ("epsilon", "0.2", TypeError, "lin_"),
+    ],
     REINFORCE: [
         ("normalize_returns", "episode", ValueError, "'batch', 'timestep', 'none'"),
         ("normalize_returns", None, ValueError, "'batch', 'timestep', 'none'"),
@@ -112,6 +135,13 @@ def test_bad_constructor_argument(cls, name, value, error, words):
     assert f"`{name}`" in message, message
     assert words in message, message
     assert cls.__name__ in message, message
+
+
+@pytest.mark.parametrize("name", ["clip_range", "dual_clip"])
+def test_spo_has_no_clip(name):
+    """SPO's epsilon takes the clip's role: ClipPPO's clip parameters are not SPO's (Python's own TypeError)."""
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'"):
+        SPO("MlpPolicy", "CartPole-v1", **{name: 0.2})
 
 
 def test_inverted_beta_bounds():

@@ -38,7 +38,7 @@ from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
 
-from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants import REINFORCE, SPO, ClipPPO, KLPenaltyPPO
 from tests.conftest import ALGORITHMS, TINY_NET, assert_same_parameters
 
 ALL = ALGORITHMS
@@ -48,9 +48,10 @@ OWN_LOG_KEYS = {
     ClipPPO: ("clip_fraction", "clip_range", "value_loss", "explained_variance"),
     KLPenaltyPPO: ("beta", "kl_target", "kl_penalty", "value_loss", "explained_variance"),
     REINFORCE: ("valid_fraction", "return_mean", "return_std", "policy_loss"),
+    SPO: ("boundary_fraction", "epsilon", "value_loss", "explained_variance"),
 }
 # adapted training state that must survive a save/load (besides num_timesteps and _n_updates)
-STATE = {ClipPPO: (), KLPenaltyPPO: ("current_beta",), REINFORCE: ()}
+STATE = {ClipPPO: (), KLPenaltyPPO: ("current_beta",), REINFORCE: (), SPO: ()}
 TINY = TINY_NET
 
 

@@ -623,6 +623,7 @@ WITNESSES: dict[str, list[tuple[int, str, str, Any]]] = {
     "numpy-scalars": [(0, "__init__", "seed", np.int64(3))],
     "linear-schedule-text": [(0, "__init__", "learning_rate", "lin_0.001")],
     "clip-range-none": [(0, "__init__", "clip_range", None)],
+    "clip-range-pair": [(0, "__init__", "clip_range", (0.2, 0.28))],
     "rollout-buffer-class": [(1, "__init__", "rollout_buffer_class", RolloutBuffer)],
     "total-timesteps": [(0, "learn", "total_timesteps", 0)],
     "log-interval": [(0, "learn", "log_interval", 0), (0, "learn", "log_interval", -1)],

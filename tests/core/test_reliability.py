@@ -7,7 +7,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
 
-from sb3_ppo_variants import REINFORCE, ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants import REINFORCE, SPO, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants._lean import twins
 from tests.conftest import ALGORITHMS, SHORT_RUN, assert_same_next_update
 
@@ -17,6 +17,7 @@ KWARGS = {
     ClipPPO: dict(n_epochs=3, policy_kwargs=None),
     KLPenaltyPPO: dict(n_epochs=3, kl_target=0.001, policy_kwargs=None),
     REINFORCE: dict(learning_rate="lin_0.01", policy_kwargs=None),
+    SPO: dict(n_epochs=3, policy_kwargs=None),
 }
 
 

@@ -19,9 +19,11 @@ import torch as th
 from optuna.trial import TrialState
 from scipy import stats
 
-from sb3_ppo_variants import ClipPPO, KLPenaltyPPO
+from sb3_ppo_variants import SPO, ClipPPO, KLPenaltyPPO
 from sb3_ppo_variants.ablation import __main__ as cli
 from sb3_ppo_variants.ablation.grid import (
+    EXTRA_GROUP,
+    EXTRA_SETTINGS,
     GRIDS,
     GROUPS,
     MEASURED_STEPS_PER_S,
@@ -32,6 +34,7 @@ from sb3_ppo_variants.ablation.grid import (
     Job,
     estimate_seconds,
     get_setting,
+    settings_in_table_order,
 )
 from sb3_ppo_variants.ablation.report import load_results, markdown_report, normalise, summarise
 from sb3_ppo_variants.ablation.runner import (
@@ -65,6 +68,9 @@ EXPECTED = {  # setting -> (class, attributes after construction)
     "fixed_kl_1": (KLPenaltyPPO, {"beta": 1.0, "adaptive_beta": False, "clip_range": None}),
     "fixed_kl_3": (KLPenaltyPPO, {"beta": 3.0, "adaptive_beta": False, "clip_range": None}),
     "fixed_kl_10": (KLPenaltyPPO, {"beta": 10.0, "adaptive_beta": False, "clip_range": None}),
+    # rows the paper does not have (issue 27)
+    "clip_higher_0.2_0.28": (ClipPPO, {}),
+    "spo_0.2": (SPO, {"epsilon": 0.2}),
 }
 
 
@@ -102,7 +108,8 @@ def test_setting_builds_the_right_model(name):
 
 
 def test_settings_follow_table_1():
-    assert [s.name for s in SETTINGS] == list(EXPECTED)
+    assert [s.name for s in SETTINGS] + [s.name for s in EXTRA_SETTINGS] == list(EXPECTED)
+    assert {s.group for s in EXTRA_SETTINGS} == {EXTRA_GROUP} and all(math.isnan(s.paper_score) for s in EXTRA_SETTINGS)
     assert [s.group for s in SETTINGS] == [GROUPS[0]] + [GROUPS[1]] * 3 + [GROUPS[2]] * 3 + [GROUPS[3]] * 4
     assert [s.paper_score for s in SETTINGS] == [-0.39, 0.76, 0.82, 0.70, 0.68, 0.74, 0.71, 0.62, 0.71, 0.72, 0.69]
     assert PAPER_HYPERPARAMS["n_steps"] == 2048 and PAPER_HYPERPARAMS["ent_coef"] == 0.0
@@ -298,6 +305,20 @@ def test_storage_resolution(tmp_path):
 
 
 @pytest.mark.integration
+def test_extra_rows_train_next_to_the_papers_and_report_without_a_paper_score(tmp_path):
+    """A grid may name SPO and clip-higher beside the paper's rows; the table shows them with no paper score."""
+    spec = GridSpec(("clip_0.2", "clip_higher_0.2_0.28", "spo_0.2"), (ENV,), (0,), 2048, random_episodes=3)
+    model = ClipPPO("MlpPolicy", ENV, device="cpu", **spec.model_kwargs("clip_higher_0.2_0.28"))
+    assert [side(1.0) for side in model.clip_range] == [0.2, 0.28]
+    assert [s.name for s in settings_in_table_order(reversed(spec.settings))] == list(spec.settings)
+    summary = run_ablation(spec, tmp_path, study_name="extra", progress_interval=0, log=lambda message: None)
+    assert summary.complete and summary.n_complete == 3
+    table = (tmp_path / "table.md").read_text()
+    assert "| Clipping, ε = 0.2 | **0.82** |" in table
+    assert "| Clip-higher, ε = (0.2, 0.28) | n/a |" in table and "| SPO, ε = 0.2 | n/a |" in table
+    assert estimate_seconds(spec, {ENV: {"clip_ppo": 1000.0, "kl_ppo": 500.0}}) == pytest.approx(3 * 2048 / 1000.0)
+
+
 def test_tiny_preset_end_to_end(tmp_path):
     """The tiny preset writes the results file (one record per job), the table and the plots."""
     spec = GRIDS["tiny"].spec

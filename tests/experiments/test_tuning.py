@@ -457,6 +457,7 @@ FAST_FIXED = {
     "clip_ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
     "kl_ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
     "reinforce": {"n_steps": 128},
+    "spo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
 }
 
 

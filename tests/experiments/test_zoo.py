@@ -222,7 +222,9 @@ def test_the_wheel_ships_the_repository_files(tmp_path: Path) -> None:
 
 
 def test_zoo_config_unknown_algo() -> None:
-    shipped = "clip_ppo, clip_ppo_lstm, clip_ppo_lstm_mask, clip_ppo_mask, kl_ppo, kl_ppo_lstm, kl_ppo_lstm_mask, kl_ppo_mask, "
+    shipped = (
+        "clip_ppo, clip_ppo_lstm, clip_ppo_lstm_mask, clip_ppo_mask, kl_ppo, kl_ppo_lstm, kl_ppo_lstm_mask, kl_ppo_mask, "
+    )
     shipped += "reinforce, reinforce_lstm, reinforce_lstm_mask, reinforce_mask"
     with pytest.raises(ValueError, match=f"ships one for {shipped}"):
         zoo_config("ppo")
@@ -276,6 +278,17 @@ def test_kl_ppo_config_is_ppo_with_the_kl_penalty() -> None:
     for env_id, entry in CONFIGS["kl_ppo"].items():
         base = {key: value for key, value in CONFIGS["clip_ppo"][env_id].items() if key != "clip_range"}
         assert entry == {**base, **KL_PPO_TUNED.get(env_id, {}), "kl_target": 0.01, "beta": 1.0}, env_id
+
+
+def test_spo_config_is_clip_ppos_with_epsilon_for_clip_range() -> None:
+    """zoo_configs/spo.yml is clip_ppo.yml (rl_zoo3's ppo.yml) with SPO's epsilon where PPO has a clip range: its value,
+    or the start value of a lin_ schedule (SPO refuses a decay to 0)."""
+    assert set(CONFIGS["spo"]) == set(CONFIGS["clip_ppo"])
+    for env_id, entry in CONFIGS["spo"].items():
+        base = dict(CONFIGS["clip_ppo"][env_id])
+        clip_range = base.pop("clip_range", None)
+        expected = {**base} if clip_range is None else {**base, "epsilon": float(str(clip_range).removeprefix("lin_"))}
+        assert entry == expected, env_id
 
 
 def test_presets_are_the_zoo_config_entries() -> None:
@@ -452,7 +465,7 @@ def test_sampler_fixed_points_build_valid_models(algo: str, env_id: str, where: 
 #: Every value of each control dimension of the PPO samplers (docs/controls.md).
 CONTROL_VALUES = [("clip_ppo", "dual_clip", value) for value in (None, 2.0, 3.0, 5.0)] + [
     (algo, name, value)
-    for algo in ("clip_ppo", "kl_ppo")
+    for algo in ("clip_ppo", "kl_ppo", "spo")
     for name, values in (
         ("adaptive_lr", (False, True)),
         ("clip_range_vf", (None, 0.1, 1.0)),

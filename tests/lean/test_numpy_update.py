@@ -65,6 +65,31 @@ def test_surrogate_loss_and_gradient_match_autograd(clip_range: float | None, du
         )
 
 
+#: ratios on and around the boundaries of clip-higher's [1 - 0.2, 1 + 0.28] and SPO's 1 -/+ 0.2, both signs and zero
+ASYMMETRIC_RATIO = np.array([0.5, 0.8, 0.8, 1.2, 1.25, 1.28, 1.28, 1.4, 1.4, 4.0, 1.0, 0.7], dtype=np.float32)
+ASYMMETRIC_ADV = np.array([1.0, 1.0, -1.0, 1.0, 1.0, 1.0, -1.0, 1.0, -1.0, -0.5, 0.0, -2.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize("clip_range, dual_clip", [((0.2, 0.28), None), ((0.2, 0.28), 3.0), ((0.1, 0.1), None)])
+def test_asymmetric_surrogate_loss_and_gradient_match_autograd(clip_range: Any, dual_clip: float | None) -> None:
+    ratio, advantages = ASYMMETRIC_RATIO, ASYMMETRIC_ADV
+    expected, (grad_ratio, _) = _grad(lambda r, a: losses.surrogate_loss(r, a, clip_range, dual_clip), ratio, advantages)
+    value, grad = numpy_losses.surrogate_loss(ratio, advantages, clip_range, dual_clip)
+    assert value == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(grad, grad_ratio, rtol=1e-6, atol=1e-8)
+    fractions = losses.clip_fractions(th.tensor(ratio), clip_range)
+    assert numpy_losses.clip_fractions(ratio, clip_range) == pytest.approx({k: float(v) for k, v in fractions.items()})
+
+
+@pytest.mark.parametrize("epsilon", [0.2, 0.05])
+def test_spo_loss_and_gradient_match_autograd(epsilon: float) -> None:
+    ratio, advantages = ASYMMETRIC_RATIO, ASYMMETRIC_ADV
+    expected, (grad_ratio, _) = _grad(lambda r, a: losses.spo_loss(r, a, epsilon), ratio, advantages)
+    value, grad = numpy_losses.spo_loss(ratio, advantages, epsilon)
+    assert value == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(grad, grad_ratio, rtol=1e-5, atol=1e-7)
+
+
 def test_dual_clip_without_clip_range_is_refused_as_in_torch() -> None:
     ratio, advantages = _surrogate_inputs()
     with pytest.raises(ValueError, match="needs a clip_range"):

@@ -24,12 +24,18 @@ CASES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "sb3_ppo_variants.clip_ppo.clip_ppo:ClipPPO": [
         ("CartPole-v1", dict(dual_clip=2.0)),
         ("Pendulum-v1", dict(use_sde=True, clip_range=None)),
+        ("CartPole-v1", dict(clip_range=(0.1, 0.3))),
+        ("Pendulum-v1", dict(clip_range=(0.2, 0.28), dual_clip=3.0)),
     ],
     "sb3_ppo_variants.kl_penalty_ppo.kl_penalty_ppo:KLPenaltyPPO": [
         ("CartPole-v1", {}),
         ("Pendulum-v1", dict(use_sde=True, clip_range=0.2, dual_clip=3.0)),
         ("CartPole-v1", dict(kl_estimator="sample_low_var")),
         ("Pendulum-v1", dict(kl_estimator="sample_log_ratio")),
+    ],
+    "sb3_ppo_variants.spo.spo:SPO": [
+        ("CartPole-v1", {}),
+        ("Pendulum-v1", dict(use_sde=True, epsilon=0.1, ent_coef=0.01)),
     ],
     "sb3_ppo_variants.reinforce.reinforce:REINFORCE": [
         ("CartPole-v1", {}),

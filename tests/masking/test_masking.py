@@ -1,4 +1,4 @@
-"""Invalid-action masking: MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE (sb3_ppo_variants.masking)."""
+"""Invalid-action masking: MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO (sb3_ppo_variants.masking)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,16 @@ from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch.distributions import Categorical, kl_divergence
 
-from sb3_ppo_variants import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE
+from sb3_ppo_variants import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO
 from sb3_ppo_variants.masking.kl import masked_categorical_kl, masked_closed_form_kl, masked_dist_params
 from sb3_ppo_variants.masking.masks import check_action_masks, mask_dim
 
-ALGOS = {"clip_ppo_mask": MaskableClipPPO, "kl_ppo_mask": MaskableKLPenaltyPPO, "reinforce_mask": MaskableREINFORCE}
+ALGOS = {
+    "clip_ppo_mask": MaskableClipPPO,
+    "kl_ppo_mask": MaskableKLPenaltyPPO,
+    "reinforce_mask": MaskableREINFORCE,
+    "spo_mask": MaskableSPO,
+}
 #: SB3's Adam arithmetic (our default is the fused kernel, equal up to float rounding)
 SB3_ADAM = dict(optimizer_kwargs=dict(eps=1e-5, fused=False, foreach=False))
 
