@@ -95,12 +95,14 @@ class MaskedCueCorridorEnv(gym.Env[np.ndarray, np.int64]):
         return np.concatenate(([False], self._open_doors))
 
     def render(self) -> np.ndarray | None:
+        """The observation above the action mask as an RGB image (``render_mode="rgb_array"``), else None."""
         if self.render_mode != "rgb_array":
             return None
         rows = np.stack([self._observation(), np.concatenate((self.action_masks(), [False]))]).astype(np.uint8) * 255
         return np.repeat(np.repeat(rows, 8, axis=0), 8, axis=1)[..., None].repeat(3, axis=2)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """A new episode: a new cue, and the doors that will be locked at the choice."""
         super().reset(seed=seed)
         self._t = 0
         self._cue = int(self.np_random.integers(self.n_cues))
@@ -110,6 +112,7 @@ class MaskedCueCorridorEnv(gym.Env[np.ndarray, np.int64]):
         return self._observation(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
+        """Walk on, or open a door (see the class docstring for the rewards and the illegal actions)."""
         action = int(action)
         if not self.action_masks()[action]:
             self.illegal_actions += 1
@@ -135,9 +138,11 @@ class IllegalActionCounter(gym.Wrapper):
         self.actions = 0
 
     def action_masks(self) -> np.ndarray:
+        """The wrapped environment's legal actions."""
         return np.asarray(self.env.unwrapped.action_masks())  # type: ignore[attr-defined]
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict]:
+        """The wrapped environment's step, counted (and flagged in ``info``) when ``action`` is illegal."""
         legal = bool(self.action_masks()[int(action)])
         self.actions += 1
         self.illegal_actions += not legal

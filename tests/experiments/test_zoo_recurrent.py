@@ -33,9 +33,9 @@ from tests.experiments.test_zoo import (
     LIN_KEYS,
     ZOO_KEYS,
     ZOO_PASSES,
+    _built_model,
     _corner,
     _eval_like_rl_zoo3,
-    _experiment_manager,
     _load_yaml,
     _zoo,
     _zoo_yaml,
@@ -124,14 +124,7 @@ def test_kl_ppo_lstm_config_is_clip_ppo_lstm_with_the_kl_penalty() -> None:
 @pytest.mark.parametrize(("algo", "env_id"), ENTRIES)
 def test_config_entry_builds_through_rl_zoo3(algo: str, env_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    try:
-        result = _experiment_manager(algo, env_id, tmp_path).setup_experiment()
-    except Exception as exc:  # pragma: no cover - only where an optional env package is missing
-        if "DependencyNotInstalled" in type(exc).__name__:
-            pytest.skip(f"{env_id} needs an optional package: {exc}")
-        raise
-    assert result is not None
-    model, _ = result
+    model = _built_model(algo, env_id, tmp_path)
     entry = CONFIGS[algo][env_id]
     assert type(model) is RECURRENT_ALGOS[algo]
     assert isinstance(model.policy, RecurrentActorCriticPolicy)
