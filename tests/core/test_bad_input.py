@@ -107,6 +107,7 @@ PER_CLASS_CASES = {
         ("kl_estimator", "exact", ValueError, "'closed_form', 'sample_low_var', 'sample_log_ratio'"),
         ("adaptive_beta", "yes", TypeError, "bool"),
         ("clip_range", 0.0, ValueError, "> 0"),
+        ("clip_range", (0.2, 0.28), TypeError, "a float, a callable schedule"),  # the asymmetric pair is ClipPPO's only
     ],
     SPO: [
         *(case for case in CONTROL_CASES if case[0] != "dual_clip"),
