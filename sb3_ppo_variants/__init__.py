@@ -8,17 +8,24 @@
   with invalid-action masking (sb3-contrib's maskable policies, buffers and ``action_masks()`` environments)
 - :class:`RecurrentClipPPO`, :class:`RecurrentKLPenaltyPPO`, :class:`RecurrentREINFORCE`: the same with an LSTM policy
   (sb3-contrib's recurrent policies and buffers), and :class:`MaskableRecurrentClipPPO`,
-  :class:`MaskableRecurrentKLPenaltyPPO`, :class:`MaskableRecurrentREINFORCE` with masking as well
+  :class:`MaskableRecurrentKLPenaltyPPO`, :class:`MaskableRecurrentREINFORCE` with masking as well; the same for SPO
+  (:class:`RecurrentSPO`, :class:`MaskableRecurrentSPO`)
 """
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.kl_penalty_ppo import KLPenaltyPPO
 from sb3_ppo_variants.masking import MaskableClipPPO, MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO
-from sb3_ppo_variants.recurrent.algorithms import RecurrentClipPPO, RecurrentKLPenaltyPPO, RecurrentREINFORCE
+from sb3_ppo_variants.recurrent.algorithms import (
+    RecurrentClipPPO,
+    RecurrentKLPenaltyPPO,
+    RecurrentREINFORCE,
+    RecurrentSPO,
+)
 from sb3_ppo_variants.recurrent.maskable import (
     MaskableRecurrentClipPPO,
     MaskableRecurrentKLPenaltyPPO,
     MaskableRecurrentREINFORCE,
+    MaskableRecurrentSPO,
 )
 from sb3_ppo_variants.registry import ALGOS
 from sb3_ppo_variants.reinforce import REINFORCE
@@ -38,9 +45,11 @@ __all__ = [
     "MaskableRecurrentClipPPO",
     "MaskableRecurrentKLPenaltyPPO",
     "MaskableRecurrentREINFORCE",
+    "MaskableRecurrentSPO",
     "MaskableSPO",
     "RecurrentClipPPO",
     "RecurrentKLPenaltyPPO",
     "RecurrentREINFORCE",
+    "RecurrentSPO",
     "__version__",
 ]

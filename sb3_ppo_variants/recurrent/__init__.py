@@ -1,7 +1,8 @@
 """Recurrent (LSTM) variants of our algorithms, on sb3-contrib's recurrent policies and buffers (``docs/recurrent.md``).
 
-:class:`RecurrentClipPPO`, :class:`RecurrentKLPenaltyPPO`, :class:`RecurrentREINFORCE`, and with invalid-action masking
-:class:`MaskableRecurrentClipPPO`, :class:`MaskableRecurrentKLPenaltyPPO`, :class:`MaskableRecurrentREINFORCE`.
+:class:`RecurrentClipPPO`, :class:`RecurrentKLPenaltyPPO`, :class:`RecurrentREINFORCE`, :class:`RecurrentSPO`, and with
+invalid-action masking :class:`MaskableRecurrentClipPPO`, :class:`MaskableRecurrentKLPenaltyPPO`,
+:class:`MaskableRecurrentREINFORCE`, :class:`MaskableRecurrentSPO`.
 The classes are loaded on first access: the fast wing reads this package's calls and policies while the algorithms
 it serves are still being imported.
 """
@@ -15,10 +16,12 @@ _EXPORTS = {
     "RecurrentClipPPO": "algorithms",
     "RecurrentKLPenaltyPPO": "algorithms",
     "RecurrentREINFORCE": "algorithms",
+    "RecurrentSPO": "algorithms",
     "RecurrentAlgorithmMixin": "algorithms",
     "MaskableRecurrentClipPPO": "maskable",
     "MaskableRecurrentKLPenaltyPPO": "maskable",
     "MaskableRecurrentREINFORCE": "maskable",
+    "MaskableRecurrentSPO": "maskable",
     "MaskableRecurrentActorCriticPolicy": "policies",
 }
 

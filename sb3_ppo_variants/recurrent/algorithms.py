@@ -1,4 +1,4 @@
-"""RecurrentClipPPO, RecurrentKLPenaltyPPO, RecurrentREINFORCE: our three objectives with an LSTM policy.
+"""RecurrentClipPPO, RecurrentKLPenaltyPPO, RecurrentREINFORCE, RecurrentSPO: our objectives with an LSTM policy.
 
 Each is its memoryless algorithm (same loss, same shared rollout and update loop) combined with
 :class:`RecurrentAlgorithmMixin`, which plugs sb3-contrib's recurrent machinery into the loop's hooks:
@@ -47,6 +47,7 @@ from sb3_ppo_variants.recurrent.buffers import (
 from sb3_ppo_variants.recurrent.calls import RealSteps, RecurrentPolicyCalls
 from sb3_ppo_variants.recurrent.states import check_recurrent_predict
 from sb3_ppo_variants.reinforce import REINFORCE
+from sb3_ppo_variants.spo import SPO
 
 
 class RecurrentAlgorithmMixin:
@@ -283,3 +284,21 @@ class RecurrentREINFORCE(RecurrentAlgorithmMixin, REINFORCE):
 
     def _required_rollout_buffer_reason(self) -> str:
         return "(REINFORCE's normalised reward-to-go in padded sequences, with the LSTM states of each step)"
+
+
+class RecurrentSPO(RecurrentAlgorithmMixin, SPO):
+    """:class:`~sb3_ppo_variants.SPO` with an LSTM policy: SPO's quadratic penalty on the ratio, averaged over the real
+    steps of the padded sequences. Parameters are SPO's, with ``RecurrentPPO``'s ``n_steps=128`` and
+    ``batch_size=128``; ``policy`` is a ``RecurrentActorCriticPolicy``.
+    """
+
+    def __init__(
+        self,
+        policy: str | type[RecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 128,
+        batch_size: int | None = 128,
+        **kwargs: Any,
+    ):
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)

@@ -1,4 +1,5 @@
-"""MaskableRecurrentClipPPO, MaskableRecurrentKLPenaltyPPO, MaskableRecurrentREINFORCE: memory and action masking at once.
+"""MaskableRecurrentClipPPO, MaskableRecurrentKLPenaltyPPO, MaskableRecurrentREINFORCE, MaskableRecurrentSPO: memory
+and action masking at once.
 
 Each is composed of the two feature mixins and the algorithm, with no third copy of either feature:
 :class:`~sb3_ppo_variants.recurrent.algorithms.RecurrentAlgorithmMixin` (LSTM states through rollouts and padded
@@ -19,7 +20,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
-from sb3_ppo_variants.masking import MaskableKLPenaltyPPO, MaskableREINFORCE
+from sb3_ppo_variants.masking import MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO
 from sb3_ppo_variants.masking.algorithms import MaskableAlgorithmMixin
 from sb3_ppo_variants.masking.masks import mask_dim
 from sb3_ppo_variants.recurrent.algorithms import RecurrentAlgorithmMixin, _RecurrentKLMixin
@@ -110,3 +111,19 @@ class MaskableRecurrentREINFORCE(_MaskableRecurrentMixin, RecurrentAlgorithmMixi
 
     def _default_recurrent_buffer(self, dict_obs: bool) -> type[RolloutBuffer]:
         return RecurrentDictRewardToGoRolloutBuffer if dict_obs else RecurrentRewardToGoRolloutBuffer
+
+
+class MaskableRecurrentSPO(_MaskableRecurrentMixin, RecurrentAlgorithmMixin, MaskableSPO):  # type: ignore[misc]
+    """:class:`~sb3_ppo_variants.recurrent.RecurrentSPO` with invalid-action masking. Parameters are RecurrentSPO's;
+    ``policy`` as :class:`MaskableRecurrentClipPPO`'s."""
+
+    def __init__(
+        self,
+        policy: str | type[MaskableRecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 128,
+        batch_size: int | None = 128,
+        **kwargs: Any,
+    ):
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)

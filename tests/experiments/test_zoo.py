@@ -226,7 +226,10 @@ VARIANTS = ("", "_lstm", "_lstm_mask", "_mask")
 
 
 def test_zoo_config_unknown_algo() -> None:
-    shipped = ", ".join(f"{algo}{variant}" for algo in ("clip_ppo", "kl_ppo", "reinforce") for variant in VARIANTS) + ", spo, spo_mask"
+    shipped = (
+        ", ".join(f"{algo}{variant}" for algo in ("clip_ppo", "kl_ppo", "reinforce") for variant in VARIANTS)
+        + ", spo, spo_mask"
+    )
     with pytest.raises(ValueError, match=f"ships one for {shipped}"):
         zoo_config("ppo")
 

@@ -21,9 +21,11 @@ from sb3_ppo_variants import (
     MaskableRecurrentClipPPO,
     MaskableRecurrentKLPenaltyPPO,
     MaskableRecurrentREINFORCE,
+    MaskableRecurrentSPO,
     RecurrentClipPPO,
     RecurrentKLPenaltyPPO,
     RecurrentREINFORCE,
+    RecurrentSPO,
 )
 from sb3_ppo_variants.kl_penalty_ppo.kl import closed_form_kl
 from sb3_ppo_variants.masking.masks import ActionMaskError
@@ -263,3 +265,32 @@ def test_masked_recurrent_predict_refuses_masks_of_the_wrong_shape():
         model.predict(np.zeros((3, 4), dtype=np.float32), action_masks=np.ones((3, 5), dtype=bool))
     action, state = model.predict(np.zeros((3, 4), dtype=np.float32), action_masks=np.array([[False, True]] * 3))
     assert np.all(action == 1) and state[0].shape == (1, 3, 16)
+
+
+# ---------------------------------------------------------------------------------------------- 5. the 2025 objectives
+
+
+def test_recurrent_spo_first_step_is_the_clipped_surrogate_step():
+    """At the first gradient step the ratio is 1: SPO's penalty has zero gradient and the clip is inactive, so one
+    update of one minibatch moves the parameters as ClipPPO's does; a second epoch (ratio != 1) tells them apart."""
+    kwargs = dict(n_steps=32, batch_size=None, n_epochs=1, policy_kwargs=LSTM, seed=5, device="cpu")
+    clip = RecurrentClipPPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), **kwargs).learn(64)
+    spo = RecurrentSPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), **kwargs).learn(64)
+    assert (_params(clip) - _params(spo)).abs().max() <= 1e-6
+    kwargs["n_epochs"] = 3
+    clip = RecurrentClipPPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), **kwargs).learn(64)
+    spo = RecurrentSPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), **kwargs).learn(64)
+    assert (_params(clip) - _params(spo)).abs().max() > 1e-6
+
+
+def test_recurrent_clip_higher_with_equal_sides_is_the_symmetric_clip():
+    kwargs = dict(**SETTINGS["CartPoleNoVel-v1"], policy_kwargs=LSTM, seed=3, device="cpu")
+    symmetric = RecurrentClipPPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), clip_range=0.2, **kwargs).learn(192)
+    pair = RecurrentClipPPO("MlpLstmPolicy", _env("CartPoleNoVel-v1"), clip_range=(0.2, 0.2), **kwargs).learn(192)
+    assert th.equal(_params(symmetric), _params(pair))
+
+
+def test_masked_recurrent_spo_keeps_to_the_legal_actions():
+    env = make_vec_env(lambda: ActionMasker(gym.make("CartPoleNoVel-v1"), lambda e: np.array([False, True])), n_envs=2)
+    model = MaskableRecurrentSPO("MlpLstmPolicy", env, n_steps=32, batch_size=16, policy_kwargs=LSTM, seed=0).learn(128)
+    assert np.all(model.rollout_buffer.actions == 1)
