@@ -222,7 +222,23 @@ class _RecurrentKLMixin:
         return super()._required_rollout_buffer_reason()  # type: ignore[misc,no-any-return]
 
 
-class RecurrentClipPPO(RecurrentAlgorithmMixin, ClipPPO):
+class RecurrentPPODefaults:
+    """``RecurrentPPO``'s defaults where they differ from PPO's (``n_steps=128``, ``batch_size=128``), for the recurrent
+    PPO-family classes (put it first in the bases); every other parameter is the algorithm's."""
+
+    def __init__(
+        self,
+        policy: str | type[RecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 128,
+        batch_size: int | None = 128,
+        **kwargs: Any,
+    ):
+        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)  # type: ignore[call-arg]
+
+
+class RecurrentClipPPO(RecurrentPPODefaults, RecurrentAlgorithmMixin, ClipPPO):
     """:class:`~sb3_ppo_variants.ClipPPO` with an LSTM policy: sb3-contrib's ``RecurrentPPO`` on our loop.
 
     Parameters are ClipPPO's, with ``RecurrentPPO``'s defaults where they differ (``n_steps=128``,
@@ -231,19 +247,8 @@ class RecurrentClipPPO(RecurrentAlgorithmMixin, ClipPPO):
     arguments, seed and ``numerics="sb3"``, it computes what ``RecurrentPPO`` computes (up to float rounding).
     """
 
-    def __init__(
-        self,
-        policy: str | type[RecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 128,
-        batch_size: int | None = 128,
-        **kwargs: Any,
-    ):
-        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)
 
-
-class RecurrentKLPenaltyPPO(_RecurrentKLMixin, RecurrentAlgorithmMixin, KLPenaltyPPO):
+class RecurrentKLPenaltyPPO(RecurrentPPODefaults, _RecurrentKLMixin, RecurrentAlgorithmMixin, KLPenaltyPPO):
     """:class:`~sb3_ppo_variants.KLPenaltyPPO` with an LSTM policy.
 
     The KL against the old distribution is read per real step (the closed form from the distribution stored with each
@@ -251,17 +256,6 @@ class RecurrentKLPenaltyPPO(_RecurrentKLMixin, RecurrentAlgorithmMixin, KLPenalt
     Parameters are KLPenaltyPPO's, with ``RecurrentPPO``'s ``n_steps=128`` and ``batch_size=128``; ``policy`` is a
     ``RecurrentActorCriticPolicy``.
     """
-
-    def __init__(
-        self,
-        policy: str | type[RecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 128,
-        batch_size: int | None = 128,
-        **kwargs: Any,
-    ):
-        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)
 
     def _default_recurrent_buffer(self, dict_obs: bool) -> type[RolloutBuffer]:
         return RecurrentDictSequenceRolloutBuffer if dict_obs else RecurrentSequenceRolloutBuffer
@@ -286,19 +280,8 @@ class RecurrentREINFORCE(RecurrentAlgorithmMixin, REINFORCE):
         return "(REINFORCE's normalised reward-to-go in padded sequences, with the LSTM states of each step)"
 
 
-class RecurrentSPO(RecurrentAlgorithmMixin, SPO):
+class RecurrentSPO(RecurrentPPODefaults, RecurrentAlgorithmMixin, SPO):
     """:class:`~sb3_ppo_variants.SPO` with an LSTM policy: SPO's quadratic penalty on the ratio, averaged over the real
     steps of the padded sequences. Parameters are SPO's, with ``RecurrentPPO``'s ``n_steps=128`` and
     ``batch_size=128``; ``policy`` is a ``RecurrentActorCriticPolicy``.
     """
-
-    def __init__(
-        self,
-        policy: str | type[RecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 128,
-        batch_size: int | None = 128,
-        **kwargs: Any,
-    ):
-        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)

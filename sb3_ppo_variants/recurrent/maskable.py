@@ -17,13 +17,12 @@ from typing import Any, ClassVar
 import numpy as np
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
 
 from sb3_ppo_variants.clip_ppo import ClipPPO
 from sb3_ppo_variants.masking import MaskableKLPenaltyPPO, MaskableREINFORCE, MaskableSPO
 from sb3_ppo_variants.masking.algorithms import MaskableAlgorithmMixin
 from sb3_ppo_variants.masking.masks import mask_dim
-from sb3_ppo_variants.recurrent.algorithms import RecurrentAlgorithmMixin, _RecurrentKLMixin
+from sb3_ppo_variants.recurrent.algorithms import RecurrentAlgorithmMixin, RecurrentPPODefaults, _RecurrentKLMixin
 from sb3_ppo_variants.recurrent.buffers import RecurrentDictRewardToGoRolloutBuffer, RecurrentRewardToGoRolloutBuffer
 from sb3_ppo_variants.recurrent.policies import (
     MaskableCnnLstmPolicy,
@@ -67,7 +66,9 @@ class _MaskableRecurrentMixin:
         return super().predict(observation, state, episode_start, deterministic, action_masks=action_masks)  # type: ignore[misc,no-any-return]
 
 
-class MaskableRecurrentClipPPO(_MaskableRecurrentMixin, RecurrentAlgorithmMixin, MaskableAlgorithmMixin, ClipPPO):  # type: ignore[misc]
+class MaskableRecurrentClipPPO(  # type: ignore[misc]
+    RecurrentPPODefaults, _MaskableRecurrentMixin, RecurrentAlgorithmMixin, MaskableAlgorithmMixin, ClipPPO
+):
     """:class:`~sb3_ppo_variants.recurrent.RecurrentClipPPO` with invalid-action masking.
 
     Parameters are RecurrentClipPPO's; ``policy`` is a
@@ -76,33 +77,13 @@ class MaskableRecurrentClipPPO(_MaskableRecurrentMixin, RecurrentAlgorithmMixin,
     ``predict(obs, state, episode_start, deterministic, action_masks)``.
     """
 
-    def __init__(
-        self,
-        policy: str | type[MaskableRecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 128,
-        batch_size: int | None = 128,
-        **kwargs: Any,
-    ):
-        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)
 
-
-class MaskableRecurrentKLPenaltyPPO(_MaskableRecurrentMixin, _RecurrentKLMixin, RecurrentAlgorithmMixin, MaskableKLPenaltyPPO):  # type: ignore[misc]
+class MaskableRecurrentKLPenaltyPPO(  # type: ignore[misc]
+    RecurrentPPODefaults, _MaskableRecurrentMixin, _RecurrentKLMixin, RecurrentAlgorithmMixin, MaskableKLPenaltyPPO
+):
     """:class:`~sb3_ppo_variants.recurrent.RecurrentKLPenaltyPPO` with invalid-action masking: the closed-form KL over
     the legal actions of each real step. Parameters are RecurrentKLPenaltyPPO's; ``policy`` as
     :class:`MaskableRecurrentClipPPO`'s."""
-
-    def __init__(
-        self,
-        policy: str | type[MaskableRecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 128,
-        batch_size: int | None = 128,
-        **kwargs: Any,
-    ):
-        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)
 
 
 class MaskableRecurrentREINFORCE(_MaskableRecurrentMixin, RecurrentAlgorithmMixin, MaskableREINFORCE):  # type: ignore[misc]
@@ -113,17 +94,6 @@ class MaskableRecurrentREINFORCE(_MaskableRecurrentMixin, RecurrentAlgorithmMixi
         return RecurrentDictRewardToGoRolloutBuffer if dict_obs else RecurrentRewardToGoRolloutBuffer
 
 
-class MaskableRecurrentSPO(_MaskableRecurrentMixin, RecurrentAlgorithmMixin, MaskableSPO):  # type: ignore[misc]
+class MaskableRecurrentSPO(RecurrentPPODefaults, _MaskableRecurrentMixin, RecurrentAlgorithmMixin, MaskableSPO):  # type: ignore[misc]
     """:class:`~sb3_ppo_variants.recurrent.RecurrentSPO` with invalid-action masking. Parameters are RecurrentSPO's;
     ``policy`` as :class:`MaskableRecurrentClipPPO`'s."""
-
-    def __init__(
-        self,
-        policy: str | type[MaskableRecurrentActorCriticPolicy],
-        env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 128,
-        batch_size: int | None = 128,
-        **kwargs: Any,
-    ):
-        super().__init__(policy, env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, **kwargs)
